@@ -1,0 +1,1 @@
+"""The per-device signed attendance log: entries, Merkle tree, checkpoints, storage, verification."""

@@ -1,0 +1,104 @@
+"""Checkpoints (c2sp.org/tlog-checkpoint@v1.0.0): a log's signed tree head, as a signed note.
+
+The body is origin, tree size, base64 root hash, then optional extension lines, each ending
+in a newline. ``open_checkpoint`` trusts a checkpoint only if the log's own key signed it.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ledger.errors import CheckpointError, UnverifiedNoteError
+from ledger.note import MAX_NOTE_SIZE, Note, Signer, Verifier, open_note, sign_note
+
+MAX_TREE_SIZE = 2**64 - 1  # sizes are uint64 in every implementation we interoperate with
+_SIZE = re.compile("0|[1-9][0-9]{0,19}")
+_BAD_CHAR = re.compile("[\x00-\x1f\ud800-\udfff]")  # controls (newline included) and lone surrogates
+
+
+def _check_line(line: str, what: str) -> None:
+    if not line:
+        raise CheckpointError(f"{what} is empty")
+    if _BAD_CHAR.search(line):
+        raise CheckpointError(f"{what} contains a control character or invalid Unicode")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A tree head of the log named ``origin``: ``size`` leaves with RFC 6962 root hash ``root``."""
+
+    origin: str
+    size: int
+    root: bytes
+    extensions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_line(self.origin, "origin")
+        if (
+            isinstance(self.size, bool)
+            or not isinstance(self.size, int)
+            or not 0 <= self.size <= MAX_TREE_SIZE
+        ):
+            raise CheckpointError(f"tree size must be an integer in 0..2^64-1, got {self.size!r}")
+        if not isinstance(self.root, bytes) or len(self.root) != 32:
+            raise CheckpointError("root hash must be 32 bytes")
+        for i, line in enumerate(self.extensions, start=4):
+            _check_line(line, f"extension line {i}")
+
+    def body(self) -> str:
+        """The note text to sign: one field per line, each ending in a newline."""
+        lines = [self.origin, str(self.size), base64.b64encode(self.root).decode(), *self.extensions]
+        return "".join(line + "\n" for line in lines)
+
+    @classmethod
+    def parse(cls, text: str) -> Checkpoint:
+        """Parse a checkpoint body strictly; CheckpointError names the first problem."""
+        if len(text) > MAX_NOTE_SIZE:
+            raise CheckpointError(f"checkpoint larger than {MAX_NOTE_SIZE} characters")
+        if not text.endswith("\n"):
+            raise CheckpointError("checkpoint must end with a newline")
+        lines = text[:-1].split("\n")
+        if len(lines) < 3:
+            raise CheckpointError("checkpoint needs origin, size and root hash lines")
+        origin, size, root, *extensions = lines
+        _check_line(origin, "origin")
+        if not _SIZE.fullmatch(size):
+            raise CheckpointError(f"tree size {size[:30]!r} is not a decimal without leading zeroes")
+        raw = _decode_root(root)
+        return cls(origin, int(size), raw, tuple(extensions))
+
+
+def _decode_root(text: str) -> bytes:
+    """Standard base64 of exactly 32 bytes, in its one canonical spelling."""
+    try:
+        raw = base64.b64decode(text, validate=True) if text.isascii() else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != 32 or base64.b64encode(raw).decode() != text:
+        raise CheckpointError(f"root hash {text[:60]!r} is not base64 of 32 bytes")
+    return raw
+
+
+def sign_checkpoint(cp: Checkpoint, signer: Signer) -> str:
+    """The checkpoint as a signed note, signed by the log's key (whose name should be the origin)."""
+    return sign_note(cp.body(), signer)
+
+
+def open_checkpoint(
+    note: str, verifiers: Iterable[Verifier], *, log_name: str | None = None
+) -> tuple[Checkpoint, Note]:
+    """Verify a signed checkpoint, then parse it.
+
+    Besides the signed-note rules, a signature by the log key must have verified: the trusted
+    verifier named like the origin (or ``log_name`` for logs such as sum.golang.org whose key
+    name differs). Witness cosignatures alone never make a checkpoint trusted.
+    """
+    opened = open_note(note, verifiers)
+    cp = Checkpoint.parse(opened.text)
+    name = cp.origin if log_name is None else log_name
+    if not any(sig.name == name for sig in opened.verified):
+        raise UnverifiedNoteError(f"checkpoint is not signed by its log key {name!r}")
+    return cp, opened

@@ -1,0 +1,109 @@
+"""``kgate verify``, ``kgate ledger checkpoint`` and ``kgate ledger vkey``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from kgate.errors import UsageError
+from ledger.errors import LedgerError, StorageError
+from ledger.store import open_reader
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise StorageError(f"cannot read {what} {path}: {exc.strerror}") from None
+    if len(data) > 1 << 20:
+        raise StorageError(f"{what} {path} is larger than 1 MiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise StorageError(f"{what} {path} is not UTF-8 text") from None
+
+
+def verify_path(path: Path, *, presented: str | None = None, vkey: str | None = None) -> dict[str, Any]:
+    """Verify a device ledger or a register database; returns a JSON-able summary."""
+    if _is_register(path):
+        from register.verify import verify_register  # noqa: PLC0415 - only register files need it
+
+        if presented is not None or vkey is not None:
+            raise UsageError("--checkpoint and --vkey apply to device ledgers, not register databases")
+        report = verify_register(path)
+        return {"kind": "register", **{k: v for k, v in vars(report).items() if not k.startswith("_")}}
+    from ledger.verify import verify_ledger  # noqa: PLC0415
+
+    r = verify_ledger(path, presented=presented, vkey=vkey)
+    return {"kind": "ledger", "origin": r.origin, "size": r.size, "checkpoints": r.checkpoints}
+
+
+def _is_register(path: Path) -> bool:
+    """Register databases mark themselves with PRAGMA application_id (register/store)."""
+    try:
+        with path.open("rb") as f:
+            header = f.read(100)
+    except OSError:
+        return False
+    return len(header) == 100 and header[:16] == b"SQLite format 3\x00" and header[68:72] == b"kgrg"
+
+
+def _verify(args: argparse.Namespace) -> int:
+    presented = _read_text(args.checkpoint, "checkpoint") if args.checkpoint else None
+    summary = verify_path(args.path, presented=presented, vkey=args.vkey)
+    if args.json:
+        print(json.dumps({"ok": True, **summary}, sort_keys=True))
+    elif summary["kind"] == "ledger":
+        print(
+            f"ok: {summary['origin']}: {summary['size']} entries, "
+            f"{summary['checkpoints']} signed checkpoints verified"
+        )
+    else:
+        print(f"ok: register database: {summary}")
+    return 0
+
+
+def _checkpoint(args: argparse.Namespace) -> int:
+    with open_reader(args.path) as reader:
+        print(reader.checkpoint(), end="")
+    return 0
+
+
+def _vkey(args: argparse.Namespace) -> int:
+    with open_reader(args.path) as reader:
+        print(reader.vkey)
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="verify a device ledger or register database (exit 0 ok, 1 invalid, 2 unreadable)",
+        description="Check every entry, the Merkle tree, every stored checkpoint's signature and their "
+        "consistency. Exit 0 when valid, 1 when invalid (the first bad entry is named on stderr), "
+        "2 when the input is unreadable.",
+    )
+    p.add_argument("path", type=Path, metavar="PATH", help="ledger.db or register.db")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="FILE",
+        help="a signed checkpoint the ledger must be consistent with",
+    )
+    p.add_argument("--vkey", help="the device's verifier key to require (default: the one in the file)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=_verify)
+
+    ledger = sub.add_parser("ledger", help="inspect a device ledger", description="Inspect a device ledger.")
+    lsub = ledger.add_subparsers(dest="ledger_command", metavar="COMMAND", required=True)
+    c = lsub.add_parser("checkpoint", help="print the newest signed checkpoint (a signed note)")
+    c.add_argument("path", type=Path, metavar="PATH")
+    c.set_defaults(func=_checkpoint)
+    v = lsub.add_parser("vkey", help="print the device's verifier key (note vkey form)")
+    v.add_argument("path", type=Path, metavar="PATH")
+    v.set_defaults(func=_vkey)
+
+
+__all__ = ["LedgerError", "add_commands", "verify_path"]

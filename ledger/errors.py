@@ -1,0 +1,69 @@
+"""Exceptions of the ledger package: one tree, each also the closest builtin."""
+
+from kgate.errors import KgateError
+
+
+class LedgerError(KgateError):
+    """Base class of ledger errors."""
+
+
+class NoteError(LedgerError, ValueError):
+    """A signed note or key could not be parsed or verified."""
+
+
+class MalformedNoteError(NoteError):
+    """The note text or a signature line is not in c2sp.org/signed-note form."""
+
+
+class InvalidSignatureError(NoteError):
+    """A signature by a known key does not verify."""
+
+
+class UnverifiedNoteError(NoteError):
+    """No signature on the note is by a key the caller trusts."""
+
+
+class BadKeyError(NoteError):
+    """A vkey/skey string is malformed, has the wrong length, hash or algorithm."""
+
+
+class CheckpointError(LedgerError, ValueError):
+    """A checkpoint body is malformed."""
+
+
+class ProofError(LedgerError, ValueError):
+    """An inclusion or consistency proof does not verify."""
+
+
+class EntryError(LedgerError, ValueError):
+    """An entry's bytes are not a valid canonical entry."""
+
+
+class StorageError(LedgerError, OSError):
+    """The ledger database cannot be opened or written (corrupt, not SQLite, disk full, locked)."""
+
+
+class KeyFileError(LedgerError, PermissionError):
+    """The device key file is missing, unreadable, or has unsafe mode/owner."""
+
+
+class VerificationError(LedgerError):
+    """The ledger is invalid; ``index`` names the first bad entry (or None when not entry-specific)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+class LedgerBusy(StorageError):
+    """Another process holds the write lock longer than the busy timeout; retry later."""
+
+
+class DiskFull(StorageError):
+    """The disk is full; nothing was written. Retry once space is freed."""
+
+
+class CorruptLedger(StorageError):
+    """The file is not a kgate ledger, not SQLite, or fails SQLite's integrity check."""

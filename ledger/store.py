@@ -1,0 +1,426 @@
+"""The device's signed log in SQLite: append (durably, one signed checkpoint per append), read, prove.
+
+Durability rules (docs/ledger.md): WAL with ``synchronous=FULL``, both set and asserted at open;
+every append is one ``BEGIN IMMEDIATE`` … ``COMMIT`` holding the entry, the new Merkle hashes and the
+new signed checkpoint; :meth:`Ledger.append` returns only after COMMIT returned, so whatever the
+caller acknowledges (screen, sound) is on disk. Nothing is ever deleted or updated in place except the
+single "newest checkpoint" row.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Self, TypeVar
+
+import sqlite_utils
+
+from ledger.checkpoint import Checkpoint, sign_checkpoint
+from ledger.clock import Clock, SystemClock
+from ledger.entry import Entry, EvidenceValue, encode_entry
+from ledger.errors import CorruptLedger, DiskFull, LedgerBusy, LedgerError, StorageError
+from ledger.keys import load_key, load_or_create_key
+from ledger.merkle import CompactRange, consistency_proof, inclusion_proof, leaf_hash, tree_hash
+from ledger.note import Ed25519Signer, Ed25519Verifier
+
+APPLICATION_ID: Final = 0x6B676C67  # "kglg": marks the file as a kgate ledger (PRAGMA application_id)
+KIND: Final = "kgate-ledger"
+RETAIN_EVERY: Final = 16  # keep every 16th checkpoint for audit, besides the newest (docs/ledger.md)
+BUSY_TIMEOUT_MS: Final = 5000
+_LEVEL_SHIFT: Final = 56  # hashes are keyed by (level << 56) | index: one integer primary key
+
+T = TypeVar("T")
+
+
+def hash_id(level: int, index: int) -> int:
+    """The integer key of the complete-subtree hash at (level, index)."""
+    return (level << _LEVEL_SHIFT) | index
+
+
+@dataclass(frozen=True)
+class Appended:
+    """What one durable append produced: the entry's position and bytes and the signed checkpoint."""
+
+    index: int
+    data: bytes
+    checkpoint: str
+
+
+def storage_error(exc: sqlite3.Error, path: Path | str) -> StorageError:
+    """Translate SQLite's error into the ledger's tree, keeping the message precise."""
+    msg = str(exc)
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL or "disk is full" in msg:
+        return DiskFull(f"disk full while writing {path}; nothing was written")
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in msg:
+        return LedgerBusy(f"{path} is locked by another process")
+    if isinstance(exc, sqlite3.DatabaseError) and (
+        code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
+        or "not a database" in msg
+        or "malformed" in msg
+    ):
+        return CorruptLedger(f"{path} is not a readable kgate ledger ({msg})")
+    return StorageError(f"{path}: {msg}")
+
+
+def sqlite_uri(path: Path, *, readonly: bool = False, vfs: str | None = None) -> str:
+    params = [p for p in ("mode=ro" if readonly else "", f"vfs={vfs}" if vfs else "") if p]
+    return path.resolve().as_uri() + ("?" + "&".join(params) if params else "")
+
+
+def connect(path: Path, *, readonly: bool = False, vfs: str | None = None) -> sqlite3.Connection:
+    """A connection in autocommit mode (we issue BEGIN/COMMIT ourselves) with durable settings."""
+    try:
+        conn = sqlite3.connect(
+            sqlite_uri(path, readonly=readonly, vfs=vfs),
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+        )
+    except sqlite3.Error as exc:
+        raise storage_error(exc, path) from None
+    try:
+        if not readonly:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":
+                raise StorageError(f"{path}: cannot switch to WAL journal mode (got {mode!r})")
+        conn.execute("PRAGMA synchronous=FULL")
+        sync = conn.execute("PRAGMA synchronous").fetchone()[0]
+        if sync != 2:
+            raise StorageError(f"{path}: synchronous=FULL did not take effect (got {sync})")
+        conn.execute("PRAGMA foreign_keys=ON")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise storage_error(exc, path) from None
+    except StorageError:
+        conn.close()
+        raise
+    return conn
+
+
+# -- schema migrations: code, applied in order, tracked by PRAGMA user_version ------------------------
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db.table("meta").create({"key": str, "value": str}, pk="key", not_null={"value"})
+    db.table("entries").create({"idx": int, "data": bytes}, pk="idx", not_null={"data"})
+    db.table("hashes").create({"id": int, "hash": bytes}, pk="id", not_null={"hash"})
+    db.table("checkpoints").create({"size": int, "note": str}, pk="size", not_null={"note"})
+    db.table("head").create({"one": int, "size": int, "note": str}, pk="one", not_null={"size", "note"})
+
+
+MIGRATIONS: Final[Sequence[Callable[[sqlite_utils.Database], None]]] = (_v1,)
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring the schema up to date inside one transaction (a crash leaves the old version intact)."""
+    db = sqlite_utils.Database(conn)
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise LedgerError(f"{path} has schema version {version}, newer than this kgate knows")
+    if version == len(MIGRATIONS):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for step in MIGRATIONS[version:]:
+            step(db)
+        conn.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+class SqliteHashReader:
+    """The Merkle tree's stored complete-subtree hashes, fetched in one query per request."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def read_hashes(self, addresses: Sequence[tuple[int, int]]) -> list[bytes]:
+        if not addresses:
+            return []
+        ids = [hash_id(level, index) for level, index in addresses]
+        found: dict[int, bytes] = {}
+        for start in range(0, len(ids), 500):  # stay far below SQLITE_MAX_VARIABLE_NUMBER
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(self._conn.execute(f"SELECT id, hash FROM hashes WHERE id IN ({marks})", chunk))  # noqa: S608
+        try:
+            return [found[i] for i in ids]
+        except KeyError:
+            raise KeyError("the ledger's tree hashes are incomplete") from None
+
+
+def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
+    return dict(conn.execute("SELECT key, value FROM meta"))
+
+
+class LedgerReader:
+    """Read access to a device log (entries, checkpoints, proofs) without the device key.
+
+    The sync agent and the pull server use this from their own processes; :class:`Ledger` adds appending.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, origin: str, vkey: str) -> None:
+        self._conn = conn
+        self.path = path
+        self.origin = origin
+        self.vkey = vkey
+        self._lock = threading.Lock()
+        self._reader = SqliteHashReader(conn)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def verifier(self) -> Ed25519Verifier:
+        return Ed25519Verifier.from_vkey(self.vkey)
+
+    def _db_size(self) -> int:
+        row = self._conn.execute("SELECT max(idx) FROM entries").fetchone()
+        return 0 if row[0] is None else int(row[0]) + 1
+
+    def _read(self, fn: Callable[[], T]) -> T:
+        with self._lock:
+            try:
+                return fn()
+            except sqlite3.Error as exc:
+                raise storage_error(exc, self.path) from None
+
+    @property
+    def size(self) -> int:
+        """Entries stored now (read from the database: another process may be appending)."""
+        return self._read(self._db_size)
+
+    def checkpoint(self) -> str:
+        """The newest signed checkpoint (a signed note), covering every acknowledged entry."""
+        return self._read(lambda: newest_checkpoint(self._conn, self.path))
+
+    def checkpoint_at(self, size: int) -> str | None:
+        """The signed checkpoint of exactly ``size`` entries, if kept (every RETAIN_EVERY-th, the newest)."""
+
+        def query() -> str | None:
+            for sql in (
+                "SELECT note FROM checkpoints WHERE size = ?",
+                "SELECT note FROM head WHERE size = ?",
+            ):
+                row = self._conn.execute(sql, (size,)).fetchone()
+                if row is not None:
+                    return str(row[0])
+            return None
+
+        return self._read(query)
+
+    def entries(self, start: int, end: int) -> list[bytes]:
+        """The exact bytes of entries ``start`` to ``end - 1``."""
+        rows = self._read(
+            lambda: self._conn.execute(
+                "SELECT data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
+            ).fetchall()
+        )
+        return [r[0] for r in rows]
+
+    def tree_hash(self, size: int) -> bytes:
+        return self._read(lambda: tree_hash(size, self._reader))
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        return self._read(lambda: inclusion_proof(index, size, self._reader))
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        return self._read(lambda: consistency_proof(old_size, new_size, self._reader))
+
+    def read_hashes(self, addresses: Sequence[tuple[int, int]]) -> list[bytes]:
+        """Stored complete-subtree hashes by (level, index): what tlog-tiles serves."""
+        return self._read(lambda: self._reader.read_hashes(addresses))
+
+
+class Ledger(LedgerReader):
+    """A device log open for appending. Use :func:`open_ledger`; close it (or use ``with``)."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path, signer: Ed25519Signer, origin: str, clock: Clock
+    ) -> None:
+        super().__init__(conn, path, origin, signer.vkey)
+        self._signer = signer
+        self._clock = clock
+        self._tree = CompactRange.from_reader(self._db_size(), self._reader)
+
+    @property
+    def size(self) -> int:
+        return self._tree.size
+
+    def verifier(self) -> Ed25519Verifier:
+        return self._signer.verifier()
+
+    # -- appending --------------------------------------------------------------------------------------
+    def append(
+        self,
+        kind: str,
+        *,
+        child: str | None = None,
+        method: str | None = None,
+        evidence: Mapping[str, EvidenceValue] | None = None,
+        roster_version: int | None = None,
+        reason: str | None = None,
+        ref: int | None = None,
+    ) -> Appended:
+        """Append one event durably and sign the new checkpoint; returns after COMMIT.
+
+        Raises :class:`~ledger.errors.EntryError` for an invalid event (nothing written),
+        :class:`DiskFull`/:class:`LedgerBusy` (retryable) or another :class:`StorageError`.
+        """
+        with self._lock:
+            reading = self._clock.read()
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    size = self._db_size()
+                    if size != self._tree.size:  # someone else appended: trust the database
+                        self._tree = CompactRange.from_reader(size, self._reader)
+                    entry = Entry(
+                        index=size,
+                        kind=kind,
+                        time_ms=reading.time_ms,
+                        clock_synced=reading.synced,
+                        boot_id=self._clock.boot_id,
+                        mono_ns=reading.mono_ns,
+                        child=child,
+                        method=method,
+                        evidence=dict(evidence or {}),
+                        roster_version=roster_version,
+                        reason=reason,
+                        ref=ref,
+                    )
+                    data = encode_entry(entry)
+                    tree = self._tree.copy()
+                    new_hashes = tree.append(leaf_hash(data))
+                    note = sign_checkpoint(Checkpoint(self.origin, tree.size, tree.root()), self._signer)
+                    conn.execute("INSERT INTO entries (idx, data) VALUES (?, ?)", (size, data))
+                    conn.executemany(
+                        "INSERT INTO hashes (id, hash) VALUES (?, ?)",
+                        [(hash_id(level, index), h) for (level, index), h in new_hashes],
+                    )
+                    conn.execute(
+                        "INSERT INTO head (one, size, note) VALUES (1, ?, ?) "
+                        "ON CONFLICT (one) DO UPDATE SET size = excluded.size, note = excluded.note",
+                        (tree.size, note),
+                    )
+                    if tree.size % RETAIN_EVERY == 0:
+                        conn.execute("INSERT INTO checkpoints (size, note) VALUES (?, ?)", (tree.size, note))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise storage_error(exc, self.path) from None
+            self._tree = tree
+            return Appended(size, data, note)
+
+
+def newest_checkpoint(conn: sqlite3.Connection, path: Path) -> str:
+    """The signed note in the ``head`` row (an empty log has none)."""
+    row = conn.execute("SELECT note FROM head WHERE one = 1").fetchone()
+    if row is None:
+        raise LedgerError(f"{path} has no entries yet, so no checkpoint")
+    return str(row[0])
+
+
+def _check_kind(meta: Mapping[str, str], path: Path) -> None:
+    if meta.get("kind") != KIND:
+        raise CorruptLedger(f"{path} is an SQLite database but not a kgate ledger")
+
+
+def open_ledger(
+    path: Path,
+    *,
+    key_path: Path | None = None,
+    origin: str | None = None,
+    clock: Clock | None = None,
+    vfs: str | None = None,
+) -> Ledger:
+    """Open (or, given ``origin``, create) the ledger at ``path`` with the device key at ``key_path``.
+
+    The key defaults to ``device.key`` beside the database and is generated on first use. Opening an
+    existing ledger checks that the key is the one the ledger was created with.
+    """
+    path = Path(path)
+    key_path = key_path or path.with_name("device.key")
+    exists = path.exists()
+    if not exists and origin is None:
+        raise StorageError(f"no ledger at {path} (create one by giving the log's origin)")
+    if not exists:
+        assert origin is not None
+        load_or_create_key(key_path, origin)  # a bad key file stops us before the database exists
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(path, vfs=vfs)
+    try:
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            if exists and app_id != APPLICATION_ID:
+                raise CorruptLedger(f"{path} is an SQLite database but not a kgate ledger")
+            migrate(conn, path)
+            meta = read_meta(conn)
+            if not meta:
+                assert origin is not None
+                signer = load_or_create_key(key_path, origin)
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [("kind", KIND), ("origin", origin), ("vkey", signer.vkey)],
+                )
+                conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                conn.execute("COMMIT")
+                meta = read_meta(conn)
+        except sqlite3.Error as exc:
+            raise storage_error(exc, path) from None
+        _check_kind(meta, path)
+        if origin is not None and origin != meta["origin"]:
+            raise LedgerError(f"{path} is the log {meta['origin']!r}, not {origin!r}")
+        # An existing ledger never gets a new key: a missing key file is an error, not a first use.
+        signer = load_key(key_path) if exists else load_or_create_key(key_path, meta["origin"])
+        if signer.vkey != meta["vkey"]:
+            raise LedgerError(f"device key {key_path} is not the key this ledger was created with")
+        return Ledger(conn, path, signer, meta["origin"], clock or SystemClock())
+    except BaseException:
+        conn.close()
+        raise
+
+
+def iter_rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+    """Stream rows of a query (a verifier must not hold a million entries in memory)."""
+    cursor = conn.execute(sql, params)
+    while True:
+        rows = cursor.fetchmany(1024)
+        if not rows:
+            return
+        yield from rows
+
+
+def open_reader(path: Path, *, vfs: str | None = None) -> LedgerReader:
+    """Open an existing ledger read-only (no key needed); the writer may keep appending meanwhile."""
+    path = Path(path)
+    if not path.is_file():
+        raise StorageError(f"no ledger at {path}")
+    conn = connect(path, readonly=True, vfs=vfs)
+    try:
+        try:
+            meta = read_meta(conn)
+        except sqlite3.Error as exc:
+            raise storage_error(exc, path) from None
+        _check_kind(meta, path)
+        return LedgerReader(conn, path, meta["origin"], meta["vkey"])
+    except BaseException:
+        conn.close()
+        raise

@@ -1,0 +1,1 @@
+"""kgate provisioning package."""

@@ -1,0 +1,1 @@
+"""kgate sync_agent package."""
