@@ -116,22 +116,30 @@ def _v1(db: sqlite_utils.Database) -> None:
 MIGRATIONS: Final[Sequence[Callable[[sqlite_utils.Database], None]]] = (_v1,)
 
 
-def migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Bring the schema up to date inside one transaction (a crash leaves the old version intact)."""
+def migrate(conn: sqlite3.Connection, path: Path, *, init: Mapping[str, str] | None = None) -> None:
+    """Bring the schema up to date inside one transaction (a crash leaves the old version intact).
+
+    ``init`` creates a new ledger: its meta rows and the application id are written in the same
+    transaction as the schema, so a power cut never leaves a half-made ledger behind.
+    """
     db = sqlite_utils.Database(conn)
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > len(MIGRATIONS):
         raise LedgerError(f"{path} has schema version {version}, newer than this kgate knows")
-    if version == len(MIGRATIONS):
+    if version == len(MIGRATIONS) and init is None:
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
         for step in MIGRATIONS[version:]:
             step(db)
+        if init is not None:
+            conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", list(init.items()))
+            conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
         conn.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
 
 
@@ -357,39 +365,34 @@ def open_ledger(
     """
     path = Path(path)
     key_path = key_path or path.with_name("device.key")
-    exists = path.exists()
-    if not exists and origin is None:
+    if not path.exists() and origin is None:
         raise StorageError(f"no ledger at {path} (create one by giving the log's origin)")
-    if not exists:
+    if not path.exists():
         assert origin is not None
         load_or_create_key(key_path, origin)  # a bad key file stops us before the database exists
         path.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(path, vfs=vfs)
     try:
         try:
-            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            if exists and app_id != APPLICATION_ID:
-                raise CorruptLedger(f"{path} is an SQLite database but not a kgate ledger")
-            migrate(conn, path)
-            meta = read_meta(conn)
-            if not meta:
-                assert origin is not None
+            # An empty file is a ledger whose creation never committed (e.g. power lost): create it.
+            fresh = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+            if fresh:
+                if origin is None:
+                    raise StorageError(f"{path} is an empty database, not a ledger")
                 signer = load_or_create_key(key_path, origin)
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(
-                    "INSERT INTO meta (key, value) VALUES (?, ?)",
-                    [("kind", KIND), ("origin", origin), ("vkey", signer.vkey)],
-                )
-                conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-                conn.execute("COMMIT")
-                meta = read_meta(conn)
+                migrate(conn, path, init={"kind": KIND, "origin": origin, "vkey": signer.vkey})
+            elif conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+                raise CorruptLedger(f"{path} is an SQLite database but not a kgate ledger")
+            else:
+                migrate(conn, path)
+            meta = read_meta(conn)
         except sqlite3.Error as exc:
             raise storage_error(exc, path) from None
         _check_kind(meta, path)
         if origin is not None and origin != meta["origin"]:
             raise LedgerError(f"{path} is the log {meta['origin']!r}, not {origin!r}")
         # An existing ledger never gets a new key: a missing key file is an error, not a first use.
-        signer = load_key(key_path) if exists else load_or_create_key(key_path, meta["origin"])
+        signer = load_key(key_path)
         if signer.vkey != meta["vkey"]:
             raise LedgerError(f"device key {key_path} is not the key this ledger was created with")
         return Ledger(conn, path, signer, meta["origin"], clock or SystemClock())
