@@ -1,0 +1,50 @@
+"""English gate messages."""
+
+from typing import Final
+
+MESSAGES: Final[dict[str, str]] = {
+    # idle screen
+    "prompt.show_badge": "Show the badge to the camera",
+    "prompt.mode_in": "Mode: check in",
+    "prompt.mode_out": "Mode: check out",
+    # accepted card
+    "greeting": "Hello, {name}!",
+    "farewell": "Goodbye, {name}!",
+    "direction.in": "checked in",
+    "direction.out": "checked out",
+    "card.group": "{group} group",
+    "card.already_in": "Already checked in",
+    "card.already_out": "Already checked out",
+    # refused card
+    "refused.unknown_badge": "Unknown badge",
+    "refused.revoked_badge": "Badge revoked",
+    "refused.unreadable": "Code unreadable",
+    "refused.malformed": "Invalid code",
+    "refused.face_mismatch": "Face does not match",
+    "refused.closed": "Outside opening hours",
+    "refused.hours": "Open {opens}–{closes}",
+    "refused.hint": "Please ask a member of staff",
+    # error states
+    "error.title": "Fault",
+    "error.camera_lost": "Camera lost",
+    "error.disk_full": "Disk full",
+    "error.roster_stale": "Roster out of date",
+    "error.clock_unsynced": "Clock not synced",
+    "error.database_locked": "Database locked",
+    "error.not_recorded": "Not recorded\u00a0— please try again",
+    "error.hint": "Please tell a member of staff",
+    # status bar
+    "status.roster": "Roster v{version}",
+    "status.roster_stale": "Roster v{version} stale",
+    "status.no_roster": "No roster",
+    "status.pending": "Unsent: {count}",
+    "status.disk_free": "Disk: {percent}% free",
+    # staff "today" list
+    "today.title": "Today, {date}",
+    "today.readonly": "read-only",
+    "today.in": "In",
+    "today.left": "Left",
+    "today.absent": "Absent",
+    "today.summary": "Total {total} · in {present} · left {left} · absent {absent}",
+    "today.none": "—",
+}

@@ -1,0 +1,54 @@
+"""Russian (русский) gate messages.
+
+The card says "приход"/"уход" rather than "пришёл"/"ушёл": the verb agrees with the child's gender,
+which the roster does not carry, and "Аружан пришёл" would be wrong for a girl.
+"""
+
+from typing import Final
+
+MESSAGES: Final[dict[str, str]] = {
+    # idle screen
+    "prompt.show_badge": "Покажите бейдж камере",
+    "prompt.mode_in": "Режим: приход",
+    "prompt.mode_out": "Режим: уход",
+    # accepted card
+    "greeting": "Привет, {name}!",
+    "farewell": "Пока, {name}!",
+    "direction.in": "приход",
+    "direction.out": "уход",
+    "card.group": "группа «{group}»",
+    "card.already_in": "Приход уже отмечен",
+    "card.already_out": "Уход уже отмечен",
+    # refused card
+    "refused.unknown_badge": "Неизвестный бейдж",
+    "refused.revoked_badge": "Бейдж отозван",
+    "refused.unreadable": "Код не читается",
+    "refused.malformed": "Неверный код",
+    "refused.face_mismatch": "Лицо не совпадает",
+    "refused.closed": "Сейчас нерабочее время",
+    "refused.hours": "Часы работы: {opens}–{closes}",
+    "refused.hint": "Обратитесь к воспитателю",
+    # error states
+    "error.title": "Неисправность",
+    "error.camera_lost": "Камера отключена",
+    "error.disk_full": "Диск заполнен",
+    "error.roster_stale": "Список детей устарел",
+    "error.clock_unsynced": "Часы не синхронизированы",
+    "error.database_locked": "База данных занята",
+    "error.not_recorded": "Отметка не сохранена\u00a0— повторите",
+    "error.hint": "Сообщите сотруднику",
+    # status bar
+    "status.roster": "Список v{version}",
+    "status.roster_stale": "Список v{version} устарел",
+    "status.no_roster": "Нет списка",
+    "status.pending": "Не отправлено: {count}",
+    "status.disk_free": "Диск: свободно {percent}%",
+    # staff "today" list
+    "today.title": "Сегодня, {date}",
+    "today.readonly": "только просмотр",
+    "today.in": "В саду",
+    "today.left": "Ушли",
+    "today.absent": "Нет",
+    "today.summary": "Всего {total} · в саду {present} · ушли {left} · нет {absent}",
+    "today.none": "—",
+}
