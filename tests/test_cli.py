@@ -1,0 +1,61 @@
+"""The console script: every command documented, errors as one line, the demo end to end."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kgate.cli import build_parser, main
+
+
+def walk(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str]]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                found.append(((*path, name), helps.get(name) or ""))
+                found += walk(sub, (*path, name))
+    return found
+
+
+def test_every_command_has_help_text() -> None:
+    commands = walk(build_parser())
+    assert ("verify",) in [c for c, _ in commands]
+    missing = [" ".join(c) for c, text in commands if not text.strip()]
+    assert missing == []
+
+
+def test_demo_json_leaves_a_verified_ledger(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--out", str(tmp_path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["verified"] is True
+    assert 100 <= summary["present"] <= 120 and summary["present"] + summary["absent"] == 120
+    assert summary["entries"] == 1 + 2 * summary["present"]
+    assert (tmp_path / "device" / "ledger.db").is_file()
+    assert main(["verify", str(tmp_path / "device" / "ledger.db")]) == 0
+
+
+def test_demo_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--out", str(tmp_path), "--children", "3"]) == 0
+    capsys.readouterr()
+    assert main(["demo", "--out", str(tmp_path), "--children", "3"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "key-mode"
+    proc = subprocess.run(
+        [sys.executable, "-m", "kgate", "ledger", "vkey", str(bad / "ledger.db")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("kgate: error: ") and proc.stderr.count("\n") == 1
+    assert "Traceback" not in proc.stderr
