@@ -104,7 +104,10 @@ def proofs(db: Path, size: int) -> dict[str, object]:
             t = time.perf_counter()
             verify_consistency(half, size, old_root, root, cproof)
             cons_v.append(time.perf_counter() - t)
-    ms = lambda xs: round(statistics.median(xs) * 1000, 3)  # noqa: E731
+
+    def ms(xs: list[float]) -> float:
+        return round(statistics.median(xs) * 1000, 3)
+
     return {
         "size": size,
         "inclusion_hashes": len(proof),

@@ -29,7 +29,7 @@ class _FileState:
     pending: list[tuple[str, int, bytes]] = field(default_factory=list)
 
 
-class PowerCutVFS(apsw.VFS):  # type: ignore[misc]
+class PowerCutVFS(apsw.VFS):  # type: ignore[misc,unused-ignore]
     """Register once per process; ``arm(n)`` cuts the power at the n-th write from now."""
 
     def __init__(self, name: str = "powercut") -> None:
@@ -60,11 +60,11 @@ class PowerCutVFS(apsw.VFS):  # type: ignore[misc]
             st = self.files[path] = _FileState(bytearray(data))
         return st
 
-    def xOpen(self, name: Any, flags: list[int]) -> PowerCutFile:  # noqa: N802 - APSW's name
+    def xOpen(self, name: Any, flags: list[int]) -> PowerCutFile:
         path = name.filename() if hasattr(name, "filename") else name
         return PowerCutFile(self, path, name, flags)
 
-    def xDelete(self, filename: str, syncdir: bool) -> None:  # noqa: N802
+    def xDelete(self, filename: str, syncdir: bool) -> None:
         if self.dead:
             return  # with the power off nothing happens, not even a failed delete
         super().xDelete(filename, syncdir)
@@ -81,9 +81,10 @@ class PowerCutVFS(apsw.VFS):  # type: ignore[misc]
                 if op == "t":
                     del image[offset:]
                     continue
+                kept = data
                 if rng.random() < 0.3 and len(data) > SECTOR:
-                    data = data[: SECTOR * rng.randrange(1, len(data) // SECTOR + 1)]  # torn write
-                _write(image, offset, data)
+                    kept = data[: SECTOR * rng.randrange(1, len(data) // SECTOR + 1)]  # torn write
+                _write(image, offset, kept)
             Path(path).write_bytes(bytes(image))
             if path.endswith("-wal") and not image:
                 Path(path).unlink()
@@ -100,7 +101,7 @@ def _write(image: bytearray, offset: int, data: bytes) -> None:
     image[offset : offset + len(data)] = data
 
 
-class PowerCutFile(apsw.VFSFile):  # type: ignore[misc]
+class PowerCutFile(apsw.VFSFile):  # type: ignore[misc,unused-ignore]
     def __init__(self, vfs: PowerCutVFS, path: str, name: Any, flags: list[int]) -> None:
         self.vfs = vfs
         self.path = path
@@ -110,19 +111,19 @@ class PowerCutFile(apsw.VFSFile):  # type: ignore[misc]
         if self.track:
             vfs.state(path)
 
-    def xWrite(self, data: bytes, offset: int) -> None:  # noqa: N802
+    def xWrite(self, data: bytes, offset: int) -> None:
         self.vfs.tick()
         super().xWrite(data, offset)
         if self.track:
             self.vfs.state(self.path).pending.append(("w", offset, bytes(data)))
 
-    def xTruncate(self, size: int) -> None:  # noqa: N802
+    def xTruncate(self, size: int) -> None:
         self.vfs.tick()
         super().xTruncate(size)
         if self.track:
             self.vfs.state(self.path).pending.append(("t", size, b""))
 
-    def xSync(self, flags: int) -> None:  # noqa: N802
+    def xSync(self, flags: int) -> None:
         self.vfs.tick()
         super().xSync(flags)
         if self.track:
