@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -25,29 +26,37 @@ def _read_text(path: Path, what: str) -> str:
         raise StorageError(f"{what} {path} is not UTF-8 text") from None
 
 
-def verify_path(path: Path, *, presented: str | None = None, vkey: str | None = None) -> dict[str, Any]:
-    """Verify a device ledger or a register database; returns a JSON-able summary."""
-    if _is_register(path):
+def verify_path(target: str, *, presented: str | None = None, vkey: str | None = None) -> dict[str, Any]:
+    """Verify a device ledger or a register database (a path or PostgreSQL URL); a JSON-able summary."""
+    if _is_register(target):
         from register.verify import verify_register  # noqa: PLC0415 - only register files need it
 
         if presented is not None or vkey is not None:
             raise UsageError("--checkpoint and --vkey apply to device ledgers, not register databases")
-        report = verify_register(path)
-        return {"kind": "register", **{k: v for k, v in vars(report).items() if not k.startswith("_")}}
+        report = verify_register(target)
+        return {"kind": "register", "devices": len(report.devices), "entries": report.entries}
     from ledger.verify import verify_ledger  # noqa: PLC0415
 
-    r = verify_ledger(path, presented=presented, vkey=vkey)
+    r = verify_ledger(Path(target), presented=presented, vkey=vkey)
     return {"kind": "ledger", "origin": r.origin, "size": r.size, "checkpoints": r.checkpoints}
 
 
-def _is_register(path: Path) -> bool:
-    """Register databases mark themselves with PRAGMA application_id (register/store)."""
-    try:
-        with path.open("rb") as f:
-            header = f.read(100)
-    except OSError:
+def _is_register(target: str) -> bool:
+    """A PostgreSQL URL, or an SQLite file with the register's ``devices`` table."""
+    if target.startswith(("postgresql://", "postgres://", "sqlite://")):
+        return True
+    path = Path(target)
+    if not path.is_file():
         return False
-    return len(header) == 100 and header[:16] == b"SQLite format 3\x00" and header[68:72] == b"kgrg"
+    try:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'devices'")
+            return found.fetchone() is not None
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False  # the ledger verifier reports what is wrong with the file
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -61,7 +70,7 @@ def _verify(args: argparse.Namespace) -> int:
             f"{summary['checkpoints']} signed checkpoints verified"
         )
     else:
-        print(f"ok: register database: {summary}")
+        print(f"ok: register database: {summary['devices']} devices, {summary['entries']} entries verified")
     return 0
 
 
@@ -85,7 +94,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "consistency. Exit 0 when valid, 1 when invalid (the first bad entry is named on stderr), "
         "2 when the input is unreadable.",
     )
-    p.add_argument("path", type=Path, metavar="PATH", help="ledger.db or register.db")
+    p.add_argument("path", metavar="PATH", help="ledger.db, register.db or a register's postgresql:// URL")
     p.add_argument(
         "--checkpoint",
         type=Path,

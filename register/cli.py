@@ -1,0 +1,161 @@
+"""``kgate register …``: serve the register, manage its device registry, list alarms."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from register.errors import ConfigError
+
+DEFAULT_DB = "register.db"
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    if args.state:
+        return Path(args.state)
+    return Path(os.environ.get("STATE_DIRECTORY", "").split(":")[0] or ".")
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--listen {text!r}: expected HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn  # noqa: PLC0415 - only serving needs the ASGI server
+
+    from register.app import create_app  # noqa: PLC0415
+    from register.keys import load_or_create_keys  # noqa: PLC0415
+    from register.limits import Limits  # noqa: PLC0415
+    from register.service import Register  # noqa: PLC0415
+    from register.store import open_store  # noqa: PLC0415
+
+    host, port = _listen(args.listen)
+    logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    keys = load_or_create_keys(_state_dir(args), args.name)
+    store = open_store(args.db)
+    try:
+        register = Register(store, keys.cosigner, max_batch=args.max_batch)
+        app = create_app(register, limits=Limits(max_batch=args.max_batch, rate=args.rate, burst=args.burst))
+        logging.getLogger("kgate.register").info(
+            "serving on %s:%d, cosigner %s", host, port, keys.cosigner.vkey
+        )
+        uvicorn.run(
+            app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10
+        )
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_device_add(args: argparse.Namespace) -> int:
+    from register.store import open_store  # noqa: PLC0415
+
+    with open_store(args.db) as store:
+        device = store.add_device(
+            args.vkey, kindergarten=args.kindergarten, gate=args.gate, now_ms=int(time.time() * 1000)
+        )
+    print(f"enrolled {device.origin} ({device.keyid}) at {device.kindergarten} / {device.gate}")
+    return 0
+
+
+def cmd_device_list(args: argparse.Namespace) -> int:
+    from register.store import open_store  # noqa: PLC0415
+
+    now_ms = int(time.time() * 1000)
+    with open_store(args.db) as store:
+        devices = store.devices()
+    if args.silent_for is not None:
+        cutoff = now_ms - int(args.silent_for * 1000)
+        devices = [d for d in devices if d.last_seen_ms is None or d.last_seen_ms < cutoff]
+    if args.json:
+        for d in devices:
+            row: dict[str, Any] = d.as_json()
+            row["silent_s"] = None if d.last_seen_ms is None else (now_ms - d.last_seen_ms) / 1000
+            print(json.dumps(row, sort_keys=True))
+        return 0
+    for d in devices:
+        seen = "never" if d.last_seen_ms is None else f"{(now_ms - d.last_seen_ms) / 1000:.0f}s ago"
+        print(f"{d.origin}\t{d.kindergarten}\t{d.gate}\tsize={d.size}\tlast seen {seen}")
+    return 0
+
+
+def cmd_alarms(args: argparse.Namespace) -> int:
+    from register.store import open_store  # noqa: PLC0415
+
+    with open_store(args.db) as store:
+        names = {d.id: d.origin for d in store.devices()}
+        for a in store.alarms():
+            row = {
+                "id": a.id, "device": names.get(a.device_id or -1), "time_ms": a.time_ms, "kind": a.kind,
+                "index": a.index, "detail": a.detail, "evidence_bytes": len(a.evidence or b""),
+            }  # fmt: skip
+            print(
+                json.dumps(row, sort_keys=True)
+                if args.json
+                else f"{a.id}\t{row['device']}\t{a.kind}\t{a.detail}"
+            )
+    return 0
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add ``kgate register …`` to the top-level parser."""
+    reg = subparsers.add_parser("register", help="the central register: serve, devices, alarms")
+    sub = reg.add_subparsers(dest="register_command", metavar="COMMAND", required=True)
+    db_help = "database: a path or sqlite:///PATH (SQLite), or postgresql://... (default %(default)s)"
+
+    serve = sub.add_parser("serve", help="serve the register API (push, state, heartbeat) over HTTP")
+    serve.add_argument("--db", default=DEFAULT_DB, help=db_help)
+    serve.add_argument(
+        "--listen", default="127.0.0.1:8470", help="HOST:PORT to listen on (default %(default)s)"
+    )
+    serve.add_argument("--state", help="directory of the register keys (default $STATE_DIRECTORY or .)")
+    serve.add_argument(
+        "--name", default=platform.node() or None, help="key name for new keys: the register host"
+    )
+    serve.add_argument("--max-batch", type=int, default=4096, help="entries per push (%(default)s)")
+    serve.add_argument(
+        "--rate", type=_positive, default=10.0, help="requests/s per device (default %(default)s)"
+    )
+    serve.add_argument("--burst", type=int, default=40, help="request burst per device (%(default)s)")
+    serve.set_defaults(func=cmd_serve)
+
+    device = sub.add_parser("device", help="the registry of device keys")
+    dsub = device.add_subparsers(dest="device_command", metavar="COMMAND", required=True)
+    add = dsub.add_parser("add", help="enrol a device by its verifier key (kgate ledger vkey)")
+    add.add_argument("vkey", metavar="VKEY", help="the device's note verifier key name+hash+base64")
+    add.add_argument("--kindergarten", required=True, help="kindergarten id or name")
+    add.add_argument("--gate", required=True, help="gate name within the kindergarten")
+    add.add_argument("--db", default=DEFAULT_DB, help=db_help)
+    add.set_defaults(func=cmd_device_add)
+    lst = dsub.add_parser("list", help="list devices (optionally only those silent for a while)")
+    lst.add_argument("--db", default=DEFAULT_DB, help=db_help)
+    lst.add_argument(
+        "--silent-for", type=_positive, metavar="SECONDS", help="only devices not heard from for this long"
+    )
+    lst.add_argument("--json", action="store_true", help="one JSON object per line")
+    lst.set_defaults(func=cmd_device_list)
+
+    alarms = sub.add_parser("alarms", help="list alarms (equivocation evidence)")
+    alarms.add_argument("--db", default=DEFAULT_DB, help=db_help)
+    alarms.add_argument("--json", action="store_true", help="one JSON object per line")
+    alarms.set_defaults(func=cmd_alarms)

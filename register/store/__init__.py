@@ -1,0 +1,51 @@
+"""Register storage behind one interface, chosen by the ``--db`` URL.
+
+``sqlite:///path``, ``sqlite:relative`` or a plain path → :class:`SqliteStore` (the default);
+``postgresql://…`` / ``postgres://…`` → :class:`PostgresStore` (psycopg 3).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from register.errors import ConfigError
+from register.store.base import Alarm, Device, DeviceLog, Store, StoredCheckpoint
+
+__all__ = ["Alarm", "Device", "DeviceLog", "Store", "StoredCheckpoint", "open_store", "sqlite_path"]
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file a SQLite URL or path names, or None for a PostgreSQL URL."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return None
+    if url.startswith("sqlite:"):
+        rest = url.removeprefix("sqlite:")
+        if rest.startswith("///"):
+            rest = rest[2:]  # sqlite:///abs/path → /abs/path
+        elif rest.startswith("//"):
+            raise ConfigError(f"--db {url!r}: use sqlite:///ABSOLUTE/PATH or sqlite:RELATIVE/PATH")
+        url = rest
+    if not url or "://" in url:
+        raise ConfigError(f"--db {url!r} is neither a path, a sqlite: URL nor a postgresql:// URL")
+    return Path(url)
+
+
+def open_store(url: str, *, migrate: bool = True) -> Store:
+    """Open the register database at ``url``; create/upgrade the schema unless ``migrate`` is False."""
+    path = sqlite_path(url)
+    store: Store
+    if path is None:
+        from register.store.postgres import PostgresStore  # noqa: PLC0415 - psycopg only when asked
+
+        store = PostgresStore(url)
+    else:
+        from register.store.sqlite import SqliteStore  # noqa: PLC0415
+
+        store = SqliteStore(path)
+    try:
+        if migrate:
+            store.migrate()
+    except BaseException:
+        store.close()
+        raise
+    return store
