@@ -2,7 +2,9 @@
 
 A simulated kindergarten (about 120 children in five groups) has one day at one gate: the device key is
 generated, a boot entry is written, every arrival (07:30–09:00) and departure (16:30–19:00) is appended
-durably to ``DIR/device/ledger.db`` with a signed checkpoint each, and the ledger is verified at the end.
+durably to ``DIR/device/ledger.db`` with a signed checkpoint each, and the ledger is verified. Then the
+device's sync agent pushes the log over real HTTP on loopback to an embedded register
+(``DIR/register/register.db``), which verifies, stores and cosigns it; the register is verified too.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from pathlib import Path
 from kgate import simulation
 from kgate.errors import UsageError
 from ledger.clock import FakeClock
-from ledger.store import open_ledger
+from ledger.keys import load_key
+from ledger.store import open_ledger, open_reader
 from ledger.verify import verify_ledger
 
-DEMO_ORIGIN = "register.demo.kgate.kz/kgate/almaty-042-gate-1"
+REGISTER_NAME = "register.demo.kgate.kz"
+DEMO_ORIGIN = f"{REGISTER_NAME}/kgate/almaty-042-gate-1"
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,9 @@ class DemoSummary:
     entries: int
     checkpoint_size: int
     verified: bool
+    register: str
+    cosigned_size: int
+    register_verified: bool
     seconds: float
 
 
@@ -63,6 +70,7 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
             )
         vkey = ledger.vkey
     report = verify_ledger(db)
+    cosigned = sync_to_local_register(db, out / "register")
     present = sum(1 for v in visits if v.arrive)
     return DemoSummary(
         out=str(out),
@@ -76,8 +84,49 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
         entries=report.size,
         checkpoint_size=report.size,
         verified=True,
+        register=str(out / "register" / "register.db"),
+        cosigned_size=cosigned,
+        register_verified=True,
         seconds=round(time.monotonic() - started, 2),
     )
+
+
+def sync_to_local_register(ledger_db: Path, register_dir: Path) -> int:
+    """Enrol the device with an embedded register, push the whole log, verify the register's copy.
+
+    Returns the size the register cosigned (the agent's acknowledgement).
+    """
+    from register.local import serve_locally  # noqa: PLC0415 - the register is heavy to import
+    from register.verify import verify_register  # noqa: PLC0415
+    from sync_agent.agent import SyncAgent  # noqa: PLC0415
+    from sync_agent.client import RegisterClient  # noqa: PLC0415
+    from sync_agent.heartbeat import HeartbeatSource  # noqa: PLC0415
+    from sync_agent.state import SyncState  # noqa: PLC0415
+
+    register_db = register_dir / "register.db"
+    register_dir.mkdir(parents=True, exist_ok=True)
+    device_dir = ledger_db.parent
+    signer = load_key(device_dir / "device.key")
+    with serve_locally(str(register_db), register_dir, REGISTER_NAME) as register:
+        register.store.add_device(
+            signer.vkey, kindergarten="Алматы, №42 «Балбөбек»", gate="1", now_ms=int(time.time() * 1000)
+        )
+        client = RegisterClient(register.url, signer, ca=None, timeout=(5, 30))
+        with open_reader(ledger_db) as reader, SyncState(device_dir / "sync") as state:
+            agent = SyncAgent(
+                reader,
+                state,
+                client,
+                register.keys.cosigner.verifier(),
+                heartbeat=HeartbeatSource(ledger_db, device_dir / "sync" / "terminal-status.json"),
+                batch_size=64,
+            )
+            try:
+                result = agent.sync_once()
+            finally:
+                client.close()
+    verify_register(str(register_db))
+    return result.cosigned_size
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -99,8 +148,12 @@ def _run(args: argparse.Namespace) -> int:
     print(f"  entries:         {summary.entries} (boot + check-ins + check-outs), each durably committed")
     print(f"  checkpoint:      size {summary.checkpoint_size}, signed by {summary.vkey}")
     print("  verification:    ok (every entry, the Merkle tree and every stored checkpoint)")
+    print(f"  register:        {summary.register} (embedded, HTTP on 127.0.0.1)")
+    print(
+        f"  synced:          {summary.cosigned_size} entries cosigned by the register; its database verifies"
+    )
     print(f"  time:            {summary.seconds} s")
-    print(f"Try: kgate verify {summary.ledger}")
+    print(f"Try: kgate verify {summary.ledger}   or   kgate verify {summary.register}")
     return 0
 
 

@@ -39,6 +39,17 @@ def test_demo_json_leaves_a_verified_ledger(tmp_path: Path, capsys: pytest.Captu
     assert summary["entries"] == 1 + 2 * summary["present"]
     assert (tmp_path / "device" / "ledger.db").is_file()
     assert main(["verify", str(tmp_path / "device" / "ledger.db")]) == 0
+    # The device pushed its log to the embedded register over HTTP; the register cosigned all of it.
+    assert summary["cosigned_size"] == summary["entries"] and summary["register_verified"] is True
+    assert main(["verify", str(tmp_path / "register" / "register.db")]) == 0
+    assert main(["sync", "status", "--state", str(tmp_path / "device" / "sync"), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert status == {
+        "size": summary["entries"],
+        "cosigned_size": summary["entries"],
+        "pending": 0,
+        "last_error": None,
+    }
 
 
 def test_demo_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
