@@ -1,27 +1,36 @@
 """``kgate demo``: the main job on embedded defaults, no Pi needed.
 
-A simulated kindergarten (about 120 children in five groups) has one day at one gate: the device key is
-generated, a boot entry is written, every arrival (07:30–09:00) and departure (16:30–19:00) is appended
-durably to ``DIR/device/ledger.db`` with a signed checkpoint each, and the ledger is verified. Then the
-device's sync agent pushes the log over real HTTP on loopback to an embedded register
-(``DIR/register/register.db``), which verifies, stores and cosigns it; the register is verified too.
+A simulated kindergarten (about 120 children in five groups) has one day at one gate. Its roster is
+installed with :func:`~terminal.roster.load_roster`. The morning rush (07:30–09:00) goes through the
+real terminal: a photo of each child's badge held up at the gate (perspective, blur, low light; mixed
+difficulty; a parent tries again when the gate does not react) is replayed by a
+:class:`~hardware.camera.ReplaySource` into the :class:`~terminal.scan.ScanPipeline` and the
+:class:`~terminal.gate.Gate`, which decides and appends durably to ``DIR/device/ledger.db``. A few
+unknown, revoked, forged and hostile codes are refused, and the camera is unplugged once. Gate-screen
+screenshots (accepted, refused, errors, the staff "today" list) in kk/ru/en go to ``DIR/screens/``.
+Departures (16:30–19:00) are appended directly. The ledger is verified; then the device's sync agent
+pushes it over real HTTP on loopback to an embedded register (``DIR/register/register.db``), which
+verifies, stores and cosigns it; the register is verified too.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from hardware.feedback import Direction, NullFeedback
 from kgate import simulation
 from kgate.errors import UsageError
 from ledger.clock import FakeClock
 from ledger.keys import load_key
-from ledger.store import open_ledger, open_reader
+from ledger.store import Ledger, open_ledger, open_reader
 from ledger.verify import verify_ledger
 
 REGISTER_NAME = "register.demo.kgate.kz"
@@ -47,10 +56,25 @@ class DemoSummary:
     cosigned_size: int
     register_verified: bool
     seconds: float
+    photos_scanned: int = 0
+    photos_read: int = 0
+    read_rate: float = 0.0
+    retries: int = 0
+    checked_in: int = 0
+    checked_out: int = 0
+    refused: int = 0
+    repeats: int = 0
+    rejected_entries: int = 0
+    not_read: int = 0
+    camera_faults: int = 0
+    p95_frame_to_entry_ms: float = 0.0
+    screens: list[str] = field(default_factory=list)
 
 
 def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None = None) -> DemoSummary:
     """Run the simulated day into ``out`` (which must not hold an earlier demo)."""
+    from terminal.roster import load_roster  # noqa: PLC0415 - keep `kgate --help` fast
+
     on = on or date(2026, 11, 27)
     device_dir = out / "device"
     db = device_dir / "ledger.db"
@@ -59,19 +83,36 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
     started = time.monotonic()
     kids = simulation.roster(children, seed)
     visits = simulation.day(kids, on, seed=seed)
+    badges = {child.child_id: badge_serial(child.child_id, seed) for child in kids}
+    device_dir.mkdir(parents=True, exist_ok=True)
+    roster_file = write_roster_file(device_dir / "roster.json", kids, badges, seed)
     morning = datetime.combine(on, datetime.min.time(), tzinfo=simulation.ALMATY) + timedelta(hours=7)
     clock = FakeClock(simulation.utc_ms(morning), synced=True)
-    with open_ledger(db, origin=DEMO_ORIGIN, clock=clock) as ledger:
+    with (
+        open_ledger(db, origin=DEMO_ORIGIN, clock=clock) as ledger,
+        load_roster(device_dir / "roster.db", roster_file) as roster,
+    ):
         ledger.append("boot", evidence={"software": "kgate-demo"})
-        for when, kind, child in simulation.events(visits):
+        rush = MorningRush(out, ledger, roster, clock, seed)
+        rush.run(visits, badges)
+        departures = [(when, child) for when, kind, child in simulation.events(visits) if kind == "out"]
+        checked_out = 0
+        for when, child in departures:
+            if child.child_id not in rush.arrived:  # the gate never saw them come in
+                continue
             clock.advance((simulation.utc_ms(when) - clock.time_ms) / 1000)
             ledger.append(
-                kind, child=child.child_id, method="qr", evidence={"group": child.group}, roster_version=1
-            )
+                "out", child=child.child_id, method="qr", evidence={"badge": badges[child.child_id]},
+                roster_version=roster.version,
+            )  # fmt: skip
+            rush.today.record(child.child_id, Direction.OUT, when)
+            checked_out += 1
+        rush.save_today("today-evening")
         vkey = ledger.vkey
     report = verify_ledger(db)
     cosigned = sync_to_local_register(db, out / "register")
     present = sum(1 for v in visits if v.arrive)
+    stats = rush.stats
     return DemoSummary(
         out=str(out),
         ledger=str(db),
@@ -88,7 +129,237 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
         cosigned_size=cosigned,
         register_verified=True,
         seconds=round(time.monotonic() - started, 2),
+        photos_scanned=stats["photos"],
+        photos_read=stats["read"],
+        read_rate=round(stats["read"] / max(1, stats["photos"]), 3),
+        retries=stats["retries"],
+        checked_in=stats["accepted"],
+        checked_out=checked_out,
+        refused=stats["refused"],
+        repeats=stats["repeat"],
+        rejected_entries=stats["rejected_entries"],
+        not_read=stats["not_read"],
+        camera_faults=stats["camera_faults"],
+        p95_frame_to_entry_ms=round(percentile(rush.entry_ms, 95), 1),
+        screens=sorted(p.name for p in (out / "screens").glob("*.png")),
     )
+
+
+def badge_serial(child_id: str, seed: int) -> str:
+    """A deterministic badge serial per child (real badges use :func:`terminal.badge.new_serial`)."""
+    from terminal.badge import serial_from_bytes  # noqa: PLC0415
+
+    return serial_from_bytes(hashlib.sha256(f"demo-badge/{seed}/{child_id}".encode()).digest()[:10])
+
+
+def write_roster_file(path: Path, kids: list[simulation.Child], badges: dict[str, str], seed: int) -> Path:
+    """The kindergarten's roster as ``kgate roster load`` reads it; the first child's old badge is revoked."""
+    doc: dict[str, Any] = {
+        "version": 1,
+        "children": [{"id": c.child_id, "name": c.name, "group": c.group} for c in kids],
+        "badges": [{"serial": badges[c.child_id], "child": c.child_id} for c in kids],
+    }
+    if kids:
+        lost = badge_serial(f"lost/{kids[0].child_id}", seed)
+        doc["badges"].append({"serial": lost, "child": kids[0].child_id, "revoked": True})
+    path.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+    return path
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile ``q`` (0–100); 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered), max(1, round(q / 100 * len(ordered)))) - 1]
+
+
+class MorningRush:
+    """Arrivals as badge photos through ReplaySource -> ScanPipeline -> Gate -> ledger, with screenshots.
+
+    Each arrival is photographed at a difficulty from :data:`DIFFICULTIES` (in turn); when the gate does
+    not react, the parent holds the badge up again a few seconds later, steadier (up to two retries).
+    """
+
+    DIFFICULTIES = (0.3, 0.6, 0.95, 0.5, 1.0)
+    RETRIES = (0.3, 0.0)
+    LANGS = ("kk", "ru", "en")
+
+    def __init__(self, out: Path, ledger: Ledger, roster: Any, clock: FakeClock, seed: int) -> None:
+        from terminal.decide import DecideConfig, Decider  # noqa: PLC0415
+        from terminal.gate import Gate  # noqa: PLC0415
+        from terminal.scan import ScanPipeline  # noqa: PLC0415
+        from terminal.screen import GateScreen  # noqa: PLC0415
+        from terminal.today import Today  # noqa: PLC0415
+
+        self.photos = out / "rush"
+        self.screens = out / "screens"
+        self.photos.mkdir(parents=True, exist_ok=True)
+        self.screens.mkdir(parents=True, exist_ok=True)
+        self.roster = roster
+        self.clock = clock
+        self.seed = seed
+        self.decider = Decider(roster, DecideConfig(timezone="Asia/Almaty"), clock)
+        self.gate = Gate(ledger, self.decider, NullFeedback(), GateScreen(), lang="kk")
+        self.pipeline = ScanPipeline()
+        self.today = Today(
+            self.decider.now().astimezone(self.decider.config.tzinfo()).date(), simulation.ALMATY
+        )
+        self.arrived: set[str] = set()
+        self.entry_ms: list[float] = []
+        self.saved: set[str] = set()
+        self.stats = dict.fromkeys(
+            ("photos", "read", "retries", "accepted", "refused", "repeat", "rejected_entries", "not_read",
+             "camera_faults"), 0,
+        )  # fmt: skip
+        self._shots = 0
+
+    # -- the rush --------------------------------------------------------------------------------------
+    def run(self, visits: list[simulation.Visit], badges: dict[str, str]) -> None:
+        """Every arrival in time order, with hostile codes, one repeat and one camera fault mixed in."""
+        from terminal.badge import encode_badge  # noqa: PLC0415
+
+        arrivals = sorted((v.arrive, v.child) for v in visits if v.arrive is not None)
+        extras = self._intruders(len(arrivals), badges)
+        for n, (when, child) in enumerate(arrivals):
+            self._at(when)
+            if n == len(arrivals) // 3:
+                self._camera_fault(child.name)
+            difficulty = self.DIFFICULTIES[n % len(self.DIFFICULTIES)]
+            payload = encode_badge(badges[child.child_id])
+            if self._present(payload, child.name, difficulty, retries=True) == "accepted":
+                self.arrived.add(child.child_id)
+                self.today.record(child.child_id, Direction.IN, when)
+            else:
+                self.stats["not_read"] += 1
+            if n == 5:  # a parent shows the badge again: "already checked in", no new entry
+                self._at(when + timedelta(seconds=8))
+                self._present(payload, child.name, 0.2, retries=False)
+            for name, text in extras.get(n, ()):
+                self._at(when + timedelta(seconds=20))
+                self._present(text, name, 0.3, retries=True)
+        self.save_today("today-morning")
+
+    def _intruders(self, count: int, badges: dict[str, str]) -> dict[int, list[tuple[str, str]]]:
+        """Codes that must be refused, spread over the rush: unknown, revoked, forged and hostile."""
+        from terminal.badge import encode_badge, serial_from_bytes  # noqa: PLC0415
+
+        first = next(iter(badges), "")
+        unknown = encode_badge(serial_from_bytes(bytes(range(10))))
+        revoked = encode_badge(badge_serial(f"lost/{first}", self.seed))
+        forged = unknown[:-1] + ("A" if unknown[-1] != "A" else "B")  # wrong check character
+        hostile = "https://evil.example/?q=' OR 1=1;--\x00"
+        codes = [
+            ("Unknown Child", unknown),
+            ("Lost Badge", revoked),
+            ("Forged", forged),
+            ("Hostile", hostile),
+        ]
+        spots = [max(0, count * k // (len(codes) + 1)) for k in range(1, len(codes) + 1)]
+        return {spot: [code] for spot, code in zip(spots, codes, strict=True)}
+
+    def _at(self, when: datetime) -> None:
+        ms = simulation.utc_ms(when)
+        if ms > self.clock.time_ms:
+            self.clock.advance((ms - self.clock.time_ms) / 1000)
+
+    def _present(self, payload: str, name: str, difficulty: float, *, retries: bool) -> str:
+        """Show one badge (and retry while nothing happens); returns the last outcome's kind."""
+        kind = self._shoot(payload, name, difficulty)
+        if retries:
+            for easier in self.RETRIES:
+                if kind != "idle":
+                    break
+                self.stats["retries"] += 1
+                self.clock.advance(4.0)
+                kind = self._shoot(payload, name, easier)
+        return kind
+
+    def _shoot(self, payload: str, name: str, difficulty: float) -> str:
+        """Photograph the badge, replay the photo as a camera frame, scan it, and let the gate decide."""
+        import random  # noqa: PLC0415
+
+        from hardware.camera import ReplaySource  # noqa: PLC0415
+        from hardware.camera.synthetic import draw_shot, render_badge_photo  # noqa: PLC0415
+        from terminal.gate import OutcomeKind  # noqa: PLC0415
+
+        self._shots += 1
+        seed = self.seed * 1_000_003 + self._shots
+        shot = replace(draw_shot(random.Random(seed), difficulty), width=1280, height=720)  # noqa: S311
+        path = self.photos / f"{self._shots:04d}.jpg"
+        path.write_bytes(render_badge_photo(payload, name, seed, shot=shot).jpeg)
+        with ReplaySource([path]) as camera:
+            frame = camera.read()
+        started = time.perf_counter()
+        outcome = self.gate.handle(self.pipeline.scan(frame))
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        self.stats["photos"] += 1
+        kind = str(outcome.kind)
+        if kind != "idle":
+            self.stats["read"] += 1
+        if outcome.kind is OutcomeKind.ACCEPTED:
+            self.stats["accepted"] += 1
+            self.entry_ms.append(elapsed_ms)
+        elif outcome.kind is OutcomeKind.REFUSED:
+            self.stats["refused"] += 1
+            self.stats["rejected_entries"] += outcome.index is not None
+        elif outcome.kind is OutcomeKind.REPEAT:
+            self.stats["repeat"] += 1
+        reason = outcome.decision.reason if outcome.decision else None
+        label = {"accepted": "accepted", "refused": f"refused-{reason}", "repeat": f"repeat-{reason}"}.get(
+            kind
+        )
+        if label is not None:
+            self._screenshot(label, frame)
+        return kind
+
+    def _camera_fault(self, name: str) -> None:
+        """The USB cable is pulled for a moment: the camera-lost screen, nothing acknowledged."""
+        from dataclasses import replace as swap  # noqa: PLC0415
+
+        from hardware.camera import ReplaySource  # noqa: PLC0415
+        from hardware.errors import CameraLost  # noqa: PLC0415
+
+        camera = ReplaySource([next(self.photos.glob("*.jpg"))])
+        camera.open()
+        camera.unplug()
+        try:
+            camera.read()
+        except CameraLost:
+            self.stats["camera_faults"] += 1
+            self.gate.card = None
+            self.gate.status = swap(self.gate.status, camera_ok=False)
+            self._screenshot("error-camera-lost", None)
+        finally:
+            camera.close()
+            self.gate.status = swap(self.gate.status, camera_ok=True)
+
+    # -- screenshots -------------------------------------------------------------------------------------
+    def _screenshot(self, label: str, frame: Any) -> None:
+        """The gate screen as it is now, once per label, in each language."""
+        if label in self.saved or self.gate.screen is None:
+            return
+        self.saved.add(label)
+        from terminal.service import preview_rgb  # noqa: PLC0415
+
+        preview = None if frame is None else preview_rgb(frame)
+        local = self.decider.now().astimezone(self.decider.config.tzinfo()).replace(tzinfo=None)
+        for lang in self.LANGS:
+            state = self.gate.screen_state(preview)
+            card = None if state.card is None else replace(state.card, lang=lang)
+            state = replace(state, lang=lang, card=card, status=replace(state.status, clock=local))
+            self.gate.screen.render(state).save(self.screens / f"{label}-{lang}.png")
+
+    def save_today(self, label: str) -> None:
+        """The staff "today" list in each language."""
+        if self.gate.screen is None:
+            return
+        listing = self.today.today_list(self.roster.children())
+        local = self.decider.now().astimezone(self.decider.config.tzinfo()).replace(tzinfo=None)
+        status = replace(self.gate.status, clock=local)
+        for lang in self.LANGS:
+            image = self.gate.screen.render_today(listing, lang, status)
+            image.save(self.screens / f"{label}-{lang}.png")
 
 
 def sync_to_local_register(ledger_db: Path, register_dir: Path) -> int:
@@ -145,7 +416,18 @@ def _run(args: argparse.Namespace) -> int:
     print(f"  output folder:   {summary.out}")
     print(f"  attendance:      {summary.present} came, {summary.absent} absent")
     print(f"  device ledger:   {summary.ledger}")
-    print(f"  entries:         {summary.entries} (boot + check-ins + check-outs), each durably committed")
+    print(
+        f"  morning rush:    {summary.photos_scanned} badge photos scanned through the real pipeline, "
+        f"read rate {summary.read_rate:.1%} ({summary.retries} retries, {summary.not_read} never read)"
+    )
+    print(
+        f"  gate decisions:  {summary.checked_in} checked in, {summary.refused} refused "
+        f"({summary.rejected_entries} rejected entries), {summary.repeats} repeat, "
+        f"{summary.camera_faults} camera fault; p95 frame->entry {summary.p95_frame_to_entry_ms} ms"
+    )
+    print(f"  departures:      {summary.checked_out} checked out (appended directly)")
+    print(f"  screens:         {len(summary.screens)} screenshots in {Path(summary.out) / 'screens'}")
+    print(f"  entries:         {summary.entries} (boot, in, refused, out), each durably committed")
     print(f"  checkpoint:      size {summary.checkpoint_size}, signed by {summary.vkey}")
     print("  verification:    ok (every entry, the Merkle tree and every stored checkpoint)")
     print(f"  register:        {summary.register} (embedded, HTTP on 127.0.0.1)")

@@ -36,7 +36,21 @@ def test_demo_json_leaves_a_verified_ledger(tmp_path: Path, capsys: pytest.Captu
     summary = json.loads(capsys.readouterr().out)
     assert summary["verified"] is True
     assert 100 <= summary["present"] <= 120 and summary["present"] + summary["absent"] == 120
-    assert summary["entries"] == 1 + 2 * summary["present"]
+    # The morning rush went through the real pipeline: every photo counted, every child eventually read.
+    assert summary["photos_scanned"] >= summary["present"] + 5 and summary["not_read"] == 0
+    assert summary["photos_read"] == summary["photos_scanned"] - summary["retries"]
+    assert summary["read_rate"] == round(summary["photos_read"] / summary["photos_scanned"], 3)
+    assert summary["checked_in"] == summary["checked_out"] == summary["present"]
+    assert summary["refused"] == 4 and summary["repeats"] == 1 and summary["camera_faults"] == 1
+    assert (
+        summary["entries"] == 1 + summary["checked_in"] + summary["rejected_entries"] + summary["checked_out"]
+    )
+    assert 0 < summary["p95_frame_to_entry_ms"] <= 200
+    screens = sorted(p.name for p in (tmp_path / "screens").glob("*.png"))
+    assert screens == summary["screens"]
+    for state in ("accepted", "refused-unknown", "refused-revoked", "error-camera-lost", "today-morning"):
+        for lang in ("kk", "ru", "en"):
+            assert f"{state}-{lang}.png" in screens
     assert (tmp_path / "device" / "ledger.db").is_file()
     assert main(["verify", str(tmp_path / "device" / "ledger.db")]) == 0
     # The device pushed its log to the embedded register over HTTP; the register cosigned all of it.
