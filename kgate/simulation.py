@@ -13,15 +13,23 @@ from datetime import UTC, date, datetime, time, timedelta, timezone
 ALMATY = timezone(timedelta(hours=5), "Asia/Almaty")  # Kazakhstan has used UTC+5 nationwide since 2024
 
 GROUPS = ("Балапан", "Құлыншақ", "Жұлдызша", "Күншуақ", "Ботақан")
-GIVEN = (
-    "Аружан", "Айша", "Әлихан", "Нұрислам", "Томирис", "Ерасыл", "Інжу", "Айару", "Рамазан", "Медина",
-    "Әмина", "Санжар", "Ұлжан", "Дамир", "Жанель", "Алихан", "Мирас", "Асылым", "Нұрсұлтан", "Айгерім",
-    "Ернұр", "Фатима", "Бекзат", "Аяна", "Тимур", "Хадиша", "Қайрат", "Малика", "Өркен", "Сафия",
+GIRLS = (
+    "Аружан", "Айша", "Томирис", "Інжу", "Айару", "Медина", "Әмина", "Ұлжан", "Жанель", "Асылым",
+    "Айгерім", "Фатима", "Аяна", "Хадиша", "Малика", "Сафия",
+)  # fmt: skip
+BOYS = (
+    "Әлихан", "Нұрислам", "Ерасыл", "Рамазан", "Санжар", "Дамир", "Алихан", "Мирас", "Нұрсұлтан",
+    "Ернұр", "Бекзат", "Тимур", "Қайрат", "Өркен",
 )  # fmt: skip
 FAMILY = (
     "Сейітов", "Нұрланов", "Әбенов", "Жақыпов", "Омаров", "Қасымов", "Есенов", "Бекмұратов", "Ахметов",
     "Төлеуов", "Серікбаев", "Мұхамедиев", "Ким", "Иванов", "Ғабдуллин", "Исаев",
 )  # fmt: skip
+
+
+def _family_name(family: str, girl: bool) -> str:
+    """Kazakh and Russian surnames agree with the child's gender (Омаров → Омарова); Ким does not change."""
+    return family + "а" if girl and family.endswith(("ов", "ев", "ин")) else family
 
 
 @dataclass(frozen=True)
@@ -47,10 +55,9 @@ def roster(count: int = 120, seed: int = 7) -> list[Child]:
     rng = random.Random(seed)
     children = []
     for i in range(count):
-        given = rng.choice(GIVEN)
-        family = rng.choice(FAMILY)
-        if given.endswith(("а", "я", "ь", "ж", "ш", "н", "у", "м")) and family.endswith("ов"):
-            family += "а" if rng.random() < 0.5 else ""
+        girl = rng.random() < 0.5
+        given = rng.choice(GIRLS if girl else BOYS)
+        family = _family_name(rng.choice(FAMILY), girl)
         children.append(Child(f"KZ{seed:02d}{i + 1:04d}", f"{given} {family}", GROUPS[i % len(GROUPS)]))
     return children
 

@@ -5,6 +5,7 @@ from typing import Final
 MESSAGES: Final[dict[str, str]] = {
     # idle screen
     "prompt.show_badge": "Show the badge to the camera",
+    "prompt.paused": "Check-in is paused: please ask a member of staff",
     "prompt.mode_in": "Mode: check in",
     "prompt.mode_out": "Mode: check out",
     # accepted card

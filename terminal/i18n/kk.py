@@ -5,6 +5,7 @@ from typing import Final
 MESSAGES: Final[dict[str, str]] = {
     # idle screen
     "prompt.show_badge": "Бейджікті камераға көрсетіңіз",
+    "prompt.paused": "Тіркеу уақытша тоқтады: қызметкерге хабарласыңыз",
     "prompt.mode_in": "Кіру режимі",
     "prompt.mode_out": "Шығу режимі",
     # accepted card

@@ -9,6 +9,7 @@ from typing import Final
 MESSAGES: Final[dict[str, str]] = {
     # idle screen
     "prompt.show_badge": "Покажите бейдж камере",
+    "prompt.paused": "Отметка приостановлена: обратитесь к воспитателю",
     "prompt.mode_in": "Режим: приход",
     "prompt.mode_out": "Режим: уход",
     # accepted card

@@ -75,7 +75,11 @@ class GateScreen:
             )
         if self.config.framing_guide and state.status.camera_ok:
             draw_guide(draw, lay)
-        panel = self._card(state.card) if state.card else self._idle(lang, state.selected_direction)
+        if state.card:
+            panel = self._card(state.card)
+        else:  # while the gate cannot record, do not invite anyone to show a badge
+            prompt = "prompt.paused" if state.status.alerts else "prompt.show_badge"
+            panel = self._idle(lang, state.selected_direction, prompt)
         image.paste(panel, lay.panel[:2])
         image.paste(self._status(_to_minute(state.status), lang), lay.status[:2])
         alerts = state.status.alerts
@@ -128,7 +132,9 @@ class GateScreen:
     def _draw_card(self, card: ResultCard) -> Image.Image:
         return render_card(card, box_size(self.layout.panel), self.layout, self.faces)
 
-    def _draw_idle(self, lang: str, direction: Direction | None) -> Image.Image:
+    def _draw_idle(
+        self, lang: str, direction: Direction | None, prompt: str = "prompt.show_badge"
+    ) -> Image.Image:
         """The waiting panel: the prompt in the UI language, then the other two; the button mode."""
         lay = self.layout
         size = box_size(lay.panel)
@@ -149,7 +155,7 @@ class GateScreen:
         others = [code for code in LANGUAGES if code != lang]
         font, lines = fit(
             self.faces,
-            t("prompt.show_badge", lang),
+            t(prompt, lang),
             inner,
             lay.px(46),
             min_size=lay.px(24),
@@ -159,7 +165,7 @@ class GateScreen:
         y += draw_lines(draw, (pad, y), font, lines, theme.TEXT) + lay.px(20)
         for code in others:
             font, lines = fit(
-                self.faces, t("prompt.show_badge", code), inner, lay.px(28), min_size=lay.px(16), max_lines=2
+                self.faces, t(prompt, code), inner, lay.px(28), min_size=lay.px(16), max_lines=2
             )
             y += draw_lines(draw, (pad, y), font, lines, theme.TEXT_DIM) + lay.px(10)
         if self.config.device_label:
