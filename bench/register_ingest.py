@@ -1,17 +1,23 @@
 """Register ingest throughput (entries verified and stored per second) on SQLite or PostgreSQL; prints JSON.
 
-    python -P bench/register_ingest.py [--db URL] [--entries N] [--batch 4096]
+    .venv/bin/python -P bench/register_ingest.py [--db URL] [--entries N] [--batch 4096]
 
-Calls the ingest path directly (no HTTP) so it measures verification + storage.
+Calls the ingest path directly (no HTTP) so it measures verification + storage. The device ledger is
+built with the real append code but ``PRAGMA synchronous=OFF`` (building only, as bench/ledger.py does).
+bench/sync.py measures the same path over HTTP, with raw baselines.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+# Keep this script's folder off the import path (bench/ledger.py would shadow the ledger package).
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from ledger.clock import FakeClock
 from ledger.note import CosignatureSigner
@@ -30,6 +36,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clock = FakeClock(1_700_000_000_000)
         ledger = open_ledger(Path(tmp) / "ledger.db", origin="bench.test/kgate/dev1", clock=clock)
+        ledger._conn.execute("PRAGMA synchronous=OFF")  # building the input only
         for i in range(args.entries):
             ledger.append("in", child=f"C{i % 100}", method="qr")
             clock.advance(1)
