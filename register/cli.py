@@ -1,4 +1,4 @@
-"""``kgate register …``: serve the register, manage its device registry, list alarms."""
+"""``kgate register …``: serve the register, pull device logs, manage its device registry, list alarms."""
 
 from __future__ import annotations
 
@@ -23,6 +23,18 @@ def _state_dir(args: argparse.Namespace) -> Path:
     return Path(os.environ.get("STATE_DIRECTORY", "").split(":")[0] or ".")
 
 
+def _key_name(args: argparse.Namespace) -> str | None:
+    """``--name``, else the host name when keys must be generated, else None (existing keys keep theirs)."""
+    from register.keys import COSIGNER_FILE, REQUEST_FILE  # noqa: PLC0415
+
+    if args.name:
+        return str(args.name)
+    state = _state_dir(args)
+    if (state / COSIGNER_FILE).exists() and (state / REQUEST_FILE).exists():
+        return None
+    return platform.node() or None
+
+
 def _listen(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
@@ -41,7 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     host, port = _listen(args.listen)
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    keys = load_or_create_keys(_state_dir(args), args.name)
+    keys = load_or_create_keys(_state_dir(args), _key_name(args))
     store = open_store(args.db)
     try:
         register = Register(store, keys.cosigner, max_batch=args.max_batch)
@@ -107,6 +119,65 @@ def cmd_alarms(args: argparse.Namespace) -> int:
     return 0
 
 
+EXIT_RETRY = 75  # EX_TEMPFAIL: the device could not be reached; try again later
+EXIT_INVALID = 3  # the pulled log does not verify, or the device refused our signature
+EXIT_EQUIVOCATION = 4  # 409: the device's log contradicts what the register holds (alarm recorded)
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from register.errors import ApiError, Equivocation, StoreUnavailable  # noqa: PLC0415
+    from register.keys import load_or_create_keys  # noqa: PLC0415
+    from register.pull import pull_device  # noqa: PLC0415
+    from register.service import Register  # noqa: PLC0415
+    from register.store import open_store  # noqa: PLC0415
+    from sync_agent.errors import RetryableError, SyncError  # noqa: PLC0415
+
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if args.max_entries < 1:
+        raise ConfigError("--max-entries must be positive")
+    keys = load_or_create_keys(_state_dir(args), args.name)
+    with open_store(args.db) as store:
+        device = store.device_by_origin(args.device)
+        if device is None:
+            raise ConfigError(f"--device {args.device!r}: no enrolled device has this origin")
+        register = Register(store, keys.cosigner, max_batch=args.max_entries)
+        try:
+            result = pull_device(
+                register, device, args.url, keys.request, timeout=(args.timeout, args.timeout), ca=args.ca
+            )
+        except Equivocation as exc:
+            print(f"kgate: register pull: EQUIVOCATION (alarm recorded): {exc}", file=sys.stderr)
+            return EXIT_EQUIVOCATION
+        except (RetryableError, StoreUnavailable) as exc:
+            print(f"kgate: register pull: will retry later: {exc}", file=sys.stderr)
+            return EXIT_RETRY
+        except (SyncError, ApiError) as exc:
+            print(f"kgate: register pull: refused: {exc}", file=sys.stderr)
+            return EXIT_INVALID
+    if args.json:
+        print(json.dumps(result.__dict__, sort_keys=True))
+    else:
+        print(
+            f"{result.origin}: fetched {result.fetched} entries from {result.start}; "
+            f"the register holds {result.size}, cosigned"
+        )
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from register.keys import load_or_create_keys  # noqa: PLC0415
+
+    keys = load_or_create_keys(_state_dir(args), _key_name(args))
+    row = {"cosigner_vkey": keys.cosigner.vkey, "request_vkey": keys.request.vkey}
+    if args.json:
+        print(json.dumps(row, sort_keys=True))
+    else:
+        print(f"cosigner {row['cosigner_vkey']}\nrequest  {row['request_vkey']}")
+    return 0
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -129,15 +200,39 @@ def add_commands(subparsers: Any) -> None:
         "--listen", default="127.0.0.1:8470", help="HOST:PORT to listen on (default %(default)s)"
     )
     serve.add_argument("--state", help="directory of the register keys (default $STATE_DIRECTORY or .)")
-    serve.add_argument(
-        "--name", default=platform.node() or None, help="key name for new keys: the register host"
-    )
+    serve.add_argument("--name", help="key name for new keys: the register host (default: host name)")
     serve.add_argument("--max-batch", type=int, default=4096, help="entries per push (%(default)s)")
     serve.add_argument(
         "--rate", type=_positive, default=10.0, help="requests/s per device (default %(default)s)"
     )
     serve.add_argument("--burst", type=int, default=40, help="request burst per device (%(default)s)")
     serve.set_defaults(func=cmd_serve)
+
+    pull = sub.add_parser(
+        "pull",
+        help="fetch a device's log from its tlog-tiles server (kgate sync serve) and ingest it like a push",
+        description="Exit 0 ingested, 3 does not verify or refused, 4 equivocation (alarm), 75 retry later.",
+    )
+    pull.add_argument("url", metavar="URL", help="the device log's base URL (its --prefix included)")
+    pull.add_argument("--device", required=True, metavar="ORIGIN", help="the enrolled device's log origin")
+    pull.add_argument("--db", default=DEFAULT_DB, help=db_help)
+    pull.add_argument("--state", help="directory of the register keys (default $STATE_DIRECTORY or .)")
+    pull.add_argument("--name", help="key name if the keys must be generated (the register host)")
+    pull.add_argument("--ca", type=Path, help="CA bundle to verify the device's TLS certificate")
+    pull.add_argument(
+        "--timeout", type=_positive, default=30.0, help="seconds per request (default %(default)s)"
+    )
+    pull.add_argument(
+        "--max-entries", type=int, default=1 << 20, help="most new entries one pull ingests (%(default)s)"
+    )
+    pull.add_argument("--json", action="store_true", help="print the result as JSON")
+    pull.set_defaults(func=cmd_pull)
+
+    keys = sub.add_parser("keys", help="print the register's cosigner and request vkeys (generating them)")
+    keys.add_argument("--state", help="directory of the register keys (default $STATE_DIRECTORY or .)")
+    keys.add_argument("--name", help="key name for new keys: the register host (default: host name)")
+    keys.add_argument("--json", action="store_true", help='print {"cosigner_vkey", "request_vkey"}')
+    keys.set_defaults(func=cmd_keys)
 
     device = sub.add_parser("device", help="the registry of device keys")
     dsub = device.add_subparsers(dest="device_command", metavar="COMMAND", required=True)

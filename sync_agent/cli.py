@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from kgate.errors import UsageError
 from ledger.errors import BadKeyError, LedgerError
@@ -79,9 +79,12 @@ def _push_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, help="entries per push (16..65536, default 1024)")
 
 
-def _setup_logging() -> None:
+def _setup_logging(stream: TextIO | None = None) -> None:
     logging.basicConfig(
-        stream=sys.stdout, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True
+        stream=stream or sys.stdout,
+        level=logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        force=True,
     )
 
 
@@ -119,7 +122,7 @@ def _close(agent: SyncAgent) -> None:
 
 def cmd_once(args: argparse.Namespace) -> int:
 
-    _setup_logging()
+    _setup_logging(sys.stderr if args.json else None)  # --json: stdout carries only the JSON line
     agent, _ = _build(args)
     try:
         try:
