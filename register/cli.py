@@ -52,6 +52,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from register.store import open_store  # noqa: PLC0415
 
     host, port = _listen(args.listen)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    for path in (args.tls_cert, args.tls_key):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"TLS file {path} does not exist")
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     keys = load_or_create_keys(_state_dir(args), _key_name(args))
     store = open_store(args.db)
@@ -62,7 +67,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "serving on %s:%d, cosigner %s", host, port, keys.cosigner.vkey
         )
         uvicorn.run(
-            app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+            ssl_certfile=args.tls_cert,
+            ssl_keyfile=args.tls_key,
         )
     finally:
         store.close()
@@ -206,6 +218,8 @@ def add_commands(subparsers: Any) -> None:
         "--rate", type=_positive, default=10.0, help="requests/s per device (default %(default)s)"
     )
     serve.add_argument("--burst", type=int, default=40, help="request burst per device (%(default)s)")
+    serve.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate chain (PEM)")
+    serve.add_argument("--tls-key", type=Path, help="the private key of --tls-cert (PEM)")
     serve.set_defaults(func=cmd_serve)
 
     pull = sub.add_parser(

@@ -38,17 +38,31 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serve_locally(db: str, state_dir: Path, name: str, *, timeout: float = 10.0) -> Iterator[LocalRegister]:
-    """Serve a register on 127.0.0.1 (a free port) until the block ends."""
+def serve_locally(
+    db: str,
+    state_dir: Path,
+    name: str,
+    *,
+    timeout: float = 10.0,
+    tls: tuple[Path, Path] | None = None,
+) -> Iterator[LocalRegister]:
+    """Serve a register on 127.0.0.1 (a free port) until the block ends; HTTPS with ``tls=(cert, key)``."""
     keys = load_or_create_keys(state_dir, name)
     store = open_store(db)
     port = _free_port()
     app = create_app(Register(store, keys.cosigner))
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_config=None, access_log=False, log_level="warning"
-        )
+    cert, key = tls if tls else (None, None)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        log_level="warning",
+        ssl_certfile=cert,
+        ssl_keyfile=key,
     )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="kgate-register", daemon=True)
     thread.start()
     try:
@@ -57,7 +71,8 @@ def serve_locally(db: str, state_dir: Path, name: str, *, timeout: float = 10.0)
             if time.monotonic() > deadline or not thread.is_alive():
                 raise RegisterError("the embedded register did not start")
             time.sleep(0.01)
-        yield LocalRegister(f"http://127.0.0.1:{port}", store, keys)
+        scheme = "https" if tls else "http"
+        yield LocalRegister(f"{scheme}://127.0.0.1:{port}", store, keys)
     finally:
         server.should_exit = True
         thread.join(timeout)
