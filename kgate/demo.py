@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -217,7 +218,8 @@ def _run(args: argparse.Namespace) -> int:
         f"  synced:          {summary.cosigned_size} entries cosigned by the register; its database verifies"
     )
     print(f"  time:            {summary.seconds} s")
-    print(f"Try: kgate verify {summary.ledger}   or   kgate verify {summary.register}")
+    kgate = sys.argv[0] if Path(sys.argv[0]).name == "kgate" else "kgate"
+    print(f"Try: {kgate} verify {summary.ledger}   or   {kgate} verify {summary.register}")
     return 0
 
 

@@ -45,6 +45,8 @@ from terminal.today import Today, today_from_ledger
 
 log = logging.getLogger(__name__)
 _HOUSEKEEPING_SECONDS = 10.0  # clock-sync flag, free disk, status file
+# A hard frame stops rescuing after this long: at 30 fps the next frame is already waiting (docs/scanning.md).
+LIVE_RESCUE_BUDGET_MS = 30.0
 
 
 @dataclass
@@ -377,7 +379,9 @@ def open_service(config: TerminalConfig, *, notifier: Notifier | None = None) ->
         system_clock = SystemClock()
         service = TerminalService(
             camera=open_camera(config.camera),
-            pipeline=ScanPipeline(ScanConfig(region=config.camera.region)),
+            pipeline=ScanPipeline(
+                ScanConfig(region=config.camera.region, rescue_budget_ms=LIVE_RESCUE_BUDGET_MS)
+            ),
             gate=gate,
             display=display,
             today=today,

@@ -31,6 +31,8 @@ class ScanConfig:
     factors tried on a crop around each located-but-undecodable symbol (empty disables rescue).
     ``use_zbar``: try zbar on rescue crops when pyzbar/libzbar0 is installed. ``rescue_margin``: crop
     margin around the symbol as a fraction of its size. ``max_rescues``: failed symbols retried per frame.
+    ``rescue_budget_ms``: no new rescue attempt starts once the frame has taken this long (the live gate
+    sets it, so a hard frame on a slow Pi cannot hold up the next one; ``None`` for stills).
     """
 
     region: Region = field(default_factory=Region)
@@ -38,6 +40,7 @@ class ScanConfig:
     use_zbar: bool = True
     rescue_margin: float = 0.35
     max_rescues: int = 2
+    rescue_budget_ms: float | None = None
 
 
 class ScanPipeline:
@@ -53,18 +56,21 @@ class ScanPipeline:
         gray = _gray(pixels)
         codes, failed = zxing_read(gray)
         if failed and not codes:
-            codes = self._rescue(gray, failed)
+            codes = self._rescue(gray, failed, started)
         placed = tuple(_offset(code, ox, oy) for code in _unique(codes))
         ms = (time.perf_counter() - started) * 1000.0
         return ScanResult(codes=placed, timestamp=frame.timestamp, ms=ms, origin=frame.origin)
 
-    def _rescue(self, gray: Image, failed: list[Failed]) -> list[DecodedCode]:
+    def _rescue(self, gray: Image, failed: list[Failed], started: float) -> list[DecodedCode]:
         config = self.config
+        budget = None if config.rescue_budget_ms is None else started + config.rescue_budget_ms / 1000.0
         for box in failed[: config.max_rescues]:
             crop, (cx, cy) = _crop_around(gray, box, config.rescue_margin)
             if crop.size == 0:
                 continue
             for scale in config.rescue_scales:
+                if budget is not None and time.perf_counter() > budget:
+                    return []
                 big = np.asarray(
                     cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC), dtype=np.uint8
                 )

@@ -91,3 +91,20 @@ def test_synthetic_photos_are_deterministic() -> None:
         render_badge_photo(payload, "Sofia Brown", 5).jpeg
         != render_badge_photo(payload, "Sofia Brown", 6).jpeg
     )
+
+
+def test_rescue_budget_bounds_the_time_spent_on_a_hard_frame() -> None:
+    """With a zero budget no rescue starts: the frame costs one zxing pass, and nothing is misread."""
+    from hardware.camera import ReplaySource
+
+    corpus = shared_path("data", "qr", "zxing-blackbox")
+    images = sorted(Path(corpus).glob("qrcode-*/*.png"))
+    unbounded, bounded = ScanPipeline(), ScanPipeline(ScanConfig(rescue_budget_ms=0.0))
+    rescued = 0
+    with ReplaySource(images) as source:
+        for _ in images:
+            frame = source.read()
+            full, quick = unbounded.scan(frame), bounded.scan(frame)
+            assert {c.data for c in quick.codes} <= {c.data for c in full.codes}
+            rescued += len(full.codes) > len(quick.codes)
+    assert rescued >= 1, "the corpus has frames only the rescue path reads"
