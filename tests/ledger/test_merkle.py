@@ -150,7 +150,7 @@ def test_rfc6962_reference_roots() -> None:
 
 @dataclass(frozen=True)
 class CTVectors:
-    """The Argon 2020 responses, decoded as /work/shared/data/vectors/README.md describes them."""
+    """The Argon 2020 responses, decoded as ../shared/data/vectors/README.md describes them."""
 
     leaf: bytes
     index: int
