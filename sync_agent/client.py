@@ -1,4 +1,4 @@
-"""The register's HTTP API as the agent sees it (docs/protocol-draft.md), over ``requests``.
+"""The register's HTTP API as the agent sees it (docs/protocol.md), over ``requests``.
 
 Every call has a (connect, read) timeout, TLS is verified against the configured CA bundle (or the
 system store; never disabled), plain HTTP is allowed only to loopback, request bodies are gzipped, and

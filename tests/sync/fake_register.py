@@ -1,4 +1,4 @@
-"""A minimal register that follows docs/protocol-draft.md, on loopback, with injectable faults.
+"""A minimal register that follows docs/protocol.md, on loopback, with injectable faults.
 
 It is a peer implementation (not a mock): it verifies request signatures, the device checkpoint, the
 entries against its stored tree and the consistency proof, stores entries in memory, and cosigns.
