@@ -20,55 +20,9 @@ from ledger.httpsig import keyid_of
 from ledger.note import Ed25519Verifier
 from register.errors import ConfigError, DuplicateDevice, StoreError
 from register.ingest import Address, Plan
+from register.store.schema import COMPONENTS, LEGACY_KEY, META_DDL, SQLITE, Dialect, known_versions, meta_key
 
-SCHEMA_VERSION = 1
 _PAGE = 1000
-
-
-def _schema(serial: str, blob: str) -> list[str]:
-    return [
-        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        f"""CREATE TABLE devices (
-            id {serial} PRIMARY KEY,
-            origin TEXT NOT NULL UNIQUE,
-            keyid TEXT NOT NULL UNIQUE,
-            vkey TEXT NOT NULL,
-            kindergarten TEXT NOT NULL,
-            gate TEXT NOT NULL,
-            added_ms BIGINT NOT NULL,
-            disabled BOOLEAN NOT NULL DEFAULT FALSE,
-            size BIGINT NOT NULL DEFAULT 0,
-            last_seen_ms BIGINT,
-            heartbeat TEXT)""",
-        f"""CREATE TABLE entries (
-            device_id BIGINT NOT NULL REFERENCES devices (id),
-            idx BIGINT NOT NULL,
-            leaf {blob} NOT NULL,
-            data {blob} NOT NULL,
-            PRIMARY KEY (device_id, idx))""",
-        f"""CREATE TABLE hashes (
-            device_id BIGINT NOT NULL REFERENCES devices (id),
-            level INTEGER NOT NULL,
-            idx BIGINT NOT NULL,
-            hash {blob} NOT NULL,
-            PRIMARY KEY (device_id, level, idx))""",
-        f"""CREATE TABLE checkpoints (
-            device_id BIGINT NOT NULL REFERENCES devices (id),
-            size BIGINT NOT NULL,
-            root {blob} NOT NULL,
-            note TEXT NOT NULL,
-            cosigned TEXT NOT NULL,
-            received_ms BIGINT NOT NULL,
-            PRIMARY KEY (device_id, size))""",
-        f"""CREATE TABLE alarms (
-            id {serial} PRIMARY KEY,
-            device_id BIGINT REFERENCES devices (id),
-            time_ms BIGINT NOT NULL,
-            kind TEXT NOT NULL,
-            idx BIGINT,
-            detail TEXT NOT NULL,
-            evidence {blob})""",
-    ]
 
 
 @dataclass(frozen=True)
@@ -257,8 +211,7 @@ class Store:
     def _lock_device(self, sql: Sql, device_id: int) -> None:
         """Serialise writers of one device until the transaction ends (no-op where BEGIN IMMEDIATE did)."""
 
-    def _schema(self) -> list[str]:
-        raise NotImplementedError
+    dialect: Dialect = SQLITE
 
     def close(self) -> None:
         raise NotImplementedError
@@ -271,17 +224,49 @@ class Store:
 
     # -- schema ---------------------------------------------------------------------------------------
     def migrate(self) -> None:
-        """Create or upgrade the schema (idempotent, one transaction)."""
+        """Create or upgrade every component's tables (idempotent, one transaction; docs in schema.py)."""
         with self._tx(write=True) as sql:
-            sql.run(self._schema()[0])
-            row = sql.one("SELECT value FROM meta WHERE key = 'schema'")
-            version = 0 if row is None else int(row[0])
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"register database has schema {version}, newer than this kgate knows")
-            if version == 0:
-                for ddl in self._schema()[1:]:
-                    sql.run(ddl)
-                sql.run("INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            sql.run(META_DDL)
+            versions = self._versions(sql)
+            for component, steps in COMPONENTS.items():
+                version = versions.get(component, 0)
+                for step in steps[version:]:
+                    for ddl in step(self.dialect):
+                        sql.run(ddl)
+                if version != len(steps):
+                    sql.run(
+                        "INSERT INTO meta (key, value) VALUES (?, ?) "
+                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        (meta_key(component), str(len(steps))),
+                    )
+
+    def check_schema(self) -> None:
+        """Refuse a database whose schema this code does not know (StoreError): never guess."""
+        with self._tx(write=False) as sql:
+            versions = self._versions(sql)
+        known = known_versions()
+        if not versions:
+            raise StoreError("not a kgate register database (no schema version recorded)")
+        for component, version in versions.items():
+            if component not in known or version > known[component]:
+                raise StoreError(
+                    f"register database has schema {component} v{version}, which this kgate does not know"
+                )
+            if version < known[component]:
+                raise StoreError(
+                    f"register database has schema {component} v{version}, older than this kgate's "
+                    f"v{known[component]}: run kgate register serve (or any writing command) to upgrade it"
+                )
+
+    def _versions(self, sql: Sql) -> dict[str, int]:
+        """Each component's recorded version (a pre-component database counts as ``log`` v1)."""
+        versions: dict[str, int] = {}
+        for key, value in sql.all("SELECT key, value FROM meta WHERE key LIKE ?", (LEGACY_KEY + "%",)):
+            name = "log" if key == LEGACY_KEY else str(key).removeprefix(LEGACY_KEY + ".")
+            if name == str(key) or not str(value).isdigit():
+                raise StoreError(f"register database meta row {key!r} = {value!r} is not a schema version")
+            versions[name] = max(versions.get(name, 0), int(value))
+        return versions
 
     def get_meta(self, key: str) -> str | None:
         with self._tx(write=False) as sql:

@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from register.errors import StoreError, StoreUnavailable
-from register.store.base import Conn, Sql, Store, _schema
+from register.store.base import Conn, Sql, Store
+from register.store.schema import POSTGRES
 
 POOL_SIZE = 8
 CONNECT_TIMEOUT_S = 10
@@ -74,6 +75,7 @@ class PostgresStore(Store):
     """The register in PostgreSQL; connections are opened on demand up to ``pool_size`` and reused."""
 
     paramstyle = "format"
+    dialect = POSTGRES
 
     def __init__(self, url: str, *, pool_size: int = POOL_SIZE) -> None:
         self._pg = _psycopg()
@@ -85,9 +87,6 @@ class PostgresStore(Store):
         self._types: dict[str, dict[str, int]] = {}  # table → column → type oid, for COPY
         with self._conn():  # fail now, not at the first request, if the server is unreachable
             pass
-
-    def _schema(self) -> list[str]:
-        return _schema("BIGINT GENERATED ALWAYS AS IDENTITY", "BYTEA")
 
     def _connect(self) -> Any:
         try:

@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from register.errors import StoreError, StoreUnavailable
-from register.store.base import Sql, Store, _schema
+from register.store.base import Sql, Store
+from register.store.schema import SQLITE
 
 BUSY_TIMEOUT_S = 10.0
 
@@ -25,6 +26,7 @@ class SqliteStore(Store):
     """The register in one SQLite file (embedded default); a thread lock serialises use of the connection."""
 
     integrity_errors = (sqlite3.IntegrityError,)
+    dialect = SQLITE
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -44,9 +46,6 @@ class SqliteStore(Store):
             raise StoreError(f"{self.path}: cannot set WAL + synchronous=FULL (got {mode}, {sync})")
         self._conn = conn
         self._lock = threading.RLock()
-
-    def _schema(self) -> list[str]:
-        return _schema("INTEGER", "BLOB")
 
     @contextmanager
     def _tx(self, *, write: bool) -> Iterator[Sql]:

@@ -1,0 +1,93 @@
+"""The register's schema as code: migrations per component, each component versioned on its own.
+
+A component is one feature's set of tables (``log``: devices, entries, hashes, checkpoints, alarms;
+later ones add theirs). Its version is the row ``schema.<component>`` in ``meta``; :func:`pending`
+lists the DDL still to run. A component's migrations are append-only: a released step is never edited,
+a change is a new step. Each step gets the backend's :class:`Dialect` and returns its statements, which
+use only SQL that SQLite and PostgreSQL both accept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The column types that differ between backends."""
+
+    serial: str  # an auto-assigned integer primary key
+    blob: str  # raw bytes
+
+
+SQLITE: Final = Dialect(serial="INTEGER", blob="BLOB")
+POSTGRES: Final = Dialect(serial="BIGINT GENERATED ALWAYS AS IDENTITY", blob="BYTEA")
+
+Migration = Callable[[Dialect], list[str]]
+
+META_DDL: Final = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+LEGACY_KEY: Final = "schema"  # databases made before components: their 'schema' = 1 is log v1
+
+
+def _log_v1(d: Dialect) -> list[str]:
+    return [
+        f"""CREATE TABLE devices (
+            id {d.serial} PRIMARY KEY,
+            origin TEXT NOT NULL UNIQUE,
+            keyid TEXT NOT NULL UNIQUE,
+            vkey TEXT NOT NULL,
+            kindergarten TEXT NOT NULL,
+            gate TEXT NOT NULL,
+            added_ms BIGINT NOT NULL,
+            disabled BOOLEAN NOT NULL DEFAULT FALSE,
+            size BIGINT NOT NULL DEFAULT 0,
+            last_seen_ms BIGINT,
+            heartbeat TEXT)""",
+        f"""CREATE TABLE entries (
+            device_id BIGINT NOT NULL REFERENCES devices (id),
+            idx BIGINT NOT NULL,
+            leaf {d.blob} NOT NULL,
+            data {d.blob} NOT NULL,
+            PRIMARY KEY (device_id, idx))""",
+        f"""CREATE TABLE hashes (
+            device_id BIGINT NOT NULL REFERENCES devices (id),
+            level INTEGER NOT NULL,
+            idx BIGINT NOT NULL,
+            hash {d.blob} NOT NULL,
+            PRIMARY KEY (device_id, level, idx))""",
+        f"""CREATE TABLE checkpoints (
+            device_id BIGINT NOT NULL REFERENCES devices (id),
+            size BIGINT NOT NULL,
+            root {d.blob} NOT NULL,
+            note TEXT NOT NULL,
+            cosigned TEXT NOT NULL,
+            received_ms BIGINT NOT NULL,
+            PRIMARY KEY (device_id, size))""",
+        f"""CREATE TABLE alarms (
+            id {d.serial} PRIMARY KEY,
+            device_id BIGINT REFERENCES devices (id),
+            time_ms BIGINT NOT NULL,
+            kind TEXT NOT NULL,
+            idx BIGINT,
+            detail TEXT NOT NULL,
+            evidence {d.blob})""",
+    ]
+
+
+#: Every component and its migrations, in the order components are created.
+#: Features add a component here (their own key, their own steps); never reorder or edit a step.
+COMPONENTS: Final[Mapping[str, Sequence[Migration]]] = {
+    "log": (_log_v1,),
+}
+
+
+def meta_key(component: str) -> str:
+    """The ``meta`` row holding a component's schema version."""
+    return f"{LEGACY_KEY}.{component}"
+
+
+def known_versions() -> dict[str, int]:
+    """The version of each component this code writes."""
+    return {name: len(steps) for name, steps in COMPONENTS.items()}
