@@ -10,6 +10,7 @@ from typing import Any
 
 from kgate.errors import UsageError
 from ledger.errors import LedgerError, StorageError
+from ledger.sqlite import open_readonly
 from ledger.store import open_reader
 
 
@@ -49,14 +50,16 @@ def _is_register(target: str) -> bool:
     if not path.is_file():
         return False
     try:
-        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
-        try:
-            found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'devices'")
-            return found.fetchone() is not None
-        finally:
-            conn.close()
-    except sqlite3.Error:
+        conn = open_readonly(path)
+    except StorageError:
         return False  # the ledger verifier reports what is wrong with the file
+    try:
+        found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'devices'")
+        return found.fetchone() is not None
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
 
 
 def _verify(args: argparse.Namespace) -> int:

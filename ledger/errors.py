@@ -40,7 +40,11 @@ class EntryError(LedgerError, ValueError):
 
 
 class StorageError(LedgerError, OSError):
-    """The ledger database cannot be opened or written (corrupt, not SQLite, disk full, locked)."""
+    """A database cannot be opened, read or written (corrupt, not SQLite, disk full, locked).
+
+    Raised by the storage boundary (:mod:`ledger.sqlite`) for every kgate SQLite database: the ledger,
+    the roster, the sync agent's state and the register's SQLite store.
+    """
 
 
 class KeyFileError(LedgerError, PermissionError):
@@ -57,7 +61,7 @@ class VerificationError(LedgerError):
         self.index = index
 
 
-class LedgerBusy(StorageError):
+class DatabaseBusy(StorageError):
     """Another process holds the write lock longer than the busy timeout; retry later."""
 
 
@@ -65,5 +69,10 @@ class DiskFull(StorageError):
     """The disk is full; nothing was written. Retry once space is freed."""
 
 
-class CorruptLedger(StorageError):
-    """The file is not a kgate ledger, not SQLite, or fails SQLite's integrity check."""
+class CorruptDatabase(StorageError):
+    """The file is not SQLite, not the kind of kgate database expected, or holds a damaged row."""
+
+
+#: The ledger's names for the same conditions (older code and tests use them).
+LedgerBusy = DatabaseBusy
+CorruptLedger = CorruptDatabase

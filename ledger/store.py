@@ -11,25 +11,26 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Self, TypeVar
+from typing import Final, Self, TypeVar
 
 import sqlite_utils
 
 from ledger.checkpoint import Checkpoint, sign_checkpoint
 from ledger.clock import Clock, SystemClock
 from ledger.entry import Entry, EvidenceValue, encode_entry
-from ledger.errors import CorruptLedger, DiskFull, LedgerBusy, LedgerError, StorageError
+from ledger.errors import CorruptLedger, LedgerError, StorageError
 from ledger.keys import load_key, load_or_create_key
 from ledger.merkle import CompactRange, consistency_proof, inclusion_proof, leaf_hash, tree_hash
 from ledger.note import Ed25519Signer, Ed25519Verifier
+from ledger.sqlite import column, expect_schema, open_durable, open_readonly, storage_error, transaction
 
 APPLICATION_ID: Final = 0x6B676C67  # "kglg": marks the file as a kgate ledger (PRAGMA application_id)
 KIND: Final = "kgate-ledger"
 RETAIN_EVERY: Final = 16  # keep every 16th checkpoint for audit, besides the newest (docs/ledger.md)
-BUSY_TIMEOUT_MS: Final = 5000
+WHAT: Final = "kgate ledger"
 _LEVEL_SHIFT: Final = 56  # hashes are keyed by (level << 56) | index: one integer primary key
 
 T = TypeVar("T")
@@ -47,59 +48,6 @@ class Appended:
     index: int
     data: bytes
     checkpoint: str
-
-
-def storage_error(exc: sqlite3.Error, path: Path | str) -> StorageError:
-    """Translate SQLite's error into the ledger's tree, keeping the message precise."""
-    msg = str(exc)
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code == sqlite3.SQLITE_FULL or "disk is full" in msg:
-        return DiskFull(f"disk full while writing {path}; nothing was written")
-    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in msg:
-        return LedgerBusy(f"{path} is locked by another process")
-    if isinstance(exc, sqlite3.DatabaseError) and (
-        code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
-        or "not a database" in msg
-        or "malformed" in msg
-    ):
-        return CorruptLedger(f"{path} is not a readable kgate ledger ({msg})")
-    return StorageError(f"{path}: {msg}")
-
-
-def sqlite_uri(path: Path, *, readonly: bool = False, vfs: str | None = None) -> str:
-    params = [p for p in ("mode=ro" if readonly else "", f"vfs={vfs}" if vfs else "") if p]
-    return path.resolve().as_uri() + ("?" + "&".join(params) if params else "")
-
-
-def connect(path: Path, *, readonly: bool = False, vfs: str | None = None) -> sqlite3.Connection:
-    """A connection in autocommit mode (we issue BEGIN/COMMIT ourselves) with durable settings."""
-    try:
-        conn = sqlite3.connect(
-            sqlite_uri(path, readonly=readonly, vfs=vfs),
-            uri=True,
-            isolation_level=None,
-            check_same_thread=False,
-            timeout=BUSY_TIMEOUT_MS / 1000,
-        )
-    except sqlite3.Error as exc:
-        raise storage_error(exc, path) from None
-    try:
-        if not readonly:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode != "wal":
-                raise StorageError(f"{path}: cannot switch to WAL journal mode (got {mode!r})")
-        conn.execute("PRAGMA synchronous=FULL")
-        sync = conn.execute("PRAGMA synchronous").fetchone()[0]
-        if sync != 2:
-            raise StorageError(f"{path}: synchronous=FULL did not take effect (got {sync})")
-        conn.execute("PRAGMA foreign_keys=ON")
-    except sqlite3.Error as exc:
-        conn.close()
-        raise storage_error(exc, path) from None
-    except StorageError:
-        conn.close()
-        raise
-    return conn
 
 
 # -- schema migrations: code, applied in order, tracked by PRAGMA user_version ------------------------
@@ -128,19 +76,34 @@ def migrate(conn: sqlite3.Connection, path: Path, *, init: Mapping[str, str] | N
         raise LedgerError(f"{path} has schema version {version}, newer than this kgate knows")
     if version == len(MIGRATIONS) and init is None:
         return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn, path, what=WHAT):
         for step in MIGRATIONS[version:]:
             step(db)
         if init is not None:
             conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", list(init.items()))
             conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
         conn.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+
+
+#: The tables and columns this code reads; :func:`check_ledger` refuses a file without them.
+TABLES: Final[Mapping[str, Sequence[str]]] = {
+    "meta": ("key", "value"),
+    "entries": ("idx", "data"),
+    "hashes": ("id", "hash"),
+    "checkpoints": ("size", "note"),
+    "head": ("one", "size", "note"),
+}
+META_KEYS: Final = ("kind", "origin", "vkey")
+
+
+def check_ledger(conn: sqlite3.Connection, path: Path) -> dict[str, str]:
+    """Refuse a file that is not a complete kgate ledger of a known version; return its meta rows."""
+    expect_schema(
+        conn, path, what=WHAT, application_id=APPLICATION_ID, user_version=len(MIGRATIONS), tables=TABLES
+    )
+    meta = read_meta(conn, path)
+    _check_kind(meta, path)
+    return meta
 
 
 class SqliteHashReader:
@@ -158,14 +121,28 @@ class SqliteHashReader:
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             found.update(self._conn.execute(f"SELECT id, hash FROM hashes WHERE id IN ({marks})", chunk))  # noqa: S608
-        try:
-            return [found[i] for i in ids]
-        except KeyError:
-            raise KeyError("the ledger's tree hashes are incomplete") from None
+        missing = next((a for a, i in zip(addresses, ids, strict=True) if i not in found), None)
+        if missing is not None:
+            raise CorruptLedger(
+                f"corrupt ledger: the tree hash of level {missing[0]} node {missing[1]} is missing "
+                f"(entries from {missing[1] << missing[0]} on cannot be proved)"
+            )
+        return [
+            column(found[i], bytes, f"ledger hash ({a[0]}, {a[1]})")
+            for a, i in zip(addresses, ids, strict=True)
+        ]
 
 
-def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
-    return dict(conn.execute("SELECT key, value FROM meta"))
+def read_meta(conn: sqlite3.Connection, path: Path) -> dict[str, str]:
+    """The ledger's meta rows; each of :data:`META_KEYS` must be present as text."""
+    meta = {
+        column(k, str, "ledger meta key"): column(v, str, f"ledger meta {k!r}")
+        for k, v in conn.execute("SELECT key, value FROM meta")
+    }
+    for key in META_KEYS:
+        if key not in meta:
+            raise CorruptLedger(f"{path} is not a complete kgate ledger: meta {key!r} is missing")
+    return meta
 
 
 class LedgerReader:
@@ -203,7 +180,7 @@ class LedgerReader:
             try:
                 return fn()
             except sqlite3.Error as exc:
-                raise storage_error(exc, self.path) from None
+                raise storage_error(exc, self.path, WHAT) from None
 
     @property
     def size(self) -> int:
@@ -224,7 +201,7 @@ class LedgerReader:
             ):
                 row = self._conn.execute(sql, (size,)).fetchone()
                 if row is not None:
-                    return str(row[0])
+                    return column(row[0], str, f"corrupt ledger: the checkpoint at size {size}")
             return None
 
         return self._read(query)
@@ -233,10 +210,10 @@ class LedgerReader:
         """The exact bytes of entries ``start`` to ``end - 1``."""
         rows = self._read(
             lambda: self._conn.execute(
-                "SELECT data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
+                "SELECT idx, data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
             ).fetchall()
         )
-        return [r[0] for r in rows]
+        return [column(data, bytes, f"corrupt ledger: entry {idx}") for idx, data in rows]
 
     def tree_hash(self, size: int) -> bytes:
         return self._read(lambda: tree_hash(size, self._reader))
@@ -290,49 +267,40 @@ class Ledger(LedgerReader):
         with self._lock:
             reading = self._clock.read()
             conn = self._conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    size = self._db_size()
-                    if size != self._tree.size:  # someone else appended: trust the database
-                        self._tree = CompactRange.from_reader(size, self._reader)
-                    entry = Entry(
-                        index=size,
-                        kind=kind,
-                        time_ms=reading.time_ms,
-                        clock_synced=reading.synced,
-                        boot_id=self._clock.boot_id,
-                        mono_ns=reading.mono_ns,
-                        child=child,
-                        method=method,
-                        evidence=dict(evidence or {}),
-                        roster_version=roster_version,
-                        reason=reason,
-                        ref=ref,
-                    )
-                    data = encode_entry(entry)
-                    tree = self._tree.copy()
-                    new_hashes = tree.append(leaf_hash(data))
-                    note = sign_checkpoint(Checkpoint(self.origin, tree.size, tree.root()), self._signer)
-                    conn.execute("INSERT INTO entries (idx, data) VALUES (?, ?)", (size, data))
-                    conn.executemany(
-                        "INSERT INTO hashes (id, hash) VALUES (?, ?)",
-                        [(hash_id(level, index), h) for (level, index), h in new_hashes],
-                    )
-                    conn.execute(
-                        "INSERT INTO head (one, size, note) VALUES (1, ?, ?) "
-                        "ON CONFLICT (one) DO UPDATE SET size = excluded.size, note = excluded.note",
-                        (tree.size, note),
-                    )
-                    if tree.size % RETAIN_EVERY == 0:
-                        conn.execute("INSERT INTO checkpoints (size, note) VALUES (?, ?)", (tree.size, note))
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise storage_error(exc, self.path) from None
+            with transaction(conn, self.path, what=WHAT):
+                size = self._db_size()
+                if size != self._tree.size:  # someone else appended: trust the database
+                    self._tree = CompactRange.from_reader(size, self._reader)
+                entry = Entry(
+                    index=size,
+                    kind=kind,
+                    time_ms=reading.time_ms,
+                    clock_synced=reading.synced,
+                    boot_id=self._clock.boot_id,
+                    mono_ns=reading.mono_ns,
+                    child=child,
+                    method=method,
+                    evidence=dict(evidence or {}),
+                    roster_version=roster_version,
+                    reason=reason,
+                    ref=ref,
+                )
+                data = encode_entry(entry)
+                tree = self._tree.copy()
+                new_hashes = tree.append(leaf_hash(data))
+                note = sign_checkpoint(Checkpoint(self.origin, tree.size, tree.root()), self._signer)
+                conn.execute("INSERT INTO entries (idx, data) VALUES (?, ?)", (size, data))
+                conn.executemany(
+                    "INSERT INTO hashes (id, hash) VALUES (?, ?)",
+                    [(hash_id(level, index), h) for (level, index), h in new_hashes],
+                )
+                conn.execute(
+                    "INSERT INTO head (one, size, note) VALUES (1, ?, ?) "
+                    "ON CONFLICT (one) DO UPDATE SET size = excluded.size, note = excluded.note",
+                    (tree.size, note),
+                )
+                if tree.size % RETAIN_EVERY == 0:
+                    conn.execute("INSERT INTO checkpoints (size, note) VALUES (?, ?)", (tree.size, note))
             self._tree = tree
             return Appended(size, data, note)
 
@@ -342,7 +310,7 @@ def newest_checkpoint(conn: sqlite3.Connection, path: Path) -> str:
     row = conn.execute("SELECT note FROM head WHERE one = 1").fetchone()
     if row is None:
         raise LedgerError(f"{path} has no entries yet, so no checkpoint")
-    return str(row[0])
+    return column(row[0], str, "corrupt ledger: the newest checkpoint")
 
 
 def _check_kind(meta: Mapping[str, str], path: Path) -> None:
@@ -371,7 +339,7 @@ def open_ledger(
         assert origin is not None
         load_or_create_key(key_path, origin)  # a bad key file stops us before the database exists
         path.parent.mkdir(parents=True, exist_ok=True)
-    conn = connect(path, vfs=vfs)
+    conn = open_durable(path, what=WHAT, vfs=vfs)
     try:
         try:
             # An empty file is a ledger whose creation never committed (e.g. power lost): create it.
@@ -385,10 +353,9 @@ def open_ledger(
                 raise CorruptLedger(f"{path} is an SQLite database but not a kgate ledger")
             else:
                 migrate(conn, path)
-            meta = read_meta(conn)
+            meta = check_ledger(conn, path)
         except sqlite3.Error as exc:
-            raise storage_error(exc, path) from None
-        _check_kind(meta, path)
+            raise storage_error(exc, path, WHAT) from None
         if origin is not None and origin != meta["origin"]:
             raise LedgerError(f"{path} is the log {meta['origin']!r}, not {origin!r}")
         # An existing ledger never gets a new key: a missing key file is an error, not a first use.
@@ -401,28 +368,17 @@ def open_ledger(
         raise
 
 
-def iter_rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
-    """Stream rows of a query (a verifier must not hold a million entries in memory)."""
-    cursor = conn.execute(sql, params)
-    while True:
-        rows = cursor.fetchmany(1024)
-        if not rows:
-            return
-        yield from rows
-
-
 def open_reader(path: Path, *, vfs: str | None = None) -> LedgerReader:
     """Open an existing ledger read-only (no key needed); the writer may keep appending meanwhile."""
     path = Path(path)
     if not path.is_file():
         raise StorageError(f"no ledger at {path}")
-    conn = connect(path, readonly=True, vfs=vfs)
+    conn = open_readonly(path, what=WHAT, vfs=vfs, follow=True)
     try:
         try:
-            meta = read_meta(conn)
+            meta = check_ledger(conn, path)
         except sqlite3.Error as exc:
-            raise storage_error(exc, path) from None
-        _check_kind(meta, path)
+            raise storage_error(exc, path, WHAT) from None
         return LedgerReader(conn, path, meta["origin"], meta["vkey"])
     except BaseException:
         conn.close()

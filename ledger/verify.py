@@ -1,26 +1,31 @@
 """Verify a device ledger end to end and name the first bad entry.
 
-One streaming pass (constant memory): every entry is decoded and checked for canonical form and its
-position; its leaf hash must equal the stored one; every complete-subtree hash the Merkle tree
-produces must equal the stored one (so nothing was truncated, inserted or rewritten); every retained
-checkpoint and the newest one must carry a valid signature by the log's key and commit to the root
-recomputed at its size; a checkpoint presented from outside (the register's, an auditor's) must agree
-too, which catches a file rolled back to an older copy.
+The file is opened read-only through the storage boundary (nothing is written or created beside it)
+and must be a complete kgate ledger of a known schema version. Then :func:`ledger.replay.replay`
+recomputes the log: every entry decodes canonically at its position, every stored tree hash (leaves
+included) equals the recomputed one, and every retained checkpoint carries a valid signature by the
+log's key and commits to the recomputed root at its size. The newest checkpoint must cover exactly the
+stored entries; a checkpoint presented from outside (the register's, an auditor's) must agree too,
+which catches a file rolled back to an older copy. All of it reads one snapshot of the database.
 """
 
 from __future__ import annotations
 
+import heapq
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ledger.checkpoint import Checkpoint, open_checkpoint
-from ledger.entry import decode_entry
-from ledger.errors import EntryError, NoteError, StorageError, VerificationError
-from ledger.merkle import CompactRange, leaf_hash
+from ledger.checkpoint import Checkpoint
+from ledger.errors import NoteError, StorageError, VerificationError
 from ledger.note import Ed25519Verifier
-from ledger.store import KIND, connect, hash_id, iter_rows, read_meta, storage_error
+from ledger.replay import open_signed, replay
+from ledger.sqlite import iter_rows, open_readonly, storage_error, transaction
+from ledger.store import WHAT, check_ledger, hash_id
+
+_Judged = tuple[int, tuple[str, Checkpoint]]  # (size, (which checkpoint, the checkpoint))
 
 
 @dataclass(frozen=True)
@@ -34,18 +39,18 @@ class LedgerReport:
     checkpoints: int  # signed checkpoints verified (retained + newest + presented)
 
 
-def _bad(index: int, message: str) -> VerificationError:
-    return VerificationError(f"entry {index}: {message}", index)
+def _bad(index: int | None, message: str) -> VerificationError:
+    return VerificationError(f"entry {index}: {message}" if index is not None else message, index)
 
 
 class _StoredHashes:
-    """Streams the stored hashes level by level, in the order the tree recomputes them."""
+    """The ledger's ``hashes`` table (leaves at level 0 included), read level by level in id order."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
-        self._levels: dict[int, Iterator[tuple[int, bytes]]] = {}
+        self._levels: dict[int, Any] = {}
 
-    def _level(self, level: int) -> Iterator[tuple[int, bytes]]:
+    def expect(self, level: int, index: int, value: bytes) -> None:
         it = self._levels.get(level)
         if it is None:
             lo, hi = hash_id(level, 0), hash_id(level + 1, 0)
@@ -53,37 +58,28 @@ class _StoredHashes:
                 self._conn, "SELECT id, hash FROM hashes WHERE id >= ? AND id < ? ORDER BY id", (lo, hi)
             )
             self._levels[level] = it
-        return it
-
-    def check(self, level: int, index: int, value: bytes, first_leaf: int) -> None:
-        row = next(self._level(level), None)
+        first = index << level
+        row = next(it, None)
         if row is None or row[0] != hash_id(level, index):
-            raise _bad(first_leaf, f"the stored Merkle tree lacks the hash of level {level} node {index}")
+            raise _bad(first, f"the stored Merkle tree lacks the hash of level {level} node {index}")
         if row[1] != value:
             if level == 0:
-                raise _bad(first_leaf, "its bytes do not match the stored leaf hash (entry edited)")
-            last = ((index + 1) << level) - 1
-            raise _bad(first_leaf, f"entries {first_leaf}..{last} do not match the stored tree hash")
+                raise _bad(first, "its bytes do not match the stored leaf hash (entry edited)")
+            raise _bad(
+                first, f"entries {first}..{((index + 1) << level) - 1} do not match the stored tree hash"
+            )
 
-    def leftover(self, size: int) -> None:
-        for level in range(64):
-            lo = hash_id(level, 0)
-            row = self._conn.execute(
-                "SELECT id FROM hashes WHERE id >= ? AND id < ? AND id > ? LIMIT 1",
-                (lo, hash_id(level + 1, 0), hash_id(level, (size >> level) - 1) if size >> level else lo - 1),
-            ).fetchone()
-            if row is not None:
-                raise _bad(size, f"the tree holds hashes beyond the log's {size} entries (tail deleted)")
+    def flush(self) -> None:
+        """Nothing is buffered: each hash is compared as it is produced."""
 
-
-def _open_cp(note: str, verifier: Ed25519Verifier, origin: str, what: str) -> Checkpoint:
-    try:
-        cp, _ = open_checkpoint(note, [verifier])
-    except NoteError as exc:
-        raise VerificationError(f"{what}: {exc}") from None
-    if cp.origin != origin:
-        raise VerificationError(f"{what} is for log {cp.origin!r}, not {origin!r}")
-    return cp
+    def finish(self, size: int) -> None:
+        expected = 2 * size - size.bit_count()  # complete subtrees of every level, leaves included
+        stored = self._conn.execute("SELECT count(*) FROM hashes").fetchone()[0]
+        if stored != expected:
+            raise _bad(
+                size,
+                f"the tree holds {stored - expected} hashes beyond the log's {size} entries (tail deleted)",
+            )
 
 
 def verify_ledger(path: Path, *, presented: str | None = None, vkey: str | None = None) -> LedgerReport:
@@ -91,16 +87,17 @@ def verify_ledger(path: Path, *, presented: str | None = None, vkey: str | None 
 
     ``presented`` is a signed checkpoint from elsewhere (e.g. the register's copy) that the ledger must
     be consistent with; ``vkey`` pins the expected device key instead of trusting the file's own.
-    Unreadable input raises :class:`StorageError` (exit 2).
+    Unreadable input raises :class:`StorageError` (exit 2); the file is never written.
     """
     path = Path(path)
     if not path.is_file():
         raise StorageError(f"{path}: no such file")
-    conn = connect(path, readonly=True)
+    conn = open_readonly(path, what=WHAT)
     try:
-        return _verify(conn, path, presented, vkey)
+        with transaction(conn, path, what=WHAT, immediate=False):  # one snapshot for every read
+            return _verify(conn, path, presented, vkey)
     except sqlite3.Error as exc:
-        raise storage_error(exc, path) from None
+        raise storage_error(exc, path, WHAT) from None
     finally:
         conn.close()
 
@@ -109,12 +106,7 @@ def _verify(conn: sqlite3.Connection, path: Path, presented: str | None, vkey: s
     check = conn.execute("PRAGMA quick_check").fetchone()[0]
     if check != "ok":
         raise StorageError(f"{path} fails SQLite's integrity check: {check}")
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if "meta" not in tables:
-        raise StorageError(f"{path} is an SQLite database but not a kgate ledger")
-    meta = read_meta(conn)
-    if meta.get("kind") != KIND:
-        raise StorageError(f"{path} is an SQLite database but not a kgate ledger")
+    meta = check_ledger(conn, path)
     origin = meta["origin"]
     try:
         verifier = Ed25519Verifier.from_vkey(vkey or meta["vkey"])
@@ -122,79 +114,65 @@ def _verify(conn: sqlite3.Connection, path: Path, presented: str | None, vkey: s
         raise VerificationError(f"the ledger's verifier key is unusable: {exc}") from None
     if vkey is not None and vkey != meta["vkey"]:
         raise VerificationError("the ledger was created with another key than the one given")
-
-    retained = iter_rows(conn, "SELECT size, note FROM checkpoints ORDER BY size")
-    next_cp = next(retained, None)
-    stored = _StoredHashes(conn)
-    presented_cp = _open_cp(presented, verifier, origin, "the presented checkpoint") if presented else None
-    presented_root: bytes | None = None
-    tree = CompactRange()
-    last_mono: dict[bytes, int] = {}
-    checked = 0
-    for idx, data in iter_rows(conn, "SELECT idx, data FROM entries ORDER BY idx"):
-        pos = tree.size
-        if idx != pos:
-            raise _bad(pos, f"is missing (the next stored entry is {idx})")
-        try:
-            entry = decode_entry(data)
-        except EntryError as exc:
-            raise _bad(pos, str(exc)) from None
-        if entry.index != pos:
-            raise _bad(pos, f"says it is entry {entry.index} (entries reordered or moved)")
-        prev = last_mono.get(entry.boot_id)
-        if prev is not None and entry.mono_ns < prev:
-            raise _bad(
-                pos, "its monotonic time is earlier than an earlier entry of the same boot (reordered)"
-            )
-        last_mono[entry.boot_id] = entry.mono_ns
-        for (level, index), value in tree.append(leaf_hash(data)):
-            stored.check(level, index, value, index << level)
-        while next_cp is not None and next_cp[0] == tree.size:
-            cp = _open_cp(next_cp[1], verifier, origin, f"the checkpoint at size {tree.size}")
-            if cp.size != tree.size or cp.root != tree.root():
-                first = max(0, tree.size - _gap(conn, tree.size))
-                raise _bad(
-                    first,
-                    f"entries {first}..{tree.size - 1} differ from the signed checkpoint at size {tree.size}",
-                )
-            checked += 1
-            next_cp = next(retained, None)
-        if presented_cp is not None and presented_cp.size == tree.size:
-            presented_root = tree.root()
-    size = tree.size
-    if next_cp is not None:
-        raise _bad(size, f"is missing: a signed checkpoint covers {next_cp[0]} entries, {size} are stored")
-    stored.leftover(size)
+    if verifier.name != origin:
+        raise VerificationError(f"the ledger's key is named {verifier.name!r}, not its origin {origin!r}")
+    keys = [verifier]
 
     head = conn.execute("SELECT size, note FROM head WHERE one = 1").fetchone()
-    if head is None:
+    head_cp = None if head is None else open_signed(head[1], keys, origin, "the newest checkpoint")
+    outside = None if presented is None else open_signed(presented, keys, origin, "the presented checkpoint")
+    # Every signed checkpoint, judged when the replayed tree reaches its size: (size, (what, checkpoint)).
+    wanted: list[_Judged] = []
+    for cp, what in ((head_cp, "newest"), (outside, "presented")):
+        if cp is not None:
+            wanted.append((cp.size, (what, cp)))
+    retained = (
+        (size, ("retained", open_signed(note, keys, origin, f"the checkpoint at size {size}")))
+        for size, note in iter_rows(conn, "SELECT size, note FROM checkpoints ORDER BY size")
+    )
+    judged: dict[str, bytes] = {}
+    count = 0
+
+    def judge(item: tuple[str, Checkpoint], size: int, root: bytes) -> None:
+        nonlocal count
+        what, cp = item
+        count += 1
+        if what != "retained":
+            judged[what] = root
+            return
+        if cp.size != size or cp.root != root:
+            first = max(0, size - _gap(conn, size))
+            raise _bad(first, f"entries {first}..{size - 1} differ from the signed checkpoint at size {size}")
+
+    rows = ((idx, data, None) for idx, data in iter_rows(conn, "SELECT idx, data FROM entries ORDER BY idx"))
+    size, root = replay(rows, _StoredHashes(conn), _merge(retained, wanted), judge, _bad)
+
+    if head_cp is None:
         if size:
             raise _bad(0, "the log has entries but no newest checkpoint")
     else:
-        cp = _open_cp(head[1], verifier, origin, "the newest checkpoint")
-        if cp.size > size:
-            raise _bad(size, f"is missing: the newest checkpoint covers {cp.size} entries, {size} are stored")
-        if cp.size < size:
-            raise _bad(cp.size, "is not covered by the newest signed checkpoint (appended without signing)")
-        if cp.root != tree.root():
-            raise _bad(max(0, size - 1), "the log's tree differs from its newest signed checkpoint")
-        checked += 1
-    if presented_cp is not None:
-        if presented_cp.size > size:
+        if head_cp.size < size:
             raise _bad(
-                size,
-                f"is missing: the presented checkpoint covers {presented_cp.size} entries but the ledger "
-                f"has {size} (rolled back to an older copy or truncated)",
+                head_cp.size, "is not covered by the newest signed checkpoint (appended without signing)"
             )
-        root = presented_root if presented_cp.size else CompactRange().root()
-        if root != presented_cp.root:
-            raise VerificationError(
-                f"the ledger disagrees with the presented checkpoint at size {presented_cp.size} "
-                "(entries before it were rewritten)",
-                presented_cp.size,
-            )
-        checked += 1
-    return LedgerReport(origin, meta["vkey"], size, tree.root(), checked)
+        if judged["newest"] != head_cp.root:
+            raise _bad(max(0, size - 1), "the log's tree differs from its newest signed checkpoint")
+    if outside is not None and judged["presented"] != outside.root:
+        raise VerificationError(
+            f"the ledger disagrees with the presented checkpoint at size {outside.size} "
+            "(entries before it were rewritten)",
+            outside.size,
+        )
+    return LedgerReport(origin, meta["vkey"], size, root, count)
+
+
+def _merge(retained: Iterable[_Judged], extra: list[_Judged]) -> Iterator[_Judged]:
+    """Retained checkpoints (streamed, ascending) merged with the few others, by size."""
+    return heapq.merge(retained, sorted(extra, key=_size), key=_size)
+
+
+def _size(item: _Judged) -> int:
+    return item[0]
 
 
 def _gap(conn: sqlite3.Connection, size: int) -> int:

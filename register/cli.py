@@ -96,7 +96,7 @@ def cmd_device_list(args: argparse.Namespace) -> int:
     from register.store import open_store  # noqa: PLC0415
 
     now_ms = int(time.time() * 1000)
-    with open_store(args.db) as store:
+    with open_store(args.db, readonly=True) as store:
         devices = store.devices()
     if args.silent_for is not None:
         cutoff = now_ms - int(args.silent_for * 1000)
@@ -116,7 +116,7 @@ def cmd_device_list(args: argparse.Namespace) -> int:
 def cmd_alarms(args: argparse.Namespace) -> int:
     from register.store import open_store  # noqa: PLC0415
 
-    with open_store(args.db) as store:
+    with open_store(args.db, readonly=True) as store:
         names = {d.id: d.origin for d in store.devices()}
         for a in store.alarms():
             row = {

@@ -1,10 +1,12 @@
 """Re-verify every device log stored in a register database, naming the device and first bad entry.
 
-For each device, one streaming pass: every entry decodes canonically with its index as position, its
-stored leaf hash is its real leaf hash, every interior Merkle hash the tree produces equals the stored
-one, the entry count equals the stored size, and every stored checkpoint carries a valid signature by
-the device key, commits to the root recomputed at its size, and carries a valid cosignature by the
-register's cosigner key (recorded in the database, or given).
+The database is opened read-only (nothing written, nothing created beside a SQLite file) and must have
+a schema this kgate knows. Each device's log is recomputed by :func:`ledger.replay.replay`, the same
+algorithm ``kgate verify`` applies to a device ledger: entries decode canonically at their positions,
+stored leaf hashes are the real ones, every interior Merkle hash equals the recomputed one, the entry
+count equals the stored size, and every stored checkpoint carries a valid signature by the device key,
+commits to the recomputed root at its size, and its cosigned copy extends it with a valid cosignature
+by the register's key (recorded in the database, or given).
 """
 
 from __future__ import annotations
@@ -12,14 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ledger.checkpoint import open_checkpoint
-from ledger.entry import decode_entry
-from ledger.errors import BadKeyError, EntryError, NoteError, VerificationError
-from ledger.merkle import CompactRange, leaf_hash
+from ledger.errors import BadKeyError, NoteError, VerificationError
 from ledger.note import CosignatureVerifier, open_note
+from ledger.replay import open_signed, replay
 from register.errors import StoreError
 from register.service import META_COSIGNER
-from register.store import Device, Store, StoredCheckpoint, open_store, sqlite_path
+from register.store import Device, Store, StoredCheckpoint, open_store
 
 _CHUNK = 4096
 
@@ -43,95 +43,104 @@ class RegisterReport:
         return sum(d.size for d in self.devices)
 
 
-def _bad(device: Device, index: int | None, message: str) -> VerificationError:
-    where = f"entry {index}: " if index is not None else ""
-    return VerificationError(f"device {device.origin}: {where}{message}", index)
+class _Fail:
+    """Errors that name the device and the entry."""
+
+    def __init__(self, device: Device) -> None:
+        self.device = device
+
+    def __call__(self, index: int | None, message: str) -> VerificationError:
+        where = f"entry {index}: " if index is not None else ""
+        return VerificationError(f"device {self.device.origin}: {where}{message}", index)
 
 
-def _check_checkpoint(
-    device: Device, cp: StoredCheckpoint, root: bytes, cosigner: CosignatureVerifier | None
-) -> None:
-    verifier = device.verifier()
-    try:
-        parsed, _ = open_checkpoint(cp.note, [verifier])
-        if cosigner is not None:
-            if not cp.cosigned.startswith(cp.note):
-                raise NoteError("cosigned copy does not extend the device-signed checkpoint")
-            opened = open_note(cp.cosigned, [cosigner])
-            if not any(s.name == cosigner.name for s in opened.verified):
-                raise NoteError("no cosignature by the register")
-    except (NoteError, ValueError) as exc:
-        raise _bad(device, None, f"checkpoint of size {cp.size}: {exc}") from None
-    if parsed.size != cp.size or parsed.root != cp.root or parsed.origin != device.origin:
-        raise _bad(device, None, f"checkpoint of size {cp.size} does not match its stored size/root/origin")
-    if root != cp.root:
-        raise _bad(
-            device, max(cp.size - 1, 0), f"tree of size {cp.size} does not match the signed checkpoint"
-        )
+class _StoredHashes:
+    """The register's interior hashes (leaves live beside the entries), compared a page at a time."""
+
+    def __init__(self, store: Store, device: Device, fail: _Fail) -> None:
+        self._store = store
+        self._device = device
+        self._fail = fail
+        self._pending: dict[int, list[tuple[int, bytes]]] = {}
+        self._count = 0
+
+    def expect(self, level: int, index: int, value: bytes) -> None:
+        if level == 0:
+            return  # the leaf was compared with the entry's stored leaf hash
+        self._pending.setdefault(level, []).append((index, value))
+        self._count += 1
+        if self._count >= _CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        for level, items in self._pending.items():
+            stored = self._store.stored_hashes(self._device.id, level, items[0][0], items[-1][0] + 1)
+            for index, value in items:
+                if stored.get(index) != value:
+                    raise self._fail(
+                        index << level, f"stored tree hash ({level}, {index}) is missing or wrong"
+                    )
+        self._pending.clear()
+        self._count = 0
+
+    def finish(self, size: int) -> None:
+        expected = size - size.bit_count()  # complete interior subtrees of a log of ``size`` leaves
+        stored = self._store.count_hashes(self._device.id)
+        if stored != expected:
+            raise self._fail(None, f"the hashes table holds {stored - expected} rows beyond the stored log")
 
 
 def verify_device(store: Store, device: Device, cosigner: CosignatureVerifier | None) -> DeviceReport:
     """Verify one device's stored log (streaming; memory independent of its size)."""
-    pending = {cp.size: cp for cp in store.checkpoints(device.id)}
-    tree = CompactRange()
-    expected = 0
-    created: list[tuple[int, int, bytes, int]] = []  # (level, index, hash, first leaf)
+    fail = _Fail(device)
+    try:
+        verifier = device.verifier()
+    except (NoteError, ValueError) as exc:
+        raise fail(None, f"its enrolled key is unusable: {exc}") from None
+    checkpoints = store.checkpoints(device.id)
 
-    def flush() -> None:
-        by_level: dict[int, list[tuple[int, bytes, int]]] = {}
-        for level, i, h, first in created:
-            by_level.setdefault(level, []).append((i, h, first))
-        for level, items in by_level.items():
-            stored = store.stored_hashes(device.id, level, items[0][0], items[-1][0] + 1)
-            for i, h, first in items:
-                if stored.get(i) != h:
-                    raise _bad(device, first, f"stored tree hash ({level}, {i}) is missing or wrong")
-        created.clear()
-
-    if 0 in pending:
-        _check_checkpoint(device, pending.pop(0), tree.root(), cosigner)
-    for index, leaf, data in store.iter_entries(device.id):
-        if index != expected:
-            raise _bad(device, expected, f"missing (the next stored entry is {index})")
+    def judge(cp: StoredCheckpoint, size: int, root: bytes) -> None:
+        what = f"checkpoint of size {cp.size}"
         try:
-            entry = decode_entry(data)
-        except EntryError as exc:
-            raise _bad(device, index, str(exc)) from None
-        if entry.index != index:
-            raise _bad(device, index, f"carries index {entry.index}")
-        actual = leaf_hash(data)
-        if leaf != actual:
-            raise _bad(device, index, "stored leaf hash does not match the entry bytes")
-        for (level, i), h in tree.append(actual):
-            if level > 0:
-                created.append((level, i, h, i << level))
-        expected += 1
-        if len(created) >= _CHUNK:
-            flush()
-        if expected in pending:
-            flush()
-            _check_checkpoint(device, pending.pop(expected), tree.root(), cosigner)
-    flush()
-    if expected != device.size:
-        raise _bad(device, expected, f"register says {device.size} entries are stored, found {expected}")
-    if pending:
-        raise _bad(device, None, f"checkpoints beyond the stored log: sizes {sorted(pending)[:5]}")
-    if store.count_hashes(device.id) != max(expected - (expected).bit_count(), 0):
-        raise _bad(device, None, "the hashes table holds extra rows")
-    return DeviceReport(device.origin, expected, len(store.checkpoints(device.id)))
+            parsed = open_signed(cp.note, [verifier], device.origin, what)
+        except VerificationError as exc:
+            raise fail(None, str(exc)) from None
+        if parsed.size != cp.size or parsed.root != cp.root:
+            raise fail(None, f"{what} does not match its stored size/root")
+        if root != cp.root:
+            raise fail(max(cp.size - 1, 0), f"tree of size {cp.size} does not match the signed checkpoint")
+        if cosigner is None:
+            return
+        try:
+            if type(cp.cosigned) is not str or not cp.cosigned.startswith(cp.note):
+                raise NoteError("cosigned copy does not extend the device-signed checkpoint")
+            opened = open_note(cp.cosigned, [cosigner])
+            if not any(s.name == cosigner.name for s in opened.verified):
+                raise NoteError("no cosignature by the register")
+        except (NoteError, ValueError) as exc:
+            raise fail(None, f"{what}: {exc}") from None
+
+    size, _ = replay(
+        ((index, data, leaf) for index, leaf, data in store.iter_entries(device.id)),
+        _StoredHashes(store, device, fail),
+        ((cp.size, cp) for cp in checkpoints),
+        judge,
+        fail,
+        stored_leaves=True,
+    )
+    if size != device.size:
+        raise fail(size, f"register says {device.size} entries are stored, found {size}")
+    return DeviceReport(device.origin, size, len(checkpoints))
 
 
 def verify_register(path_or_url: str | Path, *, cosigner_vkey: str | None = None) -> RegisterReport:
     """Verify every device log in a register database; raise VerificationError naming device and entry.
 
     ``cosigner_vkey`` defaults to the key the register recorded when it started serving; StoreError
-    (exit code 2) if the database cannot be read.
+    (exit code 2) if the database cannot be read or is not a register database this kgate knows.
     """
     url = str(path_or_url)
-    path = sqlite_path(url)
-    if path is not None and not path.is_file():
-        raise StoreError(f"no register database at {path}")
-    store = open_store(url, migrate=False)
+    store = open_store(url, readonly=True)
     try:
         vkey = cosigner_vkey or store.get_meta(META_COSIGNER)
         try:
@@ -139,6 +148,8 @@ def verify_register(path_or_url: str | Path, *, cosigner_vkey: str | None = None
         except BadKeyError as exc:
             raise VerificationError(f"register cosigner key: {exc}") from None
         reports = tuple(verify_device(store, device, cosigner) for device in store.devices())
+    except (TypeError, ValueError, KeyError) as exc:  # a damaged row the typed readers did not catch
+        raise StoreError(f"{url} is a damaged register database ({type(exc).__name__}: {exc})") from None
     finally:
         store.close()
     return RegisterReport(vkey, reports)

@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Self
 
+from ledger.errors import StorageError
+from ledger.sqlite import open_durable, open_readonly, transaction
 from sync_agent.errors import StateError
 
 STATE_FILE: Final = "sync-state.db"
+WHAT: Final = "sync state"
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS state (
@@ -62,29 +65,18 @@ class SyncState:
             if readonly:
                 if not path.is_file():
                     raise StateError(f"no sync state in {self.directory} (run `kgate sync once` first)")
-                uri = path.resolve().as_uri() + "?mode=ro"
+                self._conn = open_readonly(path, what=WHAT, follow=True)
             else:
                 self.directory.mkdir(parents=True, exist_ok=True, mode=0o750)
-                uri = path.resolve().as_uri()
-            self._conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=5.0)
-        except (OSError, sqlite3.Error) as exc:
+                self._conn = open_durable(path, what=WHAT)
+        except OSError as exc:  # StorageError included: one line naming the file
             raise StateError(f"cannot open sync state {path}: {exc}") from None
-        try:
-            if not readonly:
-                mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-                if mode != "wal":
-                    raise StateError(f"{path}: cannot switch to WAL (got {mode!r})")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            if self._conn.execute("PRAGMA synchronous").fetchone()[0] != 2:
-                raise StateError(f"{path}: synchronous=FULL did not take effect")
-            if not readonly:
+        if not readonly:
+            try:
                 self._conn.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            self._conn.close()
-            raise StateError(f"{path} is not a readable sync state ({exc})") from None
-        except StateError:
-            self._conn.close()
-            raise
+            except sqlite3.Error as exc:
+                self._conn.close()
+                raise StateError(f"{path} is not a readable sync state ({exc})") from None
 
     def __enter__(self) -> Self:
         return self
@@ -97,15 +89,9 @@ class SyncState:
 
     def _update(self, sql: str, params: tuple[object, ...]) -> None:
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(self._conn, self.directory / STATE_FILE, what=WHAT):
                 self._conn.execute(f"UPDATE state SET {sql} WHERE one = 1", params)  # noqa: S608
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
+        except StorageError as exc:
             raise StateError(f"cannot write sync state in {self.directory}: {exc}") from None
 
     def read(self) -> Snapshot:
@@ -118,6 +104,10 @@ class SyncState:
             raise StateError(f"cannot read sync state in {self.directory}: {exc}") from None
         if row is None:
             raise StateError(f"sync state in {self.directory} is empty")
+        types = (str, str, int, str, str, float, float, float, int, str)
+        for value, kind, name in zip(row, types, Snapshot.__dataclass_fields__, strict=True):
+            if (value is not None and not isinstance(value, kind)) or isinstance(value, bool):
+                raise StateError(f"sync state in {self.directory} is damaged: {name} holds {value!r:.40}")
         return Snapshot(*row)
 
     def bind(self, origin: str, ledger_path: Path) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
+from ledger.sqlite import open_durable, storage_error, transaction
 from terminal.badge import SERIAL_ALPHABET, SERIAL_CHARS
 from terminal.errors import TerminalError
 
@@ -30,6 +31,7 @@ CHILD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 SERIAL = re.compile(f"[{SERIAL_ALPHABET}]{{{SERIAL_CHARS}}}")
 MAX_TEXT = 200
 MAX_ROSTER_BYTES = 16 * 1024 * 1024
+WHAT = "roster database"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -204,8 +206,7 @@ class Roster:
         Raises :class:`RosterError` for a lower version, or the same version with other content.
         """
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn, self.path, what=WHAT):
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             if "version" in meta:
                 installed = int(meta["version"])
@@ -214,7 +215,6 @@ class Roster:
                 if data.version == installed:
                     if meta.get("digest") != data.digest:
                         raise RosterError(f"roster version {installed} is installed with other content")
-                    conn.execute("ROLLBACK")
                     return False
             conn.execute("DELETE FROM badges")
             conn.execute("DELETE FROM children")
@@ -224,26 +224,18 @@ class Roster:
                 "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 [("version", str(data.version)), ("digest", data.digest)],
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         return True
 
 
 def open_roster(db_path: Path | str) -> Roster:
-    """Open (creating if needed) the roster database at ``db_path``."""
+    """Open (creating if needed) the roster database at ``db_path`` (a StorageError names the file)."""
     path = Path(db_path)
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn = open_durable(path, what=WHAT)
     try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
         conn.executescript(_SCHEMA)
-    except BaseException:
+    except sqlite3.Error as exc:
         conn.close()
-        raise
+        raise storage_error(exc, path, WHAT) from None
     return Roster(conn, path)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from register.errors import ConfigError
+from register.errors import ConfigError, StoreError
 from register.store.base import Alarm, Device, DeviceLog, Store, StoredCheckpoint
 
 __all__ = ["Alarm", "Device", "DeviceLog", "Store", "StoredCheckpoint", "open_store", "sqlite_path"]
@@ -30,20 +30,28 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url)
 
 
-def open_store(url: str, *, migrate: bool = True) -> Store:
-    """Open the register database at ``url``; create/upgrade the schema unless ``migrate`` is False."""
+def open_store(url: str, *, readonly: bool = False) -> Store:
+    """Open the register database at ``url``, creating or upgrading its schema.
+
+    ``readonly`` (verification, listings) writes nothing — a missing SQLite file is an error, not a
+    new database — and refuses a database whose schema this kgate does not know exactly.
+    """
     path = sqlite_path(url)
     store: Store
     if path is None:
         from register.store.postgres import PostgresStore  # noqa: PLC0415 - psycopg only when asked
 
-        store = PostgresStore(url)
+        store = PostgresStore(url, readonly=readonly)
     else:
         from register.store.sqlite import SqliteStore  # noqa: PLC0415
 
-        store = SqliteStore(path)
+        if readonly and not path.is_file():
+            raise StoreError(f"no register database at {path}")
+        store = SqliteStore(path, readonly=readonly)
     try:
-        if migrate:
+        if readonly:
+            store.check_schema()
+        else:
             store.migrate()
     except BaseException:
         store.close()

@@ -84,6 +84,11 @@ def _device(row: Sequence[Any]) -> Device:
     )  # fmt: skip
 
 
+def _blob(value: Any) -> Any:
+    """PostgreSQL returns BYTEA as memoryview; anything else is passed on as stored."""
+    return bytes(value) if isinstance(value, memoryview) else value
+
+
 class Conn(Protocol):
     """What both sqlite3 and psycopg connections offer (``?`` placeholders are translated by the store)."""
 
@@ -358,7 +363,7 @@ class Store:
             )
         return [StoredCheckpoint(int(r[0]), bytes(r[1]), r[2], r[3]) for r in rows]
 
-    def iter_entries(self, device_id: int) -> Iterator[tuple[int, bytes, bytes]]:
+    def iter_entries(self, device_id: int) -> Iterator[tuple[Any, Any, Any]]:
         """Every stored entry ``(index, leaf hash, data)`` in index order, a page at a time."""
         after = -1
         while True:
@@ -370,8 +375,8 @@ class Store:
                 )
             if not rows:
                 return
-            for idx, leaf, data in rows:
-                yield int(idx), bytes(leaf), bytes(data)
+            for idx, leaf, data in rows:  # types are the verifier's to check: a damaged row is named
+                yield idx, _blob(leaf), _blob(data)
             after = int(rows[-1][0])
 
     def stored_hashes(self, device_id: int, level: int, lo: int, hi: int) -> dict[int, bytes]:

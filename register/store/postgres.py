@@ -77,8 +77,9 @@ class PostgresStore(Store):
     paramstyle = "format"
     dialect = POSTGRES
 
-    def __init__(self, url: str, *, pool_size: int = POOL_SIZE) -> None:
+    def __init__(self, url: str, *, pool_size: int = POOL_SIZE, readonly: bool = False) -> None:
         self._pg = _psycopg()
+        self.readonly = readonly
         self.integrity_errors = (self._pg.errors.IntegrityError,)
         self._url = url
         self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
@@ -90,7 +91,10 @@ class PostgresStore(Store):
 
     def _connect(self) -> Any:
         try:
-            return self._pg.connect(self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+            options = "-c default_transaction_read_only=on" if self.readonly else None
+            return self._pg.connect(
+                self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, options=options
+            )
         except self._pg.Error as exc:
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {str(exc).strip()}") from None
 

@@ -1,4 +1,8 @@
-"""SQLite backend: one connection in WAL with ``synchronous=FULL``; writers take ``BEGIN IMMEDIATE``."""
+"""SQLite backend on the project's storage boundary (:mod:`ledger.sqlite`): WAL + ``synchronous=FULL``.
+
+One connection, serialised by a thread lock; writers take ``BEGIN IMMEDIATE``. ``readonly=True``
+(verification, listings) opens the file so that nothing is written or created beside it.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +12,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ledger.errors import DatabaseBusy, StorageError
+from ledger.sqlite import open_durable, open_readonly, transaction
 from register.errors import StoreError, StoreUnavailable
 from register.store.base import Sql, Store
 from register.store.schema import SQLITE
 
-BUSY_TIMEOUT_S = 10.0
+BUSY_TIMEOUT_MS = 10_000
+WHAT = "register database"
 
 
-def _error(exc: sqlite3.Error, path: Path) -> StoreError:
-    msg = str(exc)
-    if "locked" in msg or "busy" in msg:
-        return StoreUnavailable(f"{path} is busy: {msg}")
-    return StoreError(f"{path}: {msg}")
+def _store_error(exc: StorageError) -> StoreError:
+    """The storage boundary's error in the register's tree (busy → retry later, 503)."""
+    if isinstance(exc, DatabaseBusy):
+        return StoreUnavailable(str(exc))
+    return StoreError(str(exc))
 
 
 class SqliteStore(Store):
@@ -28,42 +35,31 @@ class SqliteStore(Store):
     integrity_errors = (sqlite3.IntegrityError,)
     dialect = SQLITE
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
         try:
-            conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
-            )
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            conn.execute("PRAGMA synchronous=FULL")
-            sync = conn.execute("PRAGMA synchronous").fetchone()[0]
-            conn.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.Error as exc:
-            raise _error(exc, self.path) from None
-        if mode != "wal" or sync != 2:
-            conn.close()
-            raise StoreError(f"{self.path}: cannot set WAL + synchronous=FULL (got {mode}, {sync})")
-        self._conn = conn
+            if readonly:
+                self._conn = open_readonly(self.path, what=WHAT)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._conn = open_durable(self.path, what=WHAT, busy_timeout_ms=BUSY_TIMEOUT_MS)
+        except StorageError as exc:
+            raise _store_error(exc) from None
         self._lock = threading.RLock()
 
     @contextmanager
     def _tx(self, *, write: bool) -> Iterator[Sql]:
+        if write and self.readonly:
+            raise StoreError(f"{self.path} is open read-only")
         with self._lock:
-            conn = self._conn
             try:
-                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                try:
+                with transaction(self._conn, self.path, what=WHAT, immediate=write) as conn:
                     yield Sql(conn, self.paramstyle)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
             except sqlite3.IntegrityError:
                 raise
-            except sqlite3.Error as exc:
-                raise _error(exc, self.path) from None
+            except StorageError as exc:
+                raise _store_error(exc) from None
 
     def close(self) -> None:
         with self._lock:
