@@ -334,6 +334,7 @@ def verify_request(
     if body and digest_header is not None and digest_header.strip() != content_digest(body):
         raise SignatureRejected("Content-Digest does not match the body")  # the precise reason, first
     signed = verify_headers(
-        method, url_or_path, headers, lookup, now=now, replay=replay, max_skew=max_skew, authorities=authorities
-    )
+        method, url_or_path, headers, lookup, now=now, replay=replay, max_skew=max_skew,
+        authorities=authorities,
+    )  # fmt: skip
     return check_body(signed, body, now=now, replay=replay)

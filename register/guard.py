@@ -55,7 +55,7 @@ class Guard:
 
         try:
             await self.app(scope, guarded_receive, guarded_send)
-        except Exception as exc:  # noqa: BLE001 - the last line of defence: one log line, no traceback
+        except Exception as exc:  # the last line of defence: one log line, no traceback
             log.error(
                 "%s %s -> 500: unexpected %s: %s",
                 scope.get("method"),

@@ -32,7 +32,8 @@ class Limits:
     body_timeout: float = 10.0  # seconds to receive a whole (authenticated) body
 
     def __post_init__(self) -> None:
-        for name in ("max_body", "max_decoded", "max_batch", "burst", "entries_burst", "bytes_burst", "nonces"):
+        counts = ("max_body", "max_decoded", "max_batch", "burst", "entries_burst", "bytes_burst", "nonces")
+        for name in counts:
             if getattr(self, name) <= 0:
                 raise ValueError(f"limit {name} must be positive")
         for name in ("rate", "entries_rate", "bytes_rate", "body_timeout"):
