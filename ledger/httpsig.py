@@ -16,7 +16,8 @@ import hashlib
 import os
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ledger.errors import LedgerError
@@ -24,12 +25,16 @@ from ledger.note import Ed25519Signer, Ed25519Verifier
 
 __all__ = [
     "MAX_LIFETIME",
+    "NonceBudgetExceeded",
     "ReplayCache",
     "SignatureRejected",
+    "SignedHeaders",
     "UnknownKeyId",
+    "check_body",
     "content_digest",
     "keyid_of",
     "sign_request",
+    "verify_headers",
     "verify_request",
 ]
 
@@ -140,28 +145,65 @@ def sign_request(
     return out
 
 
-class ReplayCache:
-    """Nonces seen within the signature window, per keyid; thread-safe, bounded in size."""
+class NonceBudgetExceeded(SignatureRejected):
+    """A key has more live nonces than its share of the replay cache: the client must slow down."""
 
-    def __init__(self, window_s: int = MAX_LIFETIME, max_entries: int = 1_000_000) -> None:
+
+class ReplayCache:
+    """Nonces seen within the signature window, per keyid; thread-safe, bounded in total and per key.
+
+    The per-key cap keeps one busy (or hostile but enrolled) client from crowding out everyone else's
+    nonces; a key at its cap is refused (:class:`NonceBudgetExceeded`) rather than a nonce forgotten early.
+    """
+
+    def __init__(
+        self, window_s: int = MAX_LIFETIME, max_entries: int = 1_000_000, per_key: int = 20_000
+    ) -> None:
         self._window = window_s
         self._max = max_entries
-        self._seen: dict[tuple[str, str], int] = {}  # (keyid, nonce) -> forget after this time
+        self._per_key = per_key
+        self._seen: dict[str, dict[str, int]] = {}  # keyid -> nonce -> forget after this time
+        self._total = 0
         self._lock = threading.Lock()
         self._next_prune = 0
 
-    def seen(self, keyid: str, nonce: str, created: int, now: int) -> bool:
-        """True if (keyid, nonce) was already presented; otherwise remember it and return False."""
+    def _prune(self, now: int) -> None:
+        kept: dict[str, dict[str, int]] = {}
+        for keyid, nonces in self._seen.items():
+            live = {n: t for n, t in nonces.items() if t > now}
+            if live:
+                kept[keyid] = live
+        self._seen = kept
+        self._total = sum(len(n) for n in kept.values())
+        self._next_prune = now + 10
+
+    def contains(self, keyid: str, nonce: str, now: int) -> bool:
+        """True if (keyid, nonce) is remembered and not yet expired (a cheap check before the body)."""
         with self._lock:
-            if now >= self._next_prune or len(self._seen) >= self._max:
-                self._seen = {k: t for k, t in self._seen.items() if t > now}
-                self._next_prune = now + 10
-                if len(self._seen) >= self._max:  # flooded: refuse rather than forget a nonce early
-                    return True
-            key = (keyid, nonce)
-            if key in self._seen:
+            forget = self._seen.get(keyid, {}).get(nonce)
+            return forget is not None and forget > now
+
+    def seen(self, keyid: str, nonce: str, created: int, now: int) -> bool:
+        """True if (keyid, nonce) was already presented; otherwise remember it and return False.
+
+        Raises :class:`NonceBudgetExceeded` when the cache, or this key's share of it, is full of live
+        nonces.
+        """
+        with self._lock:
+            mine = self._seen.get(keyid)
+            if now >= self._next_prune or self._total >= self._max or (mine and len(mine) >= self._per_key):
+                self._prune(now)
+                mine = self._seen.get(keyid)
+            if mine is not None and nonce in mine:
                 return True
-            self._seen[key] = max(created, now) + 2 * self._window
+            if self._total >= self._max:
+                raise NonceBudgetExceeded("replay cache full: too many signed requests, retry later")
+            if mine is not None and len(mine) >= self._per_key:
+                raise NonceBudgetExceeded(
+                    f"more than {self._per_key} signed requests from this key within {2 * self._window} s"
+                )
+            self._seen.setdefault(keyid, {})[nonce] = max(created, now) + 2 * self._window
+            self._total += 1
             return False
 
 
@@ -172,22 +214,34 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return value
 
 
-def verify_request(
+@dataclass(frozen=True)
+class SignedHeaders:
+    """A request whose signature over its headers verified; the body is still to be checked."""
+
+    keyid: str
+    nonce: str
+    created: int
+    digest: str | None  # the signed Content-Digest the body must match; None: the body must be empty
+
+
+def verify_headers(
     method: str,
     url_or_path: str,
     headers: Mapping[str, str],
-    body: bytes,
     lookup: Callable[[str], Ed25519Verifier | None],
     *,
     now: int,
     replay: ReplayCache,
     max_skew: int = MAX_LIFETIME,
-) -> str:
-    """Check a request's signature and return its keyid; raise :class:`SignatureRejected` saying why.
+    authorities: Collection[str] | None = None,
+) -> SignedHeaders:
+    """Check a request's signature before reading its body; raise :class:`SignatureRejected` saying why.
 
     ``url_or_path`` is either the absolute URL (its authority is used) or the path, in which case the
-    authority comes from the ``Host`` header. ``headers`` must be case-insensitive or lower-case.
-    ``lookup(keyid)`` returns the verifier for a known key or None (:class:`UnknownKeyId`).
+    authority comes from the ``Host`` header; with ``authorities``, it must be one of them. ``headers``
+    must be case-insensitive or lower-case. ``lookup(keyid)`` returns the verifier for a known key or
+    None (:class:`UnknownKeyId`). A nonce already seen is refused here; it is remembered only by
+    :func:`check_body`, once the body matches, so a mangled body does not burn a good signature.
     """
     parts = urlsplit(url_or_path)
     if parts.netloc:
@@ -197,6 +251,8 @@ def verify_request(
         if not host:
             raise SignatureRejected("no Host header to cover @authority")
         authority = _authority(host, None)
+    if authorities is not None and authority not in authorities:
+        raise SignatureRejected(f"signed @authority {authority[:100]!r} is not this register")
     path = parts.path or "/"
     sig_input = _header(headers, "signature-input")
     sig_header = _header(headers, "signature")
@@ -209,9 +265,8 @@ def verify_request(
     if s is None:
         raise SignatureRejected("Signature is not sig1=:base64:")
     components = tuple(m["components"].split(" ")) if m["components"] else ()
-    wanted = (*_COMPONENTS, _DIGEST_COMPONENT) if body else _COMPONENTS
-    if components != wanted:
-        raise SignatureRejected(f"covered components must be ({' '.join(wanted)})")
+    if components not in (_COMPONENTS, (*_COMPONENTS, _DIGEST_COMPONENT)):
+        raise SignatureRejected(f"covered components must be ({' '.join(_COMPONENTS)} [{_DIGEST_COMPONENT}])")
     created, expires, nonce, keyid = int(m["created"]), int(m["expires"]), m["nonce"], m["keyid"]
     raw_nonce = _b64(nonce)
     if raw_nonce is None or len(raw_nonce) < 16:
@@ -225,16 +280,13 @@ def verify_request(
     if now >= expires:
         raise SignatureRejected("signature expired")
     digest = None
-    if body:
+    if _DIGEST_COMPONENT in components:
         digest_header = _header(headers, "content-digest")
         if digest_header is None:
             raise SignatureRejected("missing Content-Digest")
-        d = _DIGEST.fullmatch(digest_header.strip())
-        if d is None:
+        if _DIGEST.fullmatch(digest_header.strip()) is None:
             raise SignatureRejected("Content-Digest must be sha-256=:base64:")
         digest = digest_header.strip()
-        if digest != content_digest(body):
-            raise SignatureRejected("Content-Digest does not match the body")
     sig = _b64(s["sig"])
     if sig is None:
         raise SignatureRejected("signature is not canonical base64")
@@ -246,6 +298,43 @@ def verify_request(
     params = _params(components, created, expires, nonce, keyid)
     if not verifier.verify(_base(method, path, authority, digest, params), sig):
         raise SignatureRejected("signature does not verify")
-    if replay.seen(keyid, nonce, created, now):
+    if replay.contains(keyid, nonce, now):
         raise SignatureRejected("replayed request (nonce already seen)")
-    return keyid
+    return SignedHeaders(keyid, nonce, created, digest)
+
+
+def check_body(signed: SignedHeaders, body: bytes, *, now: int, replay: ReplayCache) -> str:
+    """Check the body against the signed Content-Digest, then remember the nonce; returns the keyid."""
+    if signed.digest is None:
+        if body:
+            raise SignatureRejected(
+                f"covered components must be ({' '.join((*_COMPONENTS, _DIGEST_COMPONENT))}) with a body"
+            )
+    elif signed.digest != content_digest(body):
+        raise SignatureRejected("Content-Digest does not match the body")
+    if replay.seen(signed.keyid, signed.nonce, signed.created, now):
+        raise SignatureRejected("replayed request (nonce already seen)")
+    return signed.keyid
+
+
+def verify_request(
+    method: str,
+    url_or_path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    lookup: Callable[[str], Ed25519Verifier | None],
+    *,
+    now: int,
+    replay: ReplayCache,
+    max_skew: int = MAX_LIFETIME,
+    authorities: Collection[str] | None = None,
+) -> str:
+    """:func:`verify_headers` then :func:`check_body` for a request already read whole; returns the keyid."""
+    digest_header = _header(headers, "content-digest")
+    if body and digest_header is not None and digest_header.strip() != content_digest(body):
+        raise SignatureRejected("Content-Digest does not match the body")  # the precise reason, first
+    signed = verify_headers(
+        method, url_or_path, headers, lookup, now=now, replay=replay, max_skew=max_skew,
+        authorities=authorities,
+    )  # fmt: skip
+    return check_body(signed, body, now=now, replay=replay)

@@ -1,19 +1,22 @@
 """The register's HTTP API (FastAPI): POST /v1/push, GET /v1/state, POST /v1/heartbeat — docs/protocol.md.
 
-Every /v1 route goes through :class:`SignedRoute`: the body is read with a size cap, the RFC 9421
-signature is checked against the enrolled device keys, the device's token bucket is charged, and only
-then is the body decompressed (with a cap) and handed to FastAPI's JSON parsing and validation. Errors
-are JSON ``{"error": code, "detail": text}``; hostile input gets 4xx, never a 5xx.
+Every /v1 route goes through :class:`SignedRoute`: the RFC 9421 signature over the headers (which
+carry the Content-Digest) is checked against the enrolled device keys and the register's own authority
+BEFORE any of the body is read; the device's request and byte budgets are charged; then the body is read
+with a size cap and a deadline, checked against the signed digest, decompressed (with a cap) and handed
+to FastAPI's strict JSON validation. Errors are JSON ``{"error": code, "detail": text}``; hostile input
+gets 4xx, never a 5xx, and an answer sent before the body was read closes the connection (guard.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
 import time
 import zlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
@@ -23,21 +26,33 @@ from fastapi.routing import APIRoute, APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
-from ledger.httpsig import ReplayCache, SignatureRejected, UnknownKeyId, verify_request
+from ledger.httpsig import (
+    NonceBudgetExceeded,
+    ReplayCache,
+    SignatureRejected,
+    SignedHeaders,
+    UnknownKeyId,
+    check_body,
+    verify_headers,
+)
 from ledger.note import Ed25519Verifier
 from register.errors import (
     ApiError,
+    ClientGone,
     Forbidden,
     Malformed,
     RateLimited,
+    RequestTimeout,
     StoreError,
     StoreUnavailable,
     TooLarge,
     Unauthenticated,
 )
+from register.guard import Guard
 from register.ingest import Batch
-from register.limits import Limits, TokenBuckets
+from register.limits import DeviceBudgets, Limits
 from register.service import Register
 from register.store import Device
 
@@ -51,7 +66,7 @@ _B64_HASH = Annotated[str, Field(max_length=64)]
 class Heartbeat(BaseModel):
     """A device's health report; unknown fields are ignored, all fields optional."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     time_ms: U63 | None = None
     free_disk_bytes: U63 | None = None
@@ -65,6 +80,8 @@ class Heartbeat(BaseModel):
 
 class PushRequest(BaseModel):
     """A batch of entries ``start .. start+len(entries)-1`` with the device-signed checkpoint of its end."""
+
+    model_config = ConfigDict(strict=True)  # "5" or true for a number is a 400, not converted
 
     origin: Annotated[str, Field(min_length=1, max_length=300)]
     start: U63
@@ -90,6 +107,8 @@ class StateResponse(BaseModel):
 
 
 class HeartbeatRequest(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     origin: Annotated[str, Field(min_length=1, max_length=300)]
     heartbeat: Heartbeat
 
@@ -112,9 +131,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in (
         (400, "malformed request"),
-        (401, "missing, bad, expired or replayed signature"),
+        (401, "missing, bad, expired or replayed signature, or signed for another authority"),
         (403, "unknown or disabled device, or another device's log"),
         (409, "equivocation or gap"),
+        (408, "body not received in time"),
         (413, "body or batch too large"),
         (422, "batch does not verify"),
         (429, "rate limited; see Retry-After"),
@@ -141,20 +161,38 @@ class _DecodedRequest(Request):
         return self._decoded
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+def _declared_length(request: Request, limit: int) -> int | None:
+    """The Content-Length, refused when over ``limit`` before a byte of the body is read."""
     length = request.headers.get("content-length")
-    if length is not None:
-        if not length.isdigit():
-            raise Malformed("Content-Length is not a number")
-        if int(length) > limit:
-            raise TooLarge(f"body larger than {limit} bytes")
+    if length is None:
+        return None
+    if not length.isdigit() or len(length) > 15:
+        raise Malformed("Content-Length is not a number")
+    if int(length) > limit:
+        raise TooLarge(f"body larger than {limit} bytes")
+    return int(length)
+
+
+async def _read_body(request: Request, limit: int, deadline_s: float) -> bytes:
+    """The body, at most ``limit`` bytes and within ``deadline_s`` seconds (408 otherwise)."""
     chunks: list[bytes] = []
     total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise TooLarge(f"body larger than {limit} bytes")
-        chunks.append(chunk)
+
+    async def read() -> None:
+        nonlocal total
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise TooLarge(f"body larger than {limit} bytes")
+            chunks.append(chunk)
+
+    try:
+        async with asyncio.timeout(deadline_s):
+            await read()
+    except TimeoutError:
+        raise RequestTimeout(f"body not received within {deadline_s:g} s ({total} bytes arrived)") from None
+    except ClientDisconnect:
+        raise ClientGone(f"client disconnected after {total} bytes of the body") from None
     return b"".join(chunks)
 
 
@@ -188,9 +226,15 @@ class SignedRoute(APIRoute):
 
         async def handler(request: Request) -> Response:
             ctx: Context = request.app.state.ctx
-            raw = await _read_body(request, ctx.limits.max_body)
-            device = await run_in_threadpool(ctx.authenticate, request, raw)
-            ctx.buckets.take(device.keyid)
+            length = _declared_length(request, ctx.limits.max_body)
+            device, signed = await run_in_threadpool(ctx.authenticate, request)
+            ctx.budgets.requests.take(device.keyid)
+            if length:
+                ctx.budgets.bytes.take(device.keyid, length)
+            raw = await _read_body(request, ctx.limits.max_body, ctx.limits.body_timeout)
+            ctx.check_body(signed, raw)
+            if length is None and raw:
+                ctx.budgets.bytes.take(device.keyid, len(raw))
             body = _decode(raw, request.headers.get("content-encoding"), ctx.limits.max_decoded)
             decoded = _DecodedRequest(request, body)
             decoded.scope["kgate.device"] = device
@@ -201,17 +245,37 @@ class SignedRoute(APIRoute):
 
 
 class Context:
-    """What request handlers share: the register, limits, replay cache, rate buckets, clock."""
+    """What request handlers share: the register, limits, replay cache, device budgets, clock.
 
-    def __init__(self, register: Register, limits: Limits, clock: Callable[[], float]) -> None:
+    ``authorities`` are the host[:port] values a request may be signed for (None: not checked, for
+    embedding in tests; ``kgate register serve`` always sets them).
+    """
+
+    def __init__(
+        self,
+        register: Register,
+        limits: Limits,
+        clock: Callable[[], float],
+        authorities: Collection[str] | None = None,
+    ) -> None:
         self.register = register
         self.limits = limits
         self.clock = clock
-        self.replay = ReplayCache()
-        self.buckets = TokenBuckets(limits.rate, limits.burst, clock)
+        self.authorities = None if authorities is None else frozenset(a.lower() for a in authorities)
+        self.replay = ReplayCache(per_key=limits.nonces)
+        self.budgets = DeviceBudgets(limits, clock)
 
-    def authenticate(self, request: Request, body: bytes) -> Device:
-        """The enrolled device that signed ``request``; Unauthenticated (401) or Forbidden (403) otherwise."""
+    def check_body(self, signed: SignedHeaders, body: bytes) -> None:
+        """The body matches the signed Content-Digest; the nonce is remembered (401/429 otherwise)."""
+        try:
+            check_body(signed, body, now=int(self.clock()), replay=self.replay)
+        except NonceBudgetExceeded as exc:
+            raise RateLimited(exc.reason, retry_after=60) from None
+        except SignatureRejected as exc:
+            raise Unauthenticated(exc.reason) from None
+
+    def authenticate(self, request: Request) -> tuple[Device, SignedHeaders]:
+        """The enrolled device that signed ``request``'s headers; Unauthenticated (401) or Forbidden (403)."""
         found: list[Device] = []
 
         def lookup(keyid: str) -> Ed25519Verifier | None:
@@ -224,20 +288,20 @@ class Context:
         raw_path = request.scope.get("raw_path")
         path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else request.url.path
         try:
-            verify_request(
+            signed = verify_headers(
                 request.method,
                 path,
                 request.headers,
-                body,
                 lookup,
                 now=int(self.clock()),
                 replay=self.replay,
+                authorities=self.authorities,
             )
         except UnknownKeyId as exc:
             raise Forbidden(f"unknown or disabled device: {exc.reason}") from None
         except SignatureRejected as exc:
             raise Unauthenticated(exc.reason) from None
-        return found[-1]
+        return found[-1], signed
 
 
 def _device(request: Request, origin: str) -> Device:
@@ -281,6 +345,7 @@ def _router() -> APIRouter:
         ctx: Context = request.app.state.ctx
         device = _device(request, body.origin)
         batch = _batch(body, ctx.limits.max_batch)
+        ctx.budgets.entries.take(device.keyid, len(batch.entries))
         receipt = ctx.register.ingest(device, batch, evidence=request.scope["kgate.raw"])
         ctx.register.heard_from(device, _hb(body.heartbeat))
         return PushResponse(size=receipt.size, cosigned=receipt.cosigned)
@@ -309,22 +374,32 @@ _STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 400: "malformed", 
 
 
 def create_app(
-    register: Register, *, limits: Limits | None = None, clock: Callable[[], float] = time.time
+    register: Register,
+    *,
+    limits: Limits | None = None,
+    clock: Callable[[], float] = time.time,
+    authorities: Collection[str] | None = None,
 ) -> FastAPI:
-    """The ASGI app serving ``register``; ``clock`` (POSIX seconds) is injectable for tests."""
+    """The ASGI app serving ``register``; ``clock`` (POSIX seconds) is injectable for tests.
+
+    ``authorities``: the host[:port] values requests must be signed for (see :class:`Context`).
+    """
     limits = limits or Limits()
     app = FastAPI(
         title="kgate register",
         version="1",
         description="Receives, verifies, stores and cosigns kindergarten gate logs. See docs/protocol.md.",
     )
-    app.state.ctx = Context(register, limits, clock)
+    app.state.ctx = Context(register, limits, clock, authorities)
     app.include_router(_router())
+    app.add_middleware(Guard)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
-        if exc.status >= 409 or exc.status == 401:
+        if isinstance(exc, ClientGone):
+            log.info("%s %s: %s", request.method, request.url.path, exc.detail)
+        elif exc.status >= 408 or exc.status == 401:
             log.info("%s %s -> %d %s: %s", request.method, request.url.path, exc.status, exc.code, exc.detail)
         return _error(exc.status, exc.code, exc.detail, headers, **exc.extra)
 

@@ -43,15 +43,22 @@ def _listen(text: str) -> tuple[str, int]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn  # noqa: PLC0415 - only serving needs the ASGI server
-
     from register.app import create_app  # noqa: PLC0415
     from register.keys import load_or_create_keys  # noqa: PLC0415
     from register.limits import Limits  # noqa: PLC0415
+    from register.server import ServeSettings, default_authorities, parse_authority, serve  # noqa: PLC0415
     from register.service import Register  # noqa: PLC0415
     from register.store import open_store  # noqa: PLC0415
 
     host, port = _listen(args.listen)
+    try:
+        settings = ServeSettings(max_connections=args.max_connections, header_timeout=args.header_timeout)
+        limits = Limits(
+            max_batch=args.max_batch, rate=args.rate, burst=args.burst, body_timeout=args.body_timeout
+        )
+        authorities = [parse_authority(a) for a in args.authority] if args.authority else None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
     for path in (args.tls_cert, args.tls_key):
@@ -62,20 +69,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     store = open_store(args.db)
     try:
         register = Register(store, keys.cosigner, max_batch=args.max_batch)
-        app = create_app(register, limits=Limits(max_batch=args.max_batch, rate=args.rate, burst=args.burst))
+        if authorities is None:
+            authorities = default_authorities(host, port, keys.cosigner.name)
+        app = create_app(register, limits=limits, authorities=authorities)
         logging.getLogger("kgate.register").info(
-            "serving on %s:%d, cosigner %s", host, port, keys.cosigner.vkey
+            "serving on %s:%d as %s, cosigner %s", host, port, " ".join(authorities), keys.cosigner.vkey
         )
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=10,
-            ssl_certfile=args.tls_cert,
-            ssl_keyfile=args.tls_key,
-        )
+        serve(app, host, port, settings, tls_cert=args.tls_cert, tls_key=args.tls_key)
     finally:
         store.close()
     return 0
@@ -218,6 +218,25 @@ def add_commands(subparsers: Any) -> None:
         "--rate", type=_positive, default=10.0, help="requests/s per device (default %(default)s)"
     )
     serve.add_argument("--burst", type=int, default=40, help="request burst per device (%(default)s)")
+    serve.add_argument(
+        "--authority",
+        action="append",
+        metavar="HOST[:PORT]",
+        help="the host[:port] devices sign for, as in their register URL (repeatable; default: the "
+        "--listen address, its loopback aliases, and the register name)",
+    )
+    serve.add_argument(
+        "--body-timeout", type=_positive, default=10.0, help="seconds to receive a body (%(default)s)"
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=_positive,
+        default=10.0,
+        help="seconds to send a request head (%(default)s)",
+    )
+    serve.add_argument(
+        "--max-connections", type=int, default=256, help="open connections; beyond: 503 (%(default)s)"
+    )
     serve.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate chain (PEM)")
     serve.add_argument("--tls-key", type=Path, help="the private key of --tls-cert (PEM)")
     serve.set_defaults(func=cmd_serve)

@@ -119,3 +119,16 @@ class Unavailable(ApiError, ConnectionError):
 
     status = 503
     code = "unavailable"
+
+
+class RequestTimeout(ApiError, TimeoutError):
+    """The body did not arrive within the deadline (408; the connection is closed)."""
+
+    status = 408
+    code = "timeout"
+
+
+class ClientGone(ApiError, ConnectionError):
+    """The client closed the connection before its body was complete (nobody reads the answer)."""
+
+    code = "disconnected"

@@ -7,7 +7,13 @@ Two steps, both free of I/O so push and pull share them and tests can drive them
 2. :func:`plan_append` — against the stored log (read through :class:`LogView` while the caller holds
    the device lock): no gap, overlapping entries byte-identical, the consistency proof from ``old_size``
    verifies against the register's own root at ``old_size``, and the stored tree plus the new leaves
-   reproduces the checkpoint root. It returns exactly the rows to add.
+   reproduces the checkpoint root. It returns exactly the rows to add. A device-signed checkpoint
+   that cannot be reconciled with the stored log is :class:`Equivocation` (an alarm), whatever
+   ``old_size`` the push names: the device signed a tree the register cannot extend to.
+
+Checkpoint notes are bounded beyond the signed-note limits: at most ``MAX_SIGNATURE_LINES`` signature
+lines (the register appends its own) and ``MAX_EXTENSION_LINES`` extension lines of at most
+``MAX_EXTENSION_BYTES`` bytes each, so nothing large is stored or cosigned.
 """
 
 from __future__ import annotations
@@ -20,10 +26,13 @@ from ledger.checkpoint import Checkpoint, open_checkpoint
 from ledger.entry import decode_entry
 from ledger.errors import EntryError, NoteError, ProofError
 from ledger.merkle import CompactRange, leaf_hash, tree_hash, verify_consistency
-from ledger.note import Ed25519Verifier
+from ledger.note import Ed25519Verifier, parse_note
 from register.errors import Equivocation, Gap, TooLarge, Unverifiable
 
 MAX_BATCH = 4096  # entries per push; the agent sends at most this many
+MAX_SIGNATURE_LINES = 16  # per pushed checkpoint: the device's and a few witnesses' (the spec's minimum)
+MAX_EXTENSION_LINES = 4  # per pushed checkpoint
+MAX_EXTENSION_BYTES = 256  # per extension line, UTF-8
 
 Address = tuple[int, int]
 
@@ -80,11 +89,26 @@ def check_batch(batch: Batch, verifier: Ed25519Verifier, *, max_entries: int = M
     if batch.origin != verifier.name:
         raise Unverifiable(f"origin {batch.origin!r} is not this device's log {verifier.name!r}")
     try:
+        _, sigs = parse_note(batch.checkpoint)
+    except NoteError as exc:
+        raise Unverifiable(f"checkpoint: {exc}") from None
+    if len(sigs) > MAX_SIGNATURE_LINES:
+        raise Unverifiable(
+            f"checkpoint has {len(sigs)} signature lines, at most {MAX_SIGNATURE_LINES} allowed"
+        )
+    try:
         cp, _ = open_checkpoint(batch.checkpoint, [verifier])
     except NoteError as exc:
         raise Unverifiable(f"checkpoint: {exc}") from None
     except ValueError as exc:  # CheckpointError
         raise Unverifiable(f"checkpoint: {exc}") from None
+    if len(cp.extensions) > MAX_EXTENSION_LINES:
+        raise Unverifiable(
+            f"checkpoint has {len(cp.extensions)} extension lines, at most {MAX_EXTENSION_LINES} allowed"
+        )
+    for number, line in enumerate(cp.extensions, start=4):
+        if len(line.encode()) > MAX_EXTENSION_BYTES:
+            raise Unverifiable(f"checkpoint line {number} is longer than {MAX_EXTENSION_BYTES} bytes")
     if cp.origin != batch.origin:
         raise Unverifiable(f"checkpoint origin {cp.origin!r} is not {batch.origin!r}")
     end = batch.start + len(batch.entries)
@@ -142,5 +166,11 @@ def plan_append(checked: CheckedBatch, log: LogView) -> Plan:
         entries.append((index, batch.entries[offset], leaf))
         hashes.extend(item for item in tree.append(leaf) if item[0][0] > 0)
     if tree.root() != cp.root:
-        raise Unverifiable(f"entries {stored}..{end - 1} do not reproduce the checkpoint root")
+        # The device signed a tree of size `end` that the stored log plus these entries does not give:
+        # either its log forked after old_size (a proof from a smaller old_size cannot see that) or it
+        # sent entries that are not its log. Both contradict what it signed: an alarm, not a 422.
+        raise Equivocation(
+            f"device-signed checkpoint of size {end} cannot be reconciled with the {stored} stored "
+            f"entries (entries {stored}..{end - 1} do not reproduce its root)"
+        )
     return Plan(tuple(entries), tuple(hashes), end)

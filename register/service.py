@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ledger.errors import NoteError
 from ledger.note import CosignatureSigner, add_signatures
-from register.errors import Equivocation
+from register.errors import Equivocation, Unverifiable
 from register.ingest import Batch, check_batch, plan_append
 from register.store import Device, Store, StoredCheckpoint
 
@@ -62,7 +63,10 @@ class Register:
                 dlog.apply(plan)
                 stored = dlog.checkpoint_at(cp.size)
                 if stored is None:
-                    cosigned = add_signatures(batch.checkpoint, self.cosigner)
+                    try:
+                        cosigned = add_signatures(batch.checkpoint, self.cosigner)
+                    except NoteError as exc:  # e.g. no room for one more signature line
+                        raise Unverifiable(f"checkpoint cannot be cosigned: {exc}") from None
                     dlog.put_checkpoint(
                         StoredCheckpoint(cp.size, cp.root, batch.checkpoint, cosigned), self.now_ms()
                     )

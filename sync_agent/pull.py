@@ -5,7 +5,8 @@ height 8, from the ledger's stored hashes) and ``<prefix>/tile/entries/<N>[.p/<W
 the exact stored bytes). Every request must carry an RFC 9421 signature by one of the register's
 request keys, fresh and never seen before; anything else is answered 401. Stdlib
 ``ThreadingHTTPServer``: GET only, no request bodies, bounded request line and headers, a socket
-timeout per connection, optional TLS.
+timeout per connection, at most ``max_connections`` connections (threads) at once (the next ones get
+503 and are closed), optional TLS.
 
 Client (:func:`fetch_log`): fetch the checkpoint, verify the device signature, fetch the entry
 bundles after ``since_size`` and the hash tiles for the prefix, recompute the root, compare it with
@@ -151,6 +152,14 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("pull %s: " + format, self.address_string(), *args)
 
 
+_BUSY: Final = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 5\r\n"
+    b"Connection: close\r\nContent-Length: 52\r\n\r\n"
+    b'{"error": "busy", "detail": "too many connections"}\n'
+)
+MAX_CONNECTIONS: Final = 16  # concurrent connections, each one thread; a register needs one or two
+
+
 class PullServer(ThreadingHTTPServer):
     """The tiles server on ``(host, port)`` (port 0 picks a free one; see ``server_address``)."""
 
@@ -165,14 +174,41 @@ class PullServer(ThreadingHTTPServer):
         *,
         tls_cert: Path | None = None,
         tls_key: Path | None = None,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
+        if max_connections < 1:
+            raise ValueError("max_connections must be positive")
         self.service = service
+        self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__((host, port), _Handler)
         if tls_cert is not None:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
             ctx.load_cert_chain(tls_cert, tls_key)
             self.socket = ctx.wrap_socket(self.socket, server_side=True)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve in a new thread if a slot is free; otherwise answer 503 and close, from this thread."""
+        if not self._slots.acquire(blocking=False):
+            log.warning("pull: refusing a connection from %s: too many connections", client_address[0])
+            try:
+                request.settimeout(1.0)
+                request.sendall(_BUSY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def start(self) -> threading.Thread:
         """Serve in a daemon thread (tests, or beside the push loop)."""

@@ -1,0 +1,43 @@
+"""The device's tile server (``kgate sync serve``) caps its connections: one thread each, at most N."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import requests
+
+from ledger.httpsig import sign_request
+from ledger.note import Ed25519Signer
+from ledger.store import open_reader
+from sync_agent.pull import PullServer, PullService
+from tests.e2e.conftest import new_ledger
+
+
+def test_connections_beyond_the_cap_get_503_and_a_slot_frees_up(work: Path) -> None:
+    ledger = new_ledger(work / "device", 10)
+    key = Ed25519Signer.generate("reg.e2e-pull")
+    reader = open_reader(ledger)
+    server = PullServer(
+        PullService(reader, [key.verifier()], prefix="log"), "127.0.0.1", 0, max_connections=2
+    )
+    server.start()
+    port = server.server_address[1]
+    url = f"http://127.0.0.1:{port}/log/checkpoint"
+    try:
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
+        time.sleep(0.2)  # both accepted, each holding a thread that waits for a request
+        extra = socket.create_connection(("127.0.0.1", port), timeout=5)
+        answer = extra.recv(4096)
+        extra.close()
+        assert answer.startswith(b"HTTP/1.1 503") and b"too many connections" in answer
+        idle[0].close()
+        time.sleep(0.2)
+        headers = sign_request("GET", url, {}, b"", key, now=int(time.time()))
+        r = requests.get(url, headers=headers, timeout=5)
+        assert r.status_code == 200 and r.text.startswith("reg.e2e/kgate/gate-1\n10\n")
+        idle[1].close()
+    finally:
+        server.stop()
+        reader.close()
