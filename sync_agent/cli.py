@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kgate.errors import UsageError
+from kgate.sdnotify import Notifier
 from ledger.errors import BadKeyError, LedgerError
 from ledger.keys import load_key
 from ledger.note import Ed25519Verifier
@@ -24,7 +25,6 @@ from sync_agent.errors import RetryableError
 from sync_agent.heartbeat import STATUS_FILE, HeartbeatSource
 from sync_agent.pull import PullServer, PullService
 from sync_agent.state import SyncState
-from sync_agent.systemd import Notifier
 
 
 def add_commands(subparsers: Any) -> None:

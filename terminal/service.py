@@ -32,9 +32,9 @@ from hardware.display import Display, open_display
 from hardware.errors import CameraNotFound, CameraRetryable, EndOfReplay, UnreadableFrame
 from hardware.feedback import Direction, open_feedback
 from kgate import __version__
+from kgate.sdnotify import Notifier
 from ledger.clock import SystemClock
 from ledger.store import open_ledger
-from sync_agent.systemd import Notifier
 from terminal.config import CameraConfig, TerminalConfig
 from terminal.decide import DecideConfig, Decider
 from terminal.gate import Gate, OutcomeKind

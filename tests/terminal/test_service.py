@@ -21,9 +21,9 @@ from hardware.camera import ReplaySource
 from hardware.camera.synthetic import render_badge_photo
 from hardware.display import NullDisplay
 from hardware.feedback import Direction, Feedback
+from kgate.sdnotify import Notifier
 from ledger.store import open_ledger
 from ledger.verify import verify_ledger
-from sync_agent.systemd import Notifier
 from terminal.badge import encode_badge, serial_from_bytes
 from terminal.decide import DecideConfig, Decider
 from terminal.gate import Gate
