@@ -14,12 +14,13 @@ from typing import Any, TextIO
 
 from kgate.errors import UsageError
 from kgate.sdnotify import Notifier
+from kgate.urls import is_loopback
 from ledger.errors import BadKeyError, LedgerError
 from ledger.keys import load_key
 from ledger.note import Ed25519Verifier
 from ledger.store import open_reader
 from sync_agent.agent import Backoff, SyncAgent, run_forever
-from sync_agent.client import RegisterClient, is_loopback
+from sync_agent.client import RegisterClient
 from sync_agent.config import load_config
 from sync_agent.errors import RetryableError
 from sync_agent.heartbeat import STATUS_FILE, HeartbeatSource
