@@ -16,13 +16,29 @@ from enum import StrEnum
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from hardware.feedback import Direction
+from hardware.feedback import InOut
 from ledger.clock import Clock
 from terminal.badge import parse_badge
 from terminal.errors import BadgeError
 from terminal.roster import BadgeRecord, Child
 
 METHOD = "qr"
+
+
+class Direction(StrEnum):
+    """Which way a child goes through the gate: the decision, and the kind of its ledger entry."""
+
+    IN = "in"
+    OUT = "out"
+
+    @classmethod
+    def chosen(cls, way: InOut | None) -> Direction | None:
+        """The direction the In/Out buttons selected, or ``None`` (automatic)."""
+        return None if way is None else cls(way.value)
+
+    def signal(self) -> InOut:
+        """The hardware's In/Out signal for this direction (what the lights and sounder show)."""
+        return InOut(self.value)
 
 
 class Reason(StrEnum):

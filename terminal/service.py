@@ -30,7 +30,7 @@ from hardware.camera import FrameSource, OpenCVSource, Picamera2Source, ReplaySo
 from hardware.camera.frame import Frame
 from hardware.display import Display, open_display
 from hardware.errors import CameraNotFound, CameraRetryable, EndOfReplay, UnreadableFrame
-from hardware.feedback import Direction, open_feedback
+from hardware.feedback import InOut, open_feedback
 from kgate import __version__
 from kgate.sdnotify import Notifier
 from ledger.clock import SystemClock
@@ -140,7 +140,7 @@ class TerminalService:
 
     def on_key(self, key: str) -> None:
         """Development window keys: ``i``/``o`` In/Out like the buttons, ``a`` automatic, ``t`` today."""
-        choice = {"i": Direction.IN, "o": Direction.OUT}
+        choice = {"i": InOut.IN, "o": InOut.OUT}
         if key in choice or key == "a":
             self.gate.feedback.select_direction(choice.get(key))
         elif key == "t":
