@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tomllib
-import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from hardware.camera.frame import Region
 from hardware.display import BACKENDS as DISPLAY_BACKENDS
 from hardware.feedback import FeedbackConfig
 from kgate.errors import KgateError, UsageError
+from terminal.decide import SECONDS_RANGE, DecideConfig
 from terminal.i18n import DEFAULT_LANG, is_lang
 from terminal.screen.config import ScreenConfig
 
@@ -91,15 +91,12 @@ class CameraConfig:
 
 @dataclass(frozen=True)
 class GateConfig:
-    """``[gate]``: decision mode and rules, and the language of the result cards."""
+    """``[gate]``: the decision mode and rules (``decide``, defined in terminal/decide.py), how long the
+    gate stays quiet after a refusal and shows a result card, and the cards' language."""
 
     mode: str = "qr"
-    debounce_seconds: float = 120.0
-    opens: dt.time = dt.time(7, 0)
-    closes: dt.time = dt.time(19, 30)
-    timezone: str | None = None
+    decide: DecideConfig = field(default_factory=DecideConfig)
     language: str = DEFAULT_LANG
-    rejected_log_seconds: float = 60.0
     quiet_seconds: float = 3.0
     card_seconds: float = 4.0
 
@@ -264,35 +261,37 @@ def _camera(data: object, base: Path) -> CameraConfig:
 
 
 def _gate(data: object) -> GateConfig:
-    known = {"mode", "debounce_seconds", "hours", "timezone", "language"}
-    table = _Table(data, "gate", known | {"rejected_log_seconds", "quiet_seconds", "card_seconds"})
-    mode = table.text("mode", "qr", MODES)
-    hours = table.get("hours", ["07:00", "19:30"])
+    """``[gate]``: the decision settings go into one :class:`DecideConfig`, which validates them."""
+    decide_keys = {"debounce_seconds", "hours", "timezone", "rejected_log_seconds"}
+    table = _Table(data, "gate", decide_keys | {"mode", "language", "quiet_seconds", "card_seconds"})
+    mode = table.text("mode", GateConfig.mode, MODES)
+    hours = table.get("hours", [DecideConfig.opens, DecideConfig.closes])
     if not isinstance(hours, list) or len(hours) != 2:
         raise ConfigError('gate.hours: expected ["opens", "closes"], e.g. ["07:00", "19:30"]')
-    opens, closes = _time(hours[0], "gate.hours[0]"), _time(hours[1], "gate.hours[1]")
-    if opens >= closes:
-        raise ConfigError("gate.hours: the gate must open before it closes")
-    timezone = table.text("timezone")
-    if timezone is not None:
-        try:
-            zoneinfo.ZoneInfo(timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"gate.timezone: {timezone!r} is not an IANA time zone") from None
-    language = table.text("language", DEFAULT_LANG)
+
+    def seconds(name: str) -> float:
+        return table.number(name, getattr(DecideConfig, name), *SECONDS_RANGE[name])
+
+    try:
+        decide = DecideConfig(
+            debounce_seconds=seconds("debounce_seconds"),
+            opens=_time(hours[0], "gate.hours[0]"),
+            closes=_time(hours[1], "gate.hours[1]"),
+            timezone=table.text("timezone"),
+            rejected_log_seconds=seconds("rejected_log_seconds"),
+        )
+    except ValueError as exc:  # its message names the key
+        raise ConfigError(str(exc)) from None
+    language = table.text("language", GateConfig.language)
     assert language is not None and mode is not None
     if not is_lang(language):
         raise ConfigError(f"gate.language: {language!r} is not one of kk, ru, en")
     return GateConfig(
         mode=mode,
-        debounce_seconds=table.number("debounce_seconds", 120.0, 0.0, 86400.0),
-        opens=opens,
-        closes=closes,
-        timezone=timezone,
+        decide=decide,
         language=language,
-        rejected_log_seconds=table.number("rejected_log_seconds", 60.0, 0.0, 86400.0),
-        quiet_seconds=table.number("quiet_seconds", 3.0, 0.0, 3600.0),
-        card_seconds=table.number("card_seconds", 4.0, 0.5, 600.0),
+        quiet_seconds=table.number("quiet_seconds", GateConfig.quiet_seconds, 0.0, 3600.0),
+        card_seconds=table.number("card_seconds", GateConfig.card_seconds, 0.5, 600.0),
     )
 
 

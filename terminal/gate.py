@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from hardware.feedback import Feedback
 from ledger.errors import DiskFull, LedgerBusy
+from terminal.config import GateConfig
 from terminal.decide import Decider, Decision, Direction, Reason
 from terminal.i18n import DEFAULT_LANG
 from terminal.scan.code import DecodedCode, ScanResult
@@ -96,7 +97,7 @@ class Gate:
         *,
         lang: str = DEFAULT_LANG,
         max_codes: int = 4,
-        quiet_seconds: float = 3.0,
+        quiet_seconds: float = GateConfig.quiet_seconds,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ledger = ledger

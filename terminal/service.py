@@ -35,8 +35,8 @@ from kgate import __version__
 from kgate.sdnotify import Notifier
 from ledger.clock import SystemClock
 from ledger.store import open_ledger
-from terminal.config import CameraConfig, TerminalConfig
-from terminal.decide import DecideConfig, Decider
+from terminal.config import CameraConfig, GateConfig, TerminalConfig
+from terminal.decide import Decider
 from terminal.gate import Gate, OutcomeKind
 from terminal.roster import Child, open_roster
 from terminal.scan import ScanConfig, ScanPipeline
@@ -96,7 +96,7 @@ class TerminalService:
         notifier: Notifier | None = None,
         retry_initial: float = 0.5,
         retry_max: float = 10.0,
-        card_seconds: float = 4.0,
+        card_seconds: float = GateConfig.card_seconds,
         ping_interval: float | None = None,
         status_file: Path | None = None,
         disk_path: Path | None = None,
@@ -343,15 +343,8 @@ def open_service(config: TerminalConfig, *, notifier: Notifier | None = None) ->
         stack.callback(roster.close)
         feedback = open_feedback(config.feedback)
         stack.callback(feedback.close)
-        decide = DecideConfig(
-            debounce_seconds=cfg.debounce_seconds,
-            opens=cfg.opens,
-            closes=cfg.closes,
-            timezone=cfg.timezone,
-            rejected_log_seconds=cfg.rejected_log_seconds,
-        )
-        decider = Decider(roster, decide)
-        tz = decide.tzinfo()
+        decider = Decider(roster, cfg.decide)
+        tz = cfg.decide.tzinfo()
         today = today_from_ledger(ledger, decider.now().astimezone(tz).date(), tz)
         restored = today.restore_into(decider)
         log.info(
@@ -363,8 +356,14 @@ def open_service(config: TerminalConfig, *, notifier: Notifier | None = None) ->
             ledger.append("boot", evidence={"software": f"kgate {__version__}"})
         except Exception as exc:  # e.g. disk full: the gate shows it on the first check-in
             log.error("terminal: boot entry not stored: %s", exc)
-        gate = Gate(ledger, decider, feedback, GateScreen(config.screen), lang=cfg.language)
-        gate.quiet_seconds = cfg.quiet_seconds
+        gate = Gate(
+            ledger,
+            decider,
+            feedback,
+            GateScreen(config.screen),
+            lang=cfg.language,
+            quiet_seconds=cfg.quiet_seconds,
+        )
         service_box: list[TerminalService] = []
         options = dict(config.display.options)
         if config.display.backend == "window":
