@@ -26,16 +26,16 @@ from typing import Any
 
 import numpy as np
 
-from hardware.camera import FrameSource, OpenCVSource, Picamera2Source, ReplaySource
+from hardware.camera import FrameSource, open_camera
 from hardware.camera.frame import Frame
-from hardware.display import Display, open_display
+from hardware.display import Display, display_backend, open_display
 from hardware.errors import CameraNotFound, CameraRetryable, EndOfReplay, UnreadableFrame
 from hardware.feedback import InOut, open_feedback
 from kgate import __version__
 from kgate.sdnotify import Notifier
 from ledger.clock import SystemClock
 from ledger.store import open_ledger
-from terminal.config import CameraConfig, GateConfig, TerminalConfig
+from terminal.config import GateConfig, TerminalConfig
 from terminal.decide import Decider
 from terminal.gate import Gate, OutcomeKind
 from terminal.roster import Child, open_roster
@@ -320,19 +320,6 @@ def _safely(call: Callable[[], None]) -> None:
         log.exception("terminal: feedback failed")
 
 
-def open_camera(config: CameraConfig) -> FrameSource:
-    """The frame source ``[camera]`` describes (nothing is opened yet)."""
-    timeout = config.read_timeout_seconds
-    if config.backend == "replay":
-        return ReplaySource(config.paths, loop=config.loop)
-    if config.backend == "opencv":
-        return OpenCVSource(config.device, size=config.size, fps=config.fps, read_timeout=timeout)
-    assert isinstance(config.device, int)
-    return Picamera2Source(
-        config.device, size=config.size, preview_size=config.preview_size, read_timeout=timeout
-    )
-
-
 def open_service(config: TerminalConfig, *, notifier: Notifier | None = None) -> TerminalService:
     """Open ledger, roster, feedback, screen, display and camera as ``config`` says; restore today."""
     with contextlib.ExitStack() as stack:
@@ -366,7 +353,7 @@ def open_service(config: TerminalConfig, *, notifier: Notifier | None = None) ->
         )
         service_box: list[TerminalService] = []
         options = dict(config.display.options)
-        if config.display.backend == "window":
+        if display_backend(config.display.backend).interactive:  # a window: our size, our keys
             options.setdefault("size", config.screen.size)
             options["on_key"] = lambda key: service_box[0].on_key(key) if service_box else None
         display = open_display(config.display.backend, **options)
