@@ -7,7 +7,7 @@ Base classes subclass :class:`HardwareError`; leaves also subclass the closest b
 
 from __future__ import annotations
 
-from kgate.errors import KgateError
+from kgate.errors import KgateError, UsageError
 
 
 class HardwareError(KgateError):
@@ -18,6 +18,12 @@ class HardwareError(KgateError):
 
 class CameraError(HardwareError):
     """Base class of camera errors."""
+
+
+class CameraConfigError(CameraError, UsageError):
+    """A ``[camera]`` setting is wrong for the chosen backend; the message names the key."""
+
+    exit_code = UsageError.exit_code
 
 
 class CameraUnavailable(CameraError):

@@ -26,8 +26,11 @@ from kgate.errors import KgateError, UsageError
 BCM_PINS = range(0, 28)
 
 
-class Direction(StrEnum):
-    """Which way a child goes through the gate."""
+class InOut(StrEnum):
+    """The gate's In and Out, electrically: which button was pressed, which way an accepted signal shows.
+
+    Only the wiring's notion; the terminal decides which way a child goes (``terminal.decide.Direction``).
+    """
 
     IN = "in"
     OUT = "out"
@@ -110,16 +113,16 @@ class Feedback:
         *,
         direction_timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
-        on_direction: Callable[[Direction | None], None] | None = None,
+        on_direction: Callable[[InOut | None], None] | None = None,
     ) -> None:
         self._timeout = direction_timeout
         self._clock = clock
         self._lock = threading.Lock()
-        self._selected: Direction | None = None
+        self._selected: InOut | None = None
         self._deadline = 0.0
         self.on_direction = on_direction
 
-    def accepted(self, direction: Direction) -> None:
+    def accepted(self, direction: InOut) -> None:
         """The entry was stored (COMMIT returned): green light, one short beep, door pulse."""
 
     def refused(self) -> None:
@@ -134,7 +137,7 @@ class Feedback:
     def close(self) -> None:
         """Release the pins."""
 
-    def select_direction(self, direction: Direction | None) -> None:
+    def select_direction(self, direction: InOut | None) -> None:
         """Force the next check-ins to ``direction`` for a while; ``None`` returns to automatic."""
         with self._lock:
             self._selected = direction
@@ -143,7 +146,7 @@ class Feedback:
             self.on_direction(direction)
 
     @property
-    def selected_direction(self) -> Direction | None:
+    def selected_direction(self) -> InOut | None:
         """The button-selected direction, or ``None`` (automatic) once the timeout has passed."""
         with self._lock:
             if self._selected is not None and self._clock() >= self._deadline:
@@ -195,7 +198,7 @@ class GpioFeedback(Feedback):
         *,
         pin_factory: Any = None,
         clock: Callable[[], float] = time.monotonic,
-        on_direction: Callable[[Direction | None], None] | None = None,
+        on_direction: Callable[[InOut | None], None] | None = None,
     ) -> None:
         self.config = cfg = config or FeedbackConfig()
         super().__init__(
@@ -226,7 +229,7 @@ class GpioFeedback(Feedback):
                         pin_factory=factory,
                     )
                 )
-            for pin, direction in ((cfg.in_button_pin, Direction.IN), (cfg.out_button_pin, Direction.OUT)):
+            for pin, direction in ((cfg.in_button_pin, InOut.IN), (cfg.out_button_pin, InOut.OUT)):
                 if pin is not None:
                     button = own(
                         gpiozero.Button(
@@ -238,10 +241,10 @@ class GpioFeedback(Feedback):
             self.close()
             raise FeedbackUnavailable(f"feedback: cannot open GPIO pins: {exc}") from exc
 
-    def _selector(self, direction: Direction) -> Callable[[], None]:
+    def _selector(self, direction: InOut) -> Callable[[], None]:
         return lambda: self.select_direction(direction)
 
-    def accepted(self, direction: Direction) -> None:
+    def accepted(self, direction: InOut) -> None:
         cfg = self.config
         self._red.off()
         self._green.blink(on_time=cfg.accept_seconds, off_time=0, n=1, background=True)
@@ -273,7 +276,7 @@ def open_feedback(
     config: FeedbackConfig | None,
     *,
     pin_factory: Any = None,
-    on_direction: Callable[[Direction | None], None] | None = None,
+    on_direction: Callable[[InOut | None], None] | None = None,
 ) -> Feedback:
     """GPIO feedback for ``config``, or :class:`NullFeedback` when ``config`` is ``None`` (headless)."""
     if config is None:

@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from hardware.feedback import Direction
 from kgate import simulation
 from kgate.errors import UsageError
 from kgate.rush import MorningRush, badge_serial, percentile, write_roster_file
@@ -32,6 +31,7 @@ from ledger.clock import FakeClock
 from ledger.keys import load_key
 from ledger.store import open_ledger, open_reader
 from ledger.verify import verify_ledger
+from terminal.decide import Direction
 
 REGISTER_NAME = "register.demo.kgate.kz"
 DEMO_ORIGIN = f"{REGISTER_NAME}/kgate/almaty-042-gate-1"

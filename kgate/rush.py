@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hardware.feedback import Direction, NullFeedback
+from hardware.feedback import NullFeedback
 from kgate import simulation
 from ledger.clock import FakeClock
 from ledger.store import Ledger
@@ -94,6 +94,7 @@ class MorningRush:
     def run(self, visits: list[simulation.Visit], badges: dict[str, str]) -> None:
         """Every arrival in time order, with hostile codes, one repeat and one camera fault mixed in."""
         from terminal.badge import encode_badge  # noqa: PLC0415
+        from terminal.decide import Direction  # noqa: PLC0415
 
         arrivals = sorted((v.arrive, v.child) for v in visits if v.arrive is not None)
         extras = self._intruders(len(arrivals), badges)

@@ -51,6 +51,22 @@ class KeyFileError(LedgerError, PermissionError):
     """The device key file is missing, unreadable, or has unsafe mode/owner."""
 
 
+class FetchError(LedgerError):
+    """Pulling a log from a c2sp.org/tlog-tiles server failed (:mod:`ledger.tileclient`)."""
+
+
+class FetchUnreachable(FetchError, ConnectionError):
+    """No HTTP answer (connection refused or reset, DNS, TLS, timeout): retry later."""
+
+
+class FetchRefused(FetchError, PermissionError):
+    """The tiles server refused our request signature (HTTP 401)."""
+
+
+class PulledLogInvalid(FetchError, ValueError):
+    """A pulled log (checkpoint, hash tiles, entry bundles) does not verify or is malformed."""
+
+
 class VerificationError(LedgerError):
     """The ledger is invalid; ``index`` names the first bad entry (or None when not entry-specific)."""
 

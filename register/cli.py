@@ -137,12 +137,12 @@ EXIT_EQUIVOCATION = 4  # 409: the device's log contradicts what the register hol
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
+    from ledger.errors import FetchError, FetchUnreachable  # noqa: PLC0415
     from register.errors import ApiError, Equivocation, StoreUnavailable  # noqa: PLC0415
     from register.keys import load_or_create_keys  # noqa: PLC0415
     from register.pull import pull_device  # noqa: PLC0415
     from register.service import Register  # noqa: PLC0415
     from register.store import open_store  # noqa: PLC0415
-    from sync_agent.errors import RetryableError, SyncError  # noqa: PLC0415
 
     logging.basicConfig(
         stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
@@ -162,10 +162,10 @@ def cmd_pull(args: argparse.Namespace) -> int:
         except Equivocation as exc:
             print(f"kgate: register pull: EQUIVOCATION (alarm recorded): {exc}", file=sys.stderr)
             return EXIT_EQUIVOCATION
-        except (RetryableError, StoreUnavailable) as exc:
+        except (FetchUnreachable, StoreUnavailable) as exc:
             print(f"kgate: register pull: will retry later: {exc}", file=sys.stderr)
             return EXIT_RETRY
-        except (SyncError, ApiError) as exc:
+        except (FetchError, ApiError) as exc:
             print(f"kgate: register pull: refused: {exc}", file=sys.stderr)
             return EXIT_INVALID
     if args.json:

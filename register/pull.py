@@ -1,7 +1,7 @@
 """Pull: fetch a device's log from its c2sp.org/tlog-tiles server and ingest it exactly like a push.
 
 The register signs its requests with its ``request.key`` (RFC 9421; the device serves only requests
-signed by a key it was configured with). :func:`sync_agent.pull.fetch_log` verifies the device-signed
+signed by a key it was configured with). :func:`ledger.tileclient.fetch_log` verifies the device-signed
 checkpoint, fetches the entry bundles after the size the register already holds and the hash tiles for
 the consistency proof, and checks that they reproduce the checkpoint root. The result is turned into
 the :class:`~register.ingest.Batch` a push of the same range would carry and handed to the same
@@ -20,11 +20,11 @@ from pathlib import Path
 import requests
 
 from ledger.note import Ed25519Signer
+from ledger.tileclient import PulledLog, fetch_log
 from register.errors import Forbidden, TooLarge
 from register.ingest import Batch
 from register.service import Register
 from register.store import Device
-from sync_agent.pull import PulledLog, fetch_log
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,9 @@ def pull_device(
 ) -> PullResult:
     """Fetch ``device``'s log from its pull server at ``url`` and ingest what the register lacks.
 
-    ``signer`` is the register's request key. Raises what :func:`fetch_log` raises (``PullError`` when
-    the tiles do not verify, ``TransportError`` on network failure, ``RejectedError`` when the device
-    refuses the signature) and what :meth:`Register.ingest` raises (``Equivocation`` — with an alarm —
+    ``signer`` is the register's request key. Raises what :func:`fetch_log` raises (``PulledLogInvalid``
+    when the tiles do not verify, ``FetchUnreachable`` on network failure, ``FetchRefused`` when the
+    device refuses the signature) and what :meth:`Register.ingest` raises (``Equivocation`` — with an alarm —
     ``Unverifiable``, ``TooLarge``); ``Forbidden`` for a disabled device.
     """
     if device.disabled:

@@ -13,18 +13,19 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kgate.errors import UsageError
+from kgate.sdnotify import Notifier
+from kgate.urls import is_loopback
 from ledger.errors import BadKeyError, LedgerError
 from ledger.keys import load_key
 from ledger.note import Ed25519Verifier
 from ledger.store import open_reader
 from sync_agent.agent import Backoff, SyncAgent, run_forever
-from sync_agent.client import RegisterClient, is_loopback
+from sync_agent.client import RegisterClient
 from sync_agent.config import load_config
 from sync_agent.errors import RetryableError
 from sync_agent.heartbeat import STATUS_FILE, HeartbeatSource
 from sync_agent.pull import PullServer, PullService
 from sync_agent.state import SyncState
-from sync_agent.systemd import Notifier
 
 
 def add_commands(subparsers: Any) -> None:

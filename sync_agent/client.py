@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import email.utils
 import gzip
-import ipaddress
 import json
 import logging
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import requests
 
 from kgate.errors import UsageError
+from kgate.urls import check_url
 from ledger.httpsig import sign_request
 from ledger.note import Ed25519Signer
 from sync_agent.errors import (
@@ -39,25 +38,6 @@ log = logging.getLogger(__name__)
 MAX_RESPONSE: Final = 1 << 20  # bytes; the register's answers are a checkpoint note and a few numbers
 GZIP_MIN: Final = 512  # bytes; smaller bodies are sent as they are
 USER_AGENT: Final = "kgate-sync"
-
-
-def check_url(url: str) -> str:
-    """Normalise the register's base URL; plain ``http`` only to a loopback address (tests, demo)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"register URL {url!r} must be http(s)://HOST[:PORT][/PREFIX]")
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise UsageError(f"register URL {url!r}: plain http is allowed only to loopback; use https")
-    return url.rstrip("/")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -87,7 +67,7 @@ class RegisterClient:
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.base_url = check_url(base_url)
+        self.base_url = check_url(base_url, "register URL")
         self._signer = signer
         if ca is not None and not Path(ca).is_file():
             raise UsageError(f"CA bundle {ca} does not exist")

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from kgate.errors import UsageError
+from kgate.urls import check_url
 from ledger.errors import BadKeyError
 from ledger.note import CosignatureVerifier
 from ledger.store import RETAIN_EVERY
-from sync_agent.client import check_url
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class SyncConfig:
     backoff_cap: float = 300.0
 
     def __post_init__(self) -> None:
-        check_url(self.register)
+        check_url(self.register, "register URL")
         try:
             CosignatureVerifier.from_vkey(self.register_vkey)
         except BadKeyError as exc:

@@ -72,7 +72,3 @@ class GapError(SyncError, LookupError):
 
 class StateError(SyncError, OSError):
     """The state directory cannot be read or written, or belongs to another log."""
-
-
-class PullError(SyncError, ValueError):
-    """A pulled log (checkpoint, tiles, entry bundles) does not verify."""

@@ -115,7 +115,7 @@ def run_today(args: argparse.Namespace) -> int:
     from terminal.today import today_from_ledger  # noqa: PLC0415
 
     config = load_config(args.config)
-    tz = _zone(config.gate.timezone)
+    tz = config.gate.decide.tzinfo()
     day = dt.datetime.now(dt.UTC).astimezone(tz).date()
     with open_reader(config.ledger.path) as reader, open_roster(config.roster_path) as roster:
         listing = today_from_ledger(reader, day, tz).today_list(roster.children())
@@ -140,13 +140,6 @@ def run_today(args: argparse.Namespace) -> int:
         for child in group.children:
             print(f"  {_hhmm(child.time_in) or '--:--'}  {_hhmm(child.time_out) or '--:--'}  {child.name}")
     return 0
-
-
-def _zone(name: str | None) -> dt.tzinfo | None:
-    """The gate's time zone (``None``: the system's)."""
-    from terminal.decide import DecideConfig  # noqa: PLC0415
-
-    return DecideConfig(timezone=name).tzinfo()
 
 
 def _hhmm(value: dt.time | None) -> str | None:

@@ -12,31 +12,25 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tomllib
-import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hardware.camera.frame import Region
-from hardware.display import BACKENDS as DISPLAY_BACKENDS
+from hardware.camera import BACKENDS as CAMERA_BACKENDS
+from hardware.camera import CameraConfig, Region
+from hardware.display import DisplayConfigError, display_backend
+from hardware.errors import CameraConfigError
 from hardware.feedback import FeedbackConfig
 from kgate.errors import KgateError, UsageError
+from terminal.decide import SECONDS_RANGE, DecideConfig
 from terminal.i18n import DEFAULT_LANG, is_lang
 from terminal.screen.config import ScreenConfig
 
 DEFAULT_STATE_DIR = Path("/var/lib/kgate")
 DEFAULT_CONFIG_DIR = Path("/etc/kgate")
 CONFIG_FILE = "terminal.toml"
-CAMERA_BACKENDS = ("replay", "opencv", "picamera2")
 MODES = ("qr",)  # the face issue adds "qr+face" and "face"
-#: Options each display backend accepts in ``[display]`` besides ``backend``.
-DISPLAY_OPTIONS: Mapping[str, frozenset[str]] = {
-    "null": frozenset(),
-    "png": frozenset({"directory", "prefix", "every"}),
-    "framebuffer": frozenset({"device", "sysfs", "pixel_format"}),
-    "window": frozenset({"title"}),
-}
 
 
 class ConfigError(UsageError):
@@ -75,31 +69,13 @@ class LedgerConfig:
 
 
 @dataclass(frozen=True)
-class CameraConfig:
-    """``[camera]``: which frame source, at what size, and the decode region (the framing guide)."""
-
-    backend: str = "picamera2"
-    device: int | str = 0
-    paths: tuple[Path, ...] = ()
-    loop: bool = True
-    size: tuple[int, int] = (1920, 1080)
-    preview_size: tuple[int, int] = (640, 360)
-    fps: float = 30.0
-    region: Region = field(default_factory=Region)
-    read_timeout_seconds: float = 2.0
-
-
-@dataclass(frozen=True)
 class GateConfig:
-    """``[gate]``: decision mode and rules, and the language of the result cards."""
+    """``[gate]``: the decision mode and rules (``decide``, defined in terminal/decide.py), how long the
+    gate stays quiet after a refusal and shows a result card, and the cards' language."""
 
     mode: str = "qr"
-    debounce_seconds: float = 120.0
-    opens: dt.time = dt.time(7, 0)
-    closes: dt.time = dt.time(19, 30)
-    timezone: str | None = None
+    decide: DecideConfig = field(default_factory=DecideConfig)
     language: str = DEFAULT_LANG
-    rejected_log_seconds: float = 60.0
     quiet_seconds: float = 3.0
     card_seconds: float = 4.0
 
@@ -224,19 +200,15 @@ def _ledger(data: object, state: Path) -> LedgerConfig:
 def _camera(data: object, base: Path) -> CameraConfig:
     known = {"backend", "device", "paths", "loop", "size", "preview_size", "fps", "region"}
     table = _Table(data, "camera", known | {"read_timeout_seconds"})
-    backend = table.text("backend", "picamera2", CAMERA_BACKENDS)
+    backend = table.text("backend", CameraConfig.backend, tuple(CAMERA_BACKENDS))
     assert backend is not None
     device = table.get("device", 0)
     if isinstance(device, bool) or not isinstance(device, int | str) or device in ("", -1):
         raise ConfigError("camera.device: expected a camera number (0) or a device path (/dev/video0)")
-    if backend == "picamera2" and not isinstance(device, int):
-        raise ConfigError("camera.device: the picamera2 backend takes a camera number (0 or 1)")
     raw_paths = table.get("paths", [])
     if not isinstance(raw_paths, list) or not all(isinstance(p, str) and p for p in raw_paths):
         raise ConfigError("camera.paths: expected a list of image, folder or video paths")
     paths = tuple(p if p.is_absolute() else base / p for p in (Path(s).expanduser() for s in raw_paths))
-    if backend == "replay" and not paths:
-        raise ConfigError("camera.paths: the replay backend needs at least one path")
     region = table.get("region", [0.0, 0.0, 1.0, 1.0])
     if (
         not isinstance(region, list)
@@ -250,68 +222,83 @@ def _camera(data: object, base: Path) -> CameraConfig:
         raise ConfigError(
             "camera.region: expected 0 <= left < right <= 1 and 0 <= top < bottom <= 1"
         ) from None
-    return CameraConfig(
-        backend=backend,
-        device=device,
-        paths=paths,
-        loop=table.boolean("loop", True),
-        size=table.pair("size", (1920, 1080)),
-        preview_size=table.pair("preview_size", (640, 360)),
-        fps=table.number("fps", 30.0, 1.0, 240.0),
-        region=decode_region,
-        read_timeout_seconds=table.number("read_timeout_seconds", 2.0, 0.1, 60.0),
-    )
+    try:
+        return CameraConfig(
+            backend=backend,
+            device=device,
+            paths=paths,
+            loop=table.boolean("loop", True),
+            size=table.pair("size", CameraConfig.size),
+            preview_size=table.pair("preview_size", CameraConfig.preview_size),
+            fps=table.number("fps", CameraConfig.fps, 1.0, 240.0),
+            region=decode_region,
+            read_timeout_seconds=table.number(
+                "read_timeout_seconds", CameraConfig.read_timeout_seconds, 0.1, 60.0
+            ),
+        )
+    except CameraConfigError as exc:  # the backend's own requirement, named by key
+        raise ConfigError(str(exc)) from None
 
 
 def _gate(data: object) -> GateConfig:
-    known = {"mode", "debounce_seconds", "hours", "timezone", "language"}
-    table = _Table(data, "gate", known | {"rejected_log_seconds", "quiet_seconds", "card_seconds"})
-    mode = table.text("mode", "qr", MODES)
-    hours = table.get("hours", ["07:00", "19:30"])
+    """``[gate]``: the decision settings go into one :class:`DecideConfig`, which validates them."""
+    decide_keys = {"debounce_seconds", "hours", "timezone", "rejected_log_seconds"}
+    table = _Table(data, "gate", decide_keys | {"mode", "language", "quiet_seconds", "card_seconds"})
+    mode = table.text("mode", GateConfig.mode, MODES)
+    hours = table.get("hours", [DecideConfig.opens, DecideConfig.closes])
     if not isinstance(hours, list) or len(hours) != 2:
         raise ConfigError('gate.hours: expected ["opens", "closes"], e.g. ["07:00", "19:30"]')
-    opens, closes = _time(hours[0], "gate.hours[0]"), _time(hours[1], "gate.hours[1]")
-    if opens >= closes:
-        raise ConfigError("gate.hours: the gate must open before it closes")
-    timezone = table.text("timezone")
-    if timezone is not None:
-        try:
-            zoneinfo.ZoneInfo(timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"gate.timezone: {timezone!r} is not an IANA time zone") from None
-    language = table.text("language", DEFAULT_LANG)
+
+    def seconds(name: str) -> float:
+        return table.number(name, getattr(DecideConfig, name), *SECONDS_RANGE[name])
+
+    try:
+        decide = DecideConfig(
+            debounce_seconds=seconds("debounce_seconds"),
+            opens=_time(hours[0], "gate.hours[0]"),
+            closes=_time(hours[1], "gate.hours[1]"),
+            timezone=table.text("timezone"),
+            rejected_log_seconds=seconds("rejected_log_seconds"),
+        )
+    except ValueError as exc:  # its message names the key
+        raise ConfigError(str(exc)) from None
+    language = table.text("language", GateConfig.language)
     assert language is not None and mode is not None
     if not is_lang(language):
         raise ConfigError(f"gate.language: {language!r} is not one of kk, ru, en")
     return GateConfig(
         mode=mode,
-        debounce_seconds=table.number("debounce_seconds", 120.0, 0.0, 86400.0),
-        opens=opens,
-        closes=closes,
-        timezone=timezone,
+        decide=decide,
         language=language,
-        rejected_log_seconds=table.number("rejected_log_seconds", 60.0, 0.0, 86400.0),
-        quiet_seconds=table.number("quiet_seconds", 3.0, 0.0, 3600.0),
-        card_seconds=table.number("card_seconds", 4.0, 0.5, 600.0),
+        quiet_seconds=table.number("quiet_seconds", GateConfig.quiet_seconds, 0.0, 3600.0),
+        card_seconds=table.number("card_seconds", GateConfig.card_seconds, 0.5, 600.0),
     )
 
 
 def _display(data: object, state: Path) -> DisplayConfig:
+    """``[display]``: the backend's options as its registry entry (hardware/display) declares them."""
     if not isinstance(data, dict):
         raise ConfigError("display: expected a table")
-    backend = data.get("backend", "null")
-    if backend not in DISPLAY_BACKENDS:
-        raise ConfigError(f"display.backend: {backend!r} is not one of {', '.join(DISPLAY_BACKENDS)}")
-    table = _Table(data, "display", DISPLAY_OPTIONS[backend] | {"backend"})
-    options = {k: v for k, v in data.items() if k != "backend"}
-    if backend == "png":
-        options["directory"] = table.path("directory", state / "screens", state)
-        if "every" in options:
-            options["every"] = int(table.number("every", 1, 1, 1_000_000))
-    for name in ("prefix", "device", "sysfs", "pixel_format", "title"):
-        if name in options:
-            table.text(name)
-    return DisplayConfig(backend, options)
+    name = data.get("backend", "null")
+    try:
+        backend = display_backend(name)
+    except DisplayConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    table = _Table(data, "display", set(backend.options) | {"backend"})
+    options: dict[str, Any] = {}
+    for key, option in backend.options.items():
+        if option.kind == "path":
+            default = None if option.default is None else state / option.default
+            value: Any = table.path(key, default, state)
+        elif key not in data:
+            continue
+        elif option.kind == "count":
+            value = int(table.number(key, 1, 1, 1_000_000))
+        else:
+            value = table.text(key)
+        if value is not None:
+            options[key] = value
+    return DisplayConfig(name, options)
 
 
 def _service(data: object, state: Path) -> ServiceConfig:

@@ -11,18 +11,35 @@ unknown / revoked (roster) -> debounce (the same child and direction within ``de
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from hardware.feedback import Direction
+from hardware.feedback import InOut
 from ledger.clock import Clock
 from terminal.badge import parse_badge
 from terminal.errors import BadgeError
 from terminal.roster import BadgeRecord, Child
 
 METHOD = "qr"
+
+
+class Direction(StrEnum):
+    """Which way a child goes through the gate: the decision, and the kind of its ledger entry."""
+
+    IN = "in"
+    OUT = "out"
+
+    @classmethod
+    def chosen(cls, way: InOut | None) -> Direction | None:
+        """The direction the In/Out buttons selected, or ``None`` (automatic)."""
+        return None if way is None else cls(way.value)
+
+    def signal(self) -> InOut:
+        """The hardware's In/Out signal for this direction (what the lights and sounder show)."""
+        return InOut(self.value)
 
 
 class Reason(StrEnum):
@@ -49,9 +66,21 @@ class RosterLookup(Protocol):
     def lookup(self, serial: str) -> BadgeRecord | None: ...
 
 
+#: Allowed range of each duration setting, in seconds: checked by :class:`DecideConfig` and used by the
+#: ``[gate]`` reader (terminal/config.py) so its message names the range.
+SECONDS_RANGE: Mapping[str, tuple[float, float]] = {
+    "debounce_seconds": (0.0, 86400.0),
+    "rejected_log_seconds": (0.0, 86400.0),
+}
+
+
 @dataclass(frozen=True)
 class DecideConfig:
-    """Debounce window, opening hours (local time in ``timezone``; ``None``: the system's), log rate."""
+    """Debounce window, opening hours (local time in ``timezone``; ``None``: the system's), log rate.
+
+    The one definition of these settings: ``[gate]`` in the terminal's TOML is read into it
+    (``TerminalConfig.gate.decide``), and its errors name the TOML key.
+    """
 
     debounce_seconds: float = 120.0
     opens: dt.time = dt.time(7, 0)
@@ -61,12 +90,16 @@ class DecideConfig:
     max_rate_keys: int = 4096
 
     def __post_init__(self) -> None:
-        if not 0 <= self.debounce_seconds <= 86400:
-            raise ValueError("decide.debounce_seconds: must be in [0, 86400]")
-        if not 0 <= self.rejected_log_seconds <= 86400:
-            raise ValueError("decide.rejected_log_seconds: must be in [0, 86400]")
+        for name, (low, high) in SECONDS_RANGE.items():
+            if not low <= getattr(self, name) <= high:
+                raise ValueError(f"gate.{name}: expected a number in [{low:g}, {high:g}]")
         if self.opens >= self.closes:
-            raise ValueError("decide.opens: must be before decide.closes")
+            raise ValueError("gate.hours: the gate must open before it closes (opens < closes)")
+        if self.timezone is not None:
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"gate.timezone: {self.timezone!r} is not an IANA time zone") from None
 
     def tzinfo(self) -> dt.tzinfo | None:
         """The zone opening hours and "that day" are reckoned in (``None``: local system time)."""

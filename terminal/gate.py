@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from hardware.feedback import Feedback
 from ledger.errors import DiskFull, LedgerBusy
-from terminal.decide import Decider, Decision, Reason
+from terminal.config import GateConfig
+from terminal.decide import Decider, Decision, Direction, Reason
 from terminal.i18n import DEFAULT_LANG
 from terminal.scan.code import DecodedCode, ScanResult
 from terminal.screen.state import CardKind, ResultCard, ScreenState, StatusInfo
@@ -96,7 +97,7 @@ class Gate:
         *,
         lang: str = DEFAULT_LANG,
         max_codes: int = 4,
-        quiet_seconds: float = 3.0,
+        quiet_seconds: float = GateConfig.quiet_seconds,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ledger = ledger
@@ -129,7 +130,9 @@ class Gate:
     def handle_code(self, data: bytes, now: dt.datetime | None = None) -> Outcome:
         """Decide on one code's exact bytes, store the entry, then give feedback. Never raises."""
         try:
-            decision = self.decider.decide(bytes(data), now, self.feedback.selected_direction)
+            decision = self.decider.decide(
+                bytes(data), now, Direction.chosen(self.feedback.selected_direction)
+            )
         except Exception as exc:  # e.g. the roster database is unreadable: do not acknowledge
             log.exception("gate: decision failed")
             return self._fault(None, f"decision failed: {type(exc).__name__}")
@@ -158,7 +161,7 @@ class Gate:
         self.decider.record(decision)
         self._recovered()
         self._show(decision)
-        self._feedback("accepted", lambda: self.feedback.accepted(direction))
+        self._feedback("accepted", lambda: self.feedback.accepted(direction.signal()))
         return Outcome(OutcomeKind.ACCEPTED, decision, appended.index)
 
     def _refuse(self, data: bytes, decision: Decision) -> Outcome:
@@ -240,7 +243,7 @@ class Gate:
             preview=preview,
             card=self.card,
             lang=self.lang,
-            selected_direction=self.feedback.selected_direction,
+            selected_direction=Direction.chosen(self.feedback.selected_direction),
         )
 
     def render(self, preview: Any = None) -> Image.Image | None:

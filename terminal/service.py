@@ -26,17 +26,17 @@ from typing import Any
 
 import numpy as np
 
-from hardware.camera import FrameSource, OpenCVSource, Picamera2Source, ReplaySource
+from hardware.camera import FrameSource, open_camera
 from hardware.camera.frame import Frame
-from hardware.display import Display, open_display
+from hardware.display import Display, display_backend, open_display
 from hardware.errors import CameraNotFound, CameraRetryable, EndOfReplay, UnreadableFrame
-from hardware.feedback import Direction, open_feedback
+from hardware.feedback import InOut, open_feedback
 from kgate import __version__
+from kgate.sdnotify import Notifier
 from ledger.clock import SystemClock
 from ledger.store import open_ledger
-from sync_agent.systemd import Notifier
-from terminal.config import CameraConfig, TerminalConfig
-from terminal.decide import DecideConfig, Decider
+from terminal.config import GateConfig, TerminalConfig
+from terminal.decide import Decider
 from terminal.gate import Gate, OutcomeKind
 from terminal.roster import Child, open_roster
 from terminal.scan import ScanConfig, ScanPipeline
@@ -96,7 +96,7 @@ class TerminalService:
         notifier: Notifier | None = None,
         retry_initial: float = 0.5,
         retry_max: float = 10.0,
-        card_seconds: float = 4.0,
+        card_seconds: float = GateConfig.card_seconds,
         ping_interval: float | None = None,
         status_file: Path | None = None,
         disk_path: Path | None = None,
@@ -140,7 +140,7 @@ class TerminalService:
 
     def on_key(self, key: str) -> None:
         """Development window keys: ``i``/``o`` In/Out like the buttons, ``a`` automatic, ``t`` today."""
-        choice = {"i": Direction.IN, "o": Direction.OUT}
+        choice = {"i": InOut.IN, "o": InOut.OUT}
         if key in choice or key == "a":
             self.gate.feedback.select_direction(choice.get(key))
         elif key == "t":
@@ -320,19 +320,6 @@ def _safely(call: Callable[[], None]) -> None:
         log.exception("terminal: feedback failed")
 
 
-def open_camera(config: CameraConfig) -> FrameSource:
-    """The frame source ``[camera]`` describes (nothing is opened yet)."""
-    timeout = config.read_timeout_seconds
-    if config.backend == "replay":
-        return ReplaySource(config.paths, loop=config.loop)
-    if config.backend == "opencv":
-        return OpenCVSource(config.device, size=config.size, fps=config.fps, read_timeout=timeout)
-    assert isinstance(config.device, int)
-    return Picamera2Source(
-        config.device, size=config.size, preview_size=config.preview_size, read_timeout=timeout
-    )
-
-
 def open_service(config: TerminalConfig, *, notifier: Notifier | None = None) -> TerminalService:
     """Open ledger, roster, feedback, screen, display and camera as ``config`` says; restore today."""
     with contextlib.ExitStack() as stack:
@@ -343,15 +330,8 @@ def open_service(config: TerminalConfig, *, notifier: Notifier | None = None) ->
         stack.callback(roster.close)
         feedback = open_feedback(config.feedback)
         stack.callback(feedback.close)
-        decide = DecideConfig(
-            debounce_seconds=cfg.debounce_seconds,
-            opens=cfg.opens,
-            closes=cfg.closes,
-            timezone=cfg.timezone,
-            rejected_log_seconds=cfg.rejected_log_seconds,
-        )
-        decider = Decider(roster, decide)
-        tz = decide.tzinfo()
+        decider = Decider(roster, cfg.decide)
+        tz = cfg.decide.tzinfo()
         today = today_from_ledger(ledger, decider.now().astimezone(tz).date(), tz)
         restored = today.restore_into(decider)
         log.info(
@@ -363,11 +343,17 @@ def open_service(config: TerminalConfig, *, notifier: Notifier | None = None) ->
             ledger.append("boot", evidence={"software": f"kgate {__version__}"})
         except Exception as exc:  # e.g. disk full: the gate shows it on the first check-in
             log.error("terminal: boot entry not stored: %s", exc)
-        gate = Gate(ledger, decider, feedback, GateScreen(config.screen), lang=cfg.language)
-        gate.quiet_seconds = cfg.quiet_seconds
+        gate = Gate(
+            ledger,
+            decider,
+            feedback,
+            GateScreen(config.screen),
+            lang=cfg.language,
+            quiet_seconds=cfg.quiet_seconds,
+        )
         service_box: list[TerminalService] = []
         options = dict(config.display.options)
-        if config.display.backend == "window":
+        if display_backend(config.display.backend).interactive:  # a window: our size, our keys
             options.setdefault("size", config.screen.size)
             options["on_key"] = lambda key: service_box[0].on_key(key) if service_box else None
         display = open_display(config.display.backend, **options)

@@ -14,10 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from hardware.feedback import Direction
 from ledger.entry import decode_entry
 from ledger.errors import EntryError
-from terminal.decide import Decider
+from terminal.decide import Decider, Direction
 from terminal.roster import Child
 from terminal.screen.state import TodayChild, TodayGroup, TodayList
 

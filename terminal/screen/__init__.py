@@ -4,7 +4,7 @@
 display backend (``hardware.display``) shows, and that tests and the demo save as PNG screenshots.
 """
 
-from hardware.feedback import Direction
+from terminal.decide import Direction
 from terminal.screen.config import ScreenConfig
 from terminal.screen.errors import FontNotFoundError, GlyphMissingError, ScreenConfigError, ScreenError
 from terminal.screen.gate import GateScreen

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from hardware.feedback import Direction
+from terminal.decide import Direction
 from terminal.i18n import CATALOGUES, LANGUAGES, check_lang, t
 from terminal.screen import theme
 from terminal.screen.card import render_card

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hardware.feedback import Direction
+from terminal.decide import Direction
 from terminal.i18n import LANGUAGES
 from terminal.screen.config import ScreenConfig
 from terminal.screen.gate import GateScreen

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from hardware.feedback import Direction
+from terminal.decide import Direction
 from terminal.i18n import DEFAULT_LANG
 
 if TYPE_CHECKING:

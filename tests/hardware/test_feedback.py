@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from hardware.feedback import (
-    Direction,
     FeedbackConfig,
     FeedbackConfigError,
     GpioFeedback,
+    InOut,
     NullFeedback,
     open_feedback,
 )
@@ -75,7 +75,7 @@ def states(factory: object, number: int) -> list[bool]:
 def test_accepted_lights_green_beeps_once_and_pulses_the_relay(
     feedback: GpioFeedback, factory: object
 ) -> None:
-    feedback.accepted(Direction.IN)
+    feedback.accepted(InOut.IN)
     wait_for(lambda: pin(factory, 17).state)  # type: ignore[attr-defined]
     assert not pin(factory, 27).state  # type: ignore[attr-defined]
     wait_for(lambda: states(factory, 24) == [False, True, False])  # relay pulsed and released
@@ -108,19 +108,19 @@ def test_relay_active_low_board_is_released_high(factory: object) -> None:
 def test_buttons_select_direction_then_time_out(
     feedback: GpioFeedback, factory: object, clock: Clock
 ) -> None:
-    seen: list[Direction | None] = []
+    seen: list[InOut | None] = []
     feedback.on_direction = seen.append
     assert feedback.selected_direction is None
     out_button = pin(factory, 6)
     out_button.drive_low()  # type: ignore[attr-defined]
-    wait_for(lambda: feedback.selected_direction is Direction.OUT)
+    wait_for(lambda: feedback.selected_direction is InOut.OUT)
     out_button.drive_high()  # type: ignore[attr-defined]
     clock.now += 5
     in_button = pin(factory, 5)
     time.sleep(0.01)  # past the bounce time
     in_button.drive_low()  # type: ignore[attr-defined]
-    wait_for(lambda: feedback.selected_direction is Direction.IN)
-    assert seen == [Direction.OUT, Direction.IN]
+    wait_for(lambda: feedback.selected_direction is InOut.IN)
+    assert seen == [InOut.OUT, InOut.IN]
     clock.now += FAST.direction_timeout_seconds + 1
     assert feedback.selected_direction is None  # back to automatic
 
@@ -136,18 +136,18 @@ def test_pin_factory_by_name() -> None:
     cfg = FeedbackConfig(pin_factory="mock")
     with open_feedback(cfg) as fb:
         assert isinstance(fb, GpioFeedback)
-        fb.accepted(Direction.OUT)
+        fb.accepted(InOut.OUT)
 
 
 def test_null_feedback_is_silent_but_tracks_direction() -> None:
     fb = open_feedback(None)
     assert isinstance(fb, NullFeedback)
-    fb.accepted(Direction.IN)
+    fb.accepted(InOut.IN)
     fb.refused()
     fb.fault()
     fb.clear()
-    fb.select_direction(Direction.OUT)
-    assert fb.selected_direction is Direction.OUT
+    fb.select_direction(InOut.OUT)
+    assert fb.selected_direction is InOut.OUT
     fb.close()
 
 

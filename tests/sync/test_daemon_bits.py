@@ -10,10 +10,10 @@ import pytest
 
 from kgate.cli import build_parser
 from kgate.errors import UsageError
+from kgate.sdnotify import Notifier
 from ledger.note import CosignatureSigner
 from sync_agent.config import load_config
 from sync_agent.heartbeat import HeartbeatSource
-from sync_agent.systemd import Notifier
 
 
 def test_notifier_sends_ready_and_watchdog(tmp_path: Path) -> None:

@@ -11,10 +11,12 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledger.errors import FetchRefused, PulledLogInvalid
 from ledger.httpsig import sign_request
 from ledger.merkle import MemoryHashStore, consistency_proof, leaf_hash
 from ledger.note import Ed25519Signer
 from ledger.store import open_reader
+from ledger.tileclient import fetch_log
 from ledger.tiles import (
     TileError,
     TileHashReader,
@@ -25,8 +27,7 @@ from ledger.tiles import (
     parse_tile_path,
     tile_addresses,
 )
-from sync_agent.errors import PullError, RejectedError
-from sync_agent.pull import PullServer, PullService, fetch_log
+from sync_agent.pull import PullServer, PullService
 from tests.sync.conftest import TEMPLATE_SIZE
 
 
@@ -138,9 +139,9 @@ def test_fetch_log_verifies_and_gives_what_a_push_carries(
     assert pulled.checkpoint.size == TEMPLATE_SIZE and pulled.proof == proof
     everything = fetch_log(pull_server, register_key, 0, 5.0, device_vkey=vkey)
     assert everything.entries == entries and everything.proof == []
-    with pytest.raises(PullError):
+    with pytest.raises(PulledLogInvalid):
         fetch_log(pull_server, register_key, 0, 5.0, device_vkey=Ed25519Signer.generate("x").vkey)
-    with pytest.raises(RejectedError):
+    with pytest.raises(FetchRefused):
         fetch_log(pull_server, Ed25519Signer.generate("reg.test-pull"), 0, 5.0, device_vkey=vkey)
 
 
@@ -156,7 +157,7 @@ def test_fetch_log_rejects_a_tampered_entry(ledger_path: Path, register_key: Ed2
     server = PullServer(Tampering(reader, [register_key.verifier()]), "127.0.0.1", 0)
     server.start()
     try:
-        with pytest.raises(PullError, match="root"):
+        with pytest.raises(PulledLogInvalid, match="root"):
             fetch_log(
                 f"http://127.0.0.1:{server.server_address[1]}",
                 register_key,

@@ -58,7 +58,7 @@ def test_full_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.roster_path == Path("/srv/roster.db")
     assert config.camera.device == "/dev/video0" and config.camera.size == (1280, 720)
     assert config.camera.region == Region(0.2, 0.1, 0.8, 0.9)
-    assert (config.gate.opens, config.gate.closes) == (dt.time(7, 30), dt.time(19, 0))
+    assert (config.gate.decide.opens, config.gate.decide.closes) == (dt.time(7, 30), dt.time(19, 0))
     assert config.screen.lang == "ru" and config.screen.size == (800, 480)  # screen follows gate.language
     assert config.display.options == {"directory": tmp_path / "state" / "shots"}
     assert config.feedback is not None and config.feedback.relay_pin == 24

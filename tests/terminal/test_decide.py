@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hardware.feedback import Direction
 from ledger.clock import FakeClock
 from terminal.badge import encode_badge, new_serial
-from terminal.decide import DecideConfig, Decider, Decision, Reason
+from terminal.decide import DecideConfig, Decider, Decision, Direction, Reason
 from terminal.roster import Roster, RosterData, open_roster
 
 TZ = "Asia/Almaty"

@@ -14,13 +14,13 @@ from gpiozero.pins.mock import MockFactory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hardware.feedback import Direction, FeedbackConfig, GpioFeedback
+from hardware.feedback import FeedbackConfig, GpioFeedback, InOut
 from ledger.clock import FakeClock
 from ledger.entry import decode_entry
 from ledger.errors import DiskFull
 from ledger.store import Ledger, open_ledger
 from terminal.badge import encode_badge, new_serial
-from terminal.decide import DecideConfig, Decider
+from terminal.decide import DecideConfig, Decider, Direction
 from terminal.gate import Gate, OutcomeKind
 from terminal.roster import Child, Roster, RosterData, open_roster
 from terminal.screen.state import CardKind
@@ -142,7 +142,7 @@ def test_debounce_and_toggle(gate: Gate, ledger: Ledger, clock: FakeClock) -> No
 
 def test_buttons_choose_direction(gate: Gate, ledger: Ledger, factory: MockFactory) -> None:
     factory.pin(OUT_BUTTON).drive_low()
-    wait_for(lambda: gate.feedback.selected_direction is Direction.OUT)
+    wait_for(lambda: gate.feedback.selected_direction is InOut.OUT)
     assert gate.handle([badge(GOOD)]).kind is OutcomeKind.ACCEPTED
     assert kinds(ledger) == ["out"]
 

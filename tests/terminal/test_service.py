@@ -20,12 +20,12 @@ import pytest
 from hardware.camera import ReplaySource
 from hardware.camera.synthetic import render_badge_photo
 from hardware.display import NullDisplay
-from hardware.feedback import Direction, Feedback
+from hardware.feedback import Feedback, InOut
+from kgate.sdnotify import Notifier
 from ledger.store import open_ledger
 from ledger.verify import verify_ledger
-from sync_agent.systemd import Notifier
 from terminal.badge import encode_badge, serial_from_bytes
-from terminal.decide import DecideConfig, Decider
+from terminal.decide import DecideConfig, Decider, Direction
 from terminal.gate import Gate
 from terminal.roster import Roster, open_roster, parse_roster
 from terminal.scan import ScanPipeline
@@ -46,7 +46,7 @@ class RecordingFeedback(Feedback):
         super().__init__()
         self.calls: list[str] = []
 
-    def accepted(self, direction: Direction) -> None:
+    def accepted(self, direction: InOut) -> None:
         self.calls.append(f"accepted:{direction}")
 
     def refused(self) -> None:

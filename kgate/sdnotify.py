@@ -1,7 +1,8 @@
 """A tiny sd_notify(3): ``READY=1``, ``WATCHDOG=1`` and ``STATUS=`` datagrams to ``$NOTIFY_SOCKET``.
 
 Without ``NOTIFY_SOCKET`` (not started by systemd, tests) every call is a no-op, so the daemon runs
-the same code path everywhere.
+the same code path everywhere. Shared by both daemons (``kgate terminal run``, ``kgate sync run``), so
+it lives in the base package that every layer may import.
 """
 
 from __future__ import annotations
