@@ -112,8 +112,16 @@ FILE_CASES: dict[str, Maker] = {
     "huge-file": huge,
     "invalid-utf8": contents(b"\xff\xfe\xc3\x28 not text"),
 }
+#: What each file case must be refused for (a FIFO read non-blocking would also just look empty).
+FILE_MESSAGES = {
+    "dev-zero": "is not a regular file",
+    "fifo": "is not a regular file",
+    "directory": "is not a regular file",
+    "huge-file": "is larger than",
+    "invalid-utf8": "is not UTF-8",
+}
 ROSTER_CASES: dict[str, tuple[Maker, str]] = {
-    **{name: (maker, "roster file") for name, maker in FILE_CASES.items()},
+    **{name: (maker, FILE_MESSAGES[name]) for name, maker in FILE_CASES.items()},
     "deep-json": (contents(b"[" * 100_000), "nested deeper"),
     "deep-json-object": (contents(b'{"a":' * 5000 + b"1" + b"}" * 5000), "nested deeper"),
     "100k-digit-version": (
@@ -129,7 +137,7 @@ ROSTER_CASES: dict[str, tuple[Maker, str]] = {
     "name-with-zero-width": (contents(roster("Iv\u200ban")), "U+200B"),
 }
 CONFIG_CASES: dict[str, tuple[Maker, str]] = {
-    **{name: (maker, "config") for name, maker in FILE_CASES.items()},
+    **{name: (maker, FILE_MESSAGES[name]) for name, maker in FILE_CASES.items()},
     "deep-toml-array": (contents(b"a = " + b"[" * 100_000), "nested deeper"),
     "deep-toml-inline-table": (contents(b"a = " + b"{b = " * 2000 + b"1" + b"}" * 2000), "nested deeper"),
     "deep-toml-dotted-table": (contents(b"[" + b".".join([b"a"] * 5000) + b"]\n"), "nested deeper"),
@@ -210,7 +218,7 @@ def test_verify_checkpoint_file_refused_before_parsing(tmp_path: Path, case: str
     before = snapshot(tmp_path)
     proc, elapsed = run_kgate("verify", str(ledger), "--checkpoint", target)
     assert_one_line_refusal(proc, elapsed, time_bound)
-    assert "checkpoint" in proc.stderr
+    assert "checkpoint" in proc.stderr and FILE_MESSAGES[case] in proc.stderr
     assert snapshot(tmp_path) == before
 
 
