@@ -13,3 +13,16 @@ class KgateError(Exception):
 
 class UsageError(KgateError, ValueError):
     """The command line or a configuration value is wrong."""
+
+
+class InputError(UsageError):
+    """A local input file is unreadable, too large, not a regular file, or too deeply nested to parse.
+
+    ``subject`` names the input (``roster file /dev/zero``) and ``reason`` says what is wrong
+    (``is not a regular file``), so a caller with its own error type can rephrase it.
+    """
+
+    def __init__(self, subject: str, reason: str) -> None:
+        super().__init__(f"{subject} {reason}")
+        self.subject = subject
+        self.reason = reason

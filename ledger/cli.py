@@ -8,23 +8,19 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from kgate.bounded import KiB, decode_utf8, read_limited
 from kgate.errors import UsageError
 from ledger.errors import LedgerError, StorageError
 from ledger.sqlite import open_readonly
 from ledger.store import open_reader
 
+#: A signed checkpoint note is a few hundred bytes; this leaves room for many cosignatures.
+MAX_CHECKPOINT_FILE = 64 * KiB
 
-def _read_text(path: Path, what: str) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise StorageError(f"cannot read {what} {path}: {exc.strerror}") from None
-    if len(data) > 1 << 20:
-        raise StorageError(f"{what} {path} is larger than 1 MiB")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise StorageError(f"{what} {path} is not UTF-8 text") from None
+
+def _read_checkpoint(path: Path) -> str:
+    """The ``--checkpoint`` file as text, read with a size cap before anything parses it."""
+    return decode_utf8(read_limited(path, MAX_CHECKPOINT_FILE, "checkpoint"), f"checkpoint {path}")
 
 
 def verify_path(target: str, *, presented: str | None = None, vkey: str | None = None) -> dict[str, Any]:
@@ -63,7 +59,7 @@ def _is_register(target: str) -> bool:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    presented = _read_text(args.checkpoint, "checkpoint") if args.checkpoint else None
+    presented = _read_checkpoint(args.checkpoint) if args.checkpoint else None
     summary = verify_path(args.path, presented=presented, vkey=args.vkey)
     if args.json:
         print(json.dumps({"ok": True, **summary}, sort_keys=True))

@@ -16,17 +16,20 @@ Relative defaults come from ``$STATE_DIRECTORY`` (systemd ``StateDirectory=``). 
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from kgate.bounded import KiB, loads_toml_limited, read_limited
 from kgate.errors import UsageError
 from kgate.urls import check_url
 from ledger.errors import BadKeyError
 from ledger.note import CosignatureVerifier
 from ledger.store import RETAIN_EVERY
+
+#: sync.toml is a dozen lines; anything near this size is not a config.
+MAX_CONFIG_BYTES = 64 * KiB
 
 
 @dataclass(frozen=True)
@@ -96,12 +99,7 @@ def load_config(path: Path | None, overrides: Mapping[str, Any]) -> SyncConfig:
     """Read ``path`` (TOML, optional), apply non-None ``overrides`` (CLI flags), validate."""
     data: dict[str, Any] = {}
     if path is not None:
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except OSError as exc:
-            raise UsageError(f"cannot read config {path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise UsageError(f"config {path} is not valid TOML: {exc}") from None
+        data = loads_toml_limited(read_limited(path, MAX_CONFIG_BYTES, "config"), f"config {path}")
     known = {f.name for f in fields(SyncConfig)}
     unknown = sorted(set(data) - known)
     if unknown:

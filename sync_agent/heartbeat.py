@@ -7,7 +7,6 @@ unreadable fields are sent as ``null`` rather than guessed.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from kgate import __version__
+from kgate.bounded import loads_json_limited, read_limited
+from kgate.errors import InputError
 from ledger.clock import SystemClock
 
 STATUS_FILE: Final = "terminal-status.json"
@@ -43,11 +44,9 @@ def read_terminal_status(path: Path | None) -> dict[str, Any]:
     out: dict[str, Any] = {"roster_version": None, "camera_ok": None}
     if path is None:
         return out
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_STATUS_FILE + 1)
-        data = json.loads(raw) if len(raw) <= MAX_STATUS_FILE else None
-    except (OSError, ValueError):
+    try:  # bounded: a FIFO or /dev/zero in the config must not hang or grow the agent
+        data = loads_json_limited(read_limited(path, MAX_STATUS_FILE, "status file"), "status file")
+    except InputError:
         return out
     if isinstance(data, dict):
         rv = data.get("roster_version")

@@ -153,7 +153,7 @@ def run_scan(args: argparse.Namespace) -> int:
     for origin, result in scan_images(args.images, pipeline):
         if isinstance(result, UnreadableFrame):
             failures += 1
-            print(f"kgate scan: {result}", file=sys.stderr)
+            print(f"kgate: error: {result}", file=sys.stderr)
             continue
         print(_json_line(origin, result) if args.json else _human_line(origin, result), flush=True)
     return 1 if failures else 0

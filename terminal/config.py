@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,11 +21,14 @@ from hardware.camera import CameraConfig, Region
 from hardware.display import DisplayConfigError, display_backend
 from hardware.errors import CameraConfigError
 from hardware.feedback import FeedbackConfig
-from kgate.errors import KgateError, UsageError
+from kgate.bounded import KiB, loads_toml_limited, read_limited
+from kgate.errors import InputError, KgateError, UsageError
 from terminal.decide import SECONDS_RANGE, DecideConfig
 from terminal.i18n import DEFAULT_LANG, is_lang
 from terminal.screen.config import ScreenConfig
 
+#: A full terminal.toml is about 2 KiB; anything near this size is not a config.
+MAX_CONFIG_BYTES = 256 * KiB
 DEFAULT_STATE_DIR = Path("/var/lib/kgate")
 DEFAULT_CONFIG_DIR = Path("/etc/kgate")
 CONFIG_FILE = "terminal.toml"
@@ -357,12 +359,8 @@ def load_config(path: Path | str | None = None) -> TerminalConfig:
     """Read and validate the TOML file at ``path`` (default ``$CONFIGURATION_DIRECTORY/terminal.toml``)."""
     file = Path(path) if path is not None else default_config_path()
     try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {file}: {exc.strerror or exc}") from None
-    try:
-        doc = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{file} is not valid TOML: {exc}") from None
+        doc = loads_toml_limited(read_limited(file, MAX_CONFIG_BYTES, "config"), f"config {file}")
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
     config = parse_config(doc, base=file.parent.resolve())
     return replace(config, source=file)

@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
+from kgate.bounded import MiB, loads_json_limited, read_limited
+from kgate.errors import InputError
+from kgate.text import UnsafeText, check_display_text
 from ledger.sqlite import open_durable, storage_error, transaction
 from terminal.badge import SERIAL_ALPHABET, SERIAL_CHARS
 from terminal.errors import TerminalError
@@ -30,8 +33,10 @@ from terminal.errors import TerminalError
 CHILD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 SERIAL = re.compile(f"[{SERIAL_ALPHABET}]{{{SERIAL_CHARS}}}")
 MAX_TEXT = 200
-MAX_ROSTER_BYTES = 16 * 1024 * 1024
 WHAT = "roster database"
+MAX_ROSTER_BYTES = 16 * MiB
+#: Lists and objects nest three deep in a valid roster; a little room for what a future format adds.
+MAX_ROSTER_DEPTH = 8
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -85,6 +90,15 @@ def _text(value: object, where: str, *, pattern: re.Pattern[str] | None = None) 
     return value
 
 
+def _display(value: object, where: str) -> str:
+    """Text shown on the gate screen and the табель: no control, bidi or unassigned characters."""
+    text = _text(value, where)
+    try:
+        return check_display_text(text, where)
+    except UnsafeText as exc:
+        raise RosterError(str(exc)) from None
+
+
 def _bool(value: object, where: str) -> bool:
     if type(value) is not bool:
         raise RosterError(f"{where}: must be true or false")
@@ -108,9 +122,9 @@ def parse_roster(raw: bytes) -> RosterData:
     if len(raw) > MAX_ROSTER_BYTES:
         raise RosterError(f"roster file of {len(raw)} bytes is larger than {MAX_ROSTER_BYTES}")
     try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RosterError(f"roster file is not UTF-8 JSON: {exc}") from None
+        doc = loads_json_limited(raw, "roster file", max_depth=MAX_ROSTER_DEPTH)
+    except InputError as exc:
+        raise RosterError(str(exc)) from None
     top = _object(doc, "roster", {"version", "children", "badges"}, {"version", "children", "badges"})
     version = top["version"]
     if type(version) is not int or not 1 <= version < 2**62:
@@ -123,8 +137,8 @@ def parse_roster(raw: bytes) -> RosterData:
         obj = _object(item, where, {"id", "name", "group", "consent_face"}, {"id", "name", "group"})
         child = Child(
             id=_text(obj["id"], f"{where}.id", pattern=CHILD_ID),
-            name=_text(obj["name"], f"{where}.name"),
-            group=_text(obj["group"], f"{where}.group"),
+            name=_display(obj["name"], f"{where}.name"),
+            group=_display(obj["group"], f"{where}.group"),
             consent_face=_bool(obj.get("consent_face", False), f"{where}.consent_face"),
         )
         if child.id in children:
@@ -242,9 +256,9 @@ def open_roster(db_path: Path | str) -> Roster:
 def load_roster(db_path: Path | str, json_path: Path | str) -> Roster:
     """Validate the roster file at ``json_path`` and install it into ``db_path``; returns the open roster."""
     try:
-        raw = Path(json_path).read_bytes()
-    except OSError as exc:
-        raise RosterError(f"cannot read roster file {json_path}: {exc.strerror}") from None
+        raw = read_limited(json_path, MAX_ROSTER_BYTES, "roster file")
+    except InputError as exc:
+        raise RosterError(str(exc)) from None
     data = parse_roster(raw)
     roster = open_roster(db_path)
     try:

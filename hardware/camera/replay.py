@@ -1,14 +1,20 @@
 """Replay camera: image files, folders of images and video files, played back as camera frames.
 
-Used by ``kgate scan``, the demo and the tests. It is a real peer of the hardware sources, with
-failure switches the tests drive "from the physical side": :meth:`ReplaySource.unplug` and
-:meth:`ReplaySource.stall` make the next reads fail like a pulled USB cable or a hung sensor.
+Used by ``kgate scan``, the demo and the tests. An image file is read with a size cap and refused by
+the pixel count in its header before it is decoded (:data:`MAX_IMAGE_PIXELS`), so a small PNG that
+claims 20000×20000 pixels costs a header read, not 1.2 GB of frame. It is a real peer of the
+hardware sources, with failure switches the tests drive "from the physical side":
+:meth:`ReplaySource.unplug` and :meth:`ReplaySource.stall` make the next reads fail like a pulled
+USB cable or a hung sensor.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import struct
 import time
+import warnings
 from collections.abc import Iterable
 from os import PathLike
 from pathlib import Path
@@ -16,13 +22,21 @@ from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image as PILImage
+from PIL import ImageOps
 
 from hardware.camera.frame import Frame, Image
 from hardware.camera.source import Clock, FrameSource
 from hardware.errors import CameraLost, CameraNotFound, CameraStalled, EndOfReplay, UnreadableFrame
+from kgate.bounded import MiB, read_limited
+from kgate.errors import InputError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".mjpeg", ".mjpg"})
+#: Largest image decoded: 40 megapixels, more than three times a 12 MP Pi camera still (1.2 GB at 20000²).
+MAX_IMAGE_PIXELS = 40_000_000
+#: Largest image file read; a 40 MP photo as JPEG is about 20 MiB.
+MAX_IMAGE_BYTES = 64 * MiB
 
 
 def expand_paths(paths: Iterable[str | PathLike[str]]) -> list[tuple[Path, str]]:
@@ -131,14 +145,10 @@ class ReplaySource(FrameSource):
 
     def _load_image(self, path: Path, name: str) -> Image:
         try:
-            data = np.fromfile(path, dtype=np.uint8)
-        except OSError as exc:
-            raise UnreadableFrame(name, exc.strerror or "cannot read file") from exc
-        flags = cv2.IMREAD_GRAYSCALE if self.gray else cv2.IMREAD_COLOR
-        image = cv2.imdecode(data, flags) if data.size else None
-        if image is None:
-            raise UnreadableFrame(name)
-        return np.asarray(image, dtype=np.uint8)
+            raw = read_limited(path, MAX_IMAGE_BYTES)
+        except InputError as exc:
+            raise UnreadableFrame(name, exc.reason.removeprefix("is ")) from None
+        return decode_image(raw, name, gray=self.gray)
 
     def _start_video(self, path: Path, name: str) -> None:
         if not path.is_file():
@@ -152,3 +162,36 @@ class ReplaySource(FrameSource):
         if self._video is not None:
             self._video.release()
         self._video, self._video_name = None, ""
+
+
+def decode_image(raw: bytes, name: str, *, gray: bool = False) -> Image:
+    """Decode an image file's bytes to BGR (or luminance) pixels, refused by its header's size first.
+
+    Pillow's ``Image.open`` parses only the header, so an image over :data:`MAX_IMAGE_PIXELS` is
+    refused before any pixel is decoded. Pillow decodes, not OpenCV: a truncated or lying file is
+    then an exception, where libpng under OpenCV prints its own lines on stderr. EXIF orientation is
+    applied, as ``cv2.imdecode`` does.
+    """
+    too_large = f"has more than the {MAX_IMAGE_PIXELS:,} pixels a frame may have"
+    try:
+        with warnings.catch_warnings():  # Pillow warns of "bombs" on stderr; the refusal below is ours
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            with PILImage.open(io.BytesIO(raw)) as image:
+                width, height = image.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    too_large = (
+                        f"is {width}x{height} pixels, more than the {MAX_IMAGE_PIXELS:,} a frame may have"
+                    )
+                    pixels = None
+                else:
+                    upright = ImageOps.exif_transpose(image)
+                    pixels = np.asarray(upright.convert("L" if gray else "RGB"), dtype=np.uint8)
+    except PILImage.DecompressionBombError:
+        pixels = None
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error):  # unknown format, bad or short data
+        raise UnreadableFrame(name) from None
+    if pixels is None:
+        raise UnreadableFrame(name, too_large)
+    if gray:
+        return np.ascontiguousarray(pixels)
+    return np.asarray(cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), dtype=np.uint8)
