@@ -23,6 +23,7 @@ from kgate.errors import KgateError
 # Packages that add subcommands, in the order they appear in ``kgate --help``.
 COMMAND_MODULES = (
     "kgate.demo",
+    "kgate.verify",
     "ledger.cli",
     "terminal.cli",
     "sync_agent.cli",
