@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.httpsig import ReplayCache, SignatureRejected, UnknownKeyId, verify_request
 from ledger.note import Ed25519Verifier
+from register.enrol_api import enrol_router
 from register.errors import (
     ApiError,
     Forbidden,
@@ -320,6 +321,7 @@ def create_app(
     )
     app.state.ctx = Context(register, limits, clock)
     app.include_router(_router())
+    app.include_router(enrol_router())
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
