@@ -112,3 +112,7 @@ def add_commands(sub: Any, device_sub: Any) -> None:
     revs = device_sub.add_parser("revocations", help="list revocations (who, when, why, replaced by)")
     _keys_args(revs)
     revs.set_defaults(func=cmd_device_revocations)
+
+    from register import roster_cli  # noqa: PLC0415
+
+    roster_cli.add_commands(sub)
