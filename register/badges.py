@@ -126,7 +126,7 @@ def _cut_marks(pdf: Any, x: float, y: float) -> None:
 
 def _fit(pdf: Any, text: str, width: float, size: float, lines: int) -> float:
     """The largest font size ≤ ``size`` at which ``text`` wraps into at most ``lines`` lines of ``width``."""
-    while size > 6:
+    while size > 4:
         pdf.set_font_size(size)
         if all(pdf.get_string_width(w) <= width - 1 for w in text.split()):
             wrapped = pdf.multi_cell(width, size * 0.42, text, dry_run=True, output="LINES")
@@ -156,6 +156,7 @@ def _card(pdf: Any, card: Card, x: float, y: float, kindergarten: str) -> None:
         pdf.set_fill_color(*ORANGE)
         pdf.set_text_color(255, 255, 255)
         pdf.set_font("DejaVu", "B", 5.5)
+        _fit(pdf, GUARDIAN_BAND, tw - 1, 5.5, 1)
         pdf.set_xy(tx, ty)
         pdf.cell(tw, 4, GUARDIAN_BAND, align="C", fill=True)
         ty += 6
