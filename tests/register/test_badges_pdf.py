@@ -41,10 +41,7 @@ def _decode_pdf(pdf: Path, tmp: Path) -> list[bytes]:
     assert pages
     for page in pages:
         with Image.open(page) as img:
-            found += [
-                r.bytes
-                for r in zxingcpp.read_barcodes(img.convert("L"), formats=zxingcpp.BarcodeFormat.QRCode)
-            ]
+            found += [r.bytes for r in zxingcpp.read_barcodes(img.convert("L"))]
     return found
 
 
