@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "ledger.cli",
     "terminal.cli",
     "sync_agent.cli",
+    "sync_agent.enrol_cli",
     "register.cli",
     "provisioning.cli",
 )

@@ -7,7 +7,7 @@ set -euo pipefail
 profile=${1:-dev}
 common=(python3 python3-venv python3-pip fonts-dejavu-core libzbar0)
 case "$profile" in
-  dev)    packages=("${common[@]}" python3-apsw libsqlite3-0 postgresql openssh-server openssh-client git systemd) ;;
+  dev)    packages=("${common[@]}" python3-apsw libsqlite3-0 postgresql openssh-server openssh-client git systemd poppler-utils) ;;
   device) packages=("${common[@]}" python3-lgpio)
           # picamera2 comes from Raspberry Pi OS's own archive, never from pip.
           if apt-cache show python3-picamera2 >/dev/null 2>&1; then packages+=(python3-picamera2); fi ;;

@@ -38,6 +38,7 @@ from ledger.httpsig import (
     verify_headers,
 )
 from ledger.note import Ed25519Verifier
+from register.enrol_api import enrol_router
 from register.errors import (
     ApiError,
     ClientGone,
@@ -393,6 +394,7 @@ def create_app(
     app.state.ctx = Context(register, limits, clock, authorities)
     app.include_router(_router())
     app.add_middleware(Guard)
+    app.include_router(enrol_router())
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:

@@ -83,10 +83,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_device_add(args: argparse.Namespace) -> int:
     from register.store import open_store  # noqa: PLC0415
+    from register.trust_cli import known_register_name  # noqa: PLC0415
 
     with open_store(args.db) as store:
+        name = known_register_name(store, args)
         device = store.add_device(
-            args.vkey, kindergarten=args.kindergarten, gate=args.gate, now_ms=int(time.time() * 1000)
+            args.vkey,
+            kindergarten=args.kindergarten,
+            gate=args.gate,
+            now_ms=int(time.time() * 1000),
+            register_name=name,
         )
     print(f"enrolled {device.origin} ({device.keyid}) at {device.kindergarten} / {device.gate}")
     return 0
@@ -274,6 +280,8 @@ def add_commands(subparsers: Any) -> None:
     add.add_argument("--kindergarten", required=True, help="kindergarten id or name")
     add.add_argument("--gate", required=True, help="gate name within the kindergarten")
     add.add_argument("--db", default=DEFAULT_DB, help=db_help)
+    add.add_argument("--state", help="directory of the register keys (default $STATE_DIRECTORY or .)")
+    add.add_argument("--name", help="the register's name (origin prefix), when no register ran on --db")
     add.set_defaults(func=cmd_device_add)
     lst = dsub.add_parser("list", help="list devices (optionally only those silent for a while)")
     lst.add_argument("--db", default=DEFAULT_DB, help=db_help)
@@ -287,3 +295,7 @@ def add_commands(subparsers: Any) -> None:
     alarms.add_argument("--db", default=DEFAULT_DB, help=db_help)
     alarms.add_argument("--json", action="store_true", help="one JSON object per line")
     alarms.set_defaults(func=cmd_alarms)
+
+    from register import trust_cli  # noqa: PLC0415
+
+    trust_cli.add_commands(sub, dsub)

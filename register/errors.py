@@ -132,3 +132,33 @@ class ClientGone(ApiError, ConnectionError):
     """The client closed the connection before its body was complete (nobody reads the answer)."""
 
     code = "disconnected"
+
+
+class BadOrigin(ConfigError):
+    """A device origin breaks the register's pattern or prefix (look-alikes, uppercase, another register)."""
+
+
+class GateTaken(DuplicateDevice):
+    """The (kindergarten, gate) already has a device that is not revoked."""
+
+
+class EnrolmentRefused(ApiError, PermissionError):
+    """An enrolment token or proof of possession was refused (403); nothing was stored."""
+
+    status = 403
+    code = "enrolment_refused"
+
+
+class BadToken(EnrolmentRefused):
+    """The enrolment token is unknown (401)."""
+
+    status = 401
+    code = "bad_token"
+
+
+class RosterImportError(RegisterError, ValueError):
+    """A roster CSV is invalid; the message names the line and column. Nothing was changed."""
+
+
+class UnknownPerson(RegisterError, LookupError):
+    """No child or guardian with this id in the kindergarten's roster."""

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ledger.errors import BadKeyError
-from ledger.httpsig import keyid_of
 from ledger.note import Ed25519Verifier
 from register.errors import ConfigError, DuplicateDevice, StoreError
 from register.ingest import Address, Plan
@@ -287,28 +286,30 @@ class Store:
             )
 
     # -- devices --------------------------------------------------------------------------------------
-    def add_device(self, vkey: str, *, kindergarten: str, gate: str, now_ms: int) -> Device:
-        """Enrol a device by its note vkey; its log origin is the key's name."""
+    def add_device(
+        self, vkey: str, *, kindergarten: str, gate: str, now_ms: int, register_name: str | None = None
+    ) -> Device:
+        """Enrol a device by its note vkey (the operator's manual path); its log origin is the key's name.
+
+        The origin rules of :mod:`register.origins` apply, with ``register_name`` (or the name recorded
+        by the register that ran on this database) as the required prefix; one live device per gate.
+        """
+        from register.store.enrolment import insert_device  # noqa: PLC0415 - it imports this module
+
         try:
             verifier = Ed25519Verifier.from_vkey(vkey)
         except BadKeyError as exc:
             raise ConfigError(f"VKEY is not a valid Ed25519 note verifier key: {exc}") from None
-        for what, value in (("kindergarten", kindergarten), ("gate", gate)):
-            if not value.strip() or len(value) > 200:
-                raise ConfigError(f"{what} must be non-empty text of at most 200 characters")
-        keyid = keyid_of(verifier.name, verifier.key_hash)
         try:
             with self._tx(write=True) as sql:
-                sql.run(
-                    "INSERT INTO devices (origin, keyid, vkey, kindergarten, gate, added_ms) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (verifier.name, keyid, verifier.vkey, kindergarten, gate, now_ms),
+                return insert_device(
+                    sql, verifier, kindergarten=kindergarten, gate=gate, now_ms=now_ms, prefix=register_name
                 )
         except self.integrity_errors:
-            raise DuplicateDevice(f"a device with origin {verifier.name!r} is already enrolled") from None
-        device = self.device_by_keyid(keyid)
-        assert device is not None
-        return device
+            raise DuplicateDevice(
+                f"a device with origin {verifier.name!r} or its key is already enrolled, "
+                f"or {kindergarten} / {gate} already has a live device"
+            ) from None
 
     def devices(self) -> list[Device]:
         with self._tx(write=False) as sql:

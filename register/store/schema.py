@@ -76,10 +76,79 @@ def _log_v1(d: Dialect) -> list[str]:
     ]
 
 
+def _enrolment_v1(d: Dialect) -> list[str]:
+    """One-time enrolment tokens (only their hash), challenges, revocations; one live device per gate."""
+    return [
+        """CREATE TABLE enrol_tokens (
+            token_hash TEXT PRIMARY KEY,
+            kindergarten TEXT NOT NULL,
+            gate TEXT NOT NULL,
+            replaces TEXT,
+            created_ms BIGINT NOT NULL,
+            expires_ms BIGINT NOT NULL,
+            used_ms BIGINT,
+            device_id BIGINT REFERENCES devices (id))""",
+        """CREATE TABLE enrol_challenges (
+            challenge TEXT PRIMARY KEY,
+            token_hash TEXT NOT NULL REFERENCES enrol_tokens (token_hash),
+            origin TEXT NOT NULL,
+            expires_ms BIGINT NOT NULL)""",
+        f"""CREATE TABLE revocations (
+            id {d.serial} PRIMARY KEY,
+            device_id BIGINT NOT NULL UNIQUE REFERENCES devices (id),
+            time_ms BIGINT NOT NULL,
+            revoked_by TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            replaced_by BIGINT REFERENCES devices (id))""",
+        "CREATE UNIQUE INDEX devices_live_gate ON devices (kindergarten, gate) WHERE NOT disabled",
+    ]
+
+
+def _roster_v1(d: Dialect) -> list[str]:
+    """Each kindergarten's children, guardians, pickup rights, badges, and every published version."""
+    return [
+        """CREATE TABLE roster_children (
+            kindergarten TEXT NOT NULL,
+            id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            grp TEXT NOT NULL,
+            consent_face BOOLEAN NOT NULL,
+            PRIMARY KEY (kindergarten, id))""",
+        """CREATE TABLE roster_guardians (
+            kindergarten TEXT NOT NULL,
+            id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            PRIMARY KEY (kindergarten, id))""",
+        """CREATE TABLE roster_pickup (
+            kindergarten TEXT NOT NULL,
+            guardian TEXT NOT NULL,
+            child TEXT NOT NULL,
+            PRIMARY KEY (kindergarten, guardian, child))""",
+        """CREATE TABLE roster_badges (
+            serial TEXT PRIMARY KEY,
+            kindergarten TEXT NOT NULL,
+            holder_kind TEXT NOT NULL,
+            holder TEXT NOT NULL,
+            revoked BOOLEAN NOT NULL DEFAULT FALSE,
+            issued_version BIGINT NOT NULL,
+            revoked_version BIGINT)""",
+        f"""CREATE TABLE roster_versions (
+            kindergarten TEXT NOT NULL,
+            version BIGINT NOT NULL,
+            created_ms BIGINT NOT NULL,
+            change TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            document {d.blob} NOT NULL,
+            PRIMARY KEY (kindergarten, version))""",
+    ]
+
+
 #: Every component and its migrations, in the order components are created.
 #: Features add a component here (their own key, their own steps); never reorder or edit a step.
 COMPONENTS: Final[Mapping[str, Sequence[Migration]]] = {
     "log": (_log_v1,),
+    "enrolment": (_enrolment_v1,),
+    "roster": (_roster_v1,),
 }
 
 

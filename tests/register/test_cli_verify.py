@@ -15,13 +15,31 @@ from tests.register.conftest import Device, Server
 
 def test_device_add_and_list(db_url: str, device: Device, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["register", "device", "add", device.ledger.vkey, "--kindergarten", "K7", "--gate", "east",
-                 "--db", db_url]) == 0  # fmt: skip
+                 "--db", db_url]) == 2  # fmt: skip
+    assert "--name" in capsys.readouterr().err  # the origin prefix must be known
+    assert main(["register", "device", "add", device.ledger.vkey, "--kindergarten", "K7", "--gate", "east",
+                 "--db", db_url, "--name", "reg.test"]) == 0  # fmt: skip
     assert "enrolled reg.test/kgate/dev1" in capsys.readouterr().out
     assert main(["register", "device", "add", device.ledger.vkey, "--kindergarten", "K7", "--gate", "east",
-                 "--db", db_url]) == 2  # fmt: skip
-    assert "already enrolled" in capsys.readouterr().err
+                 "--db", db_url, "--name", "reg.test"]) == 2  # fmt: skip
+    assert "already" in capsys.readouterr().err
     assert (
-        main(["register", "device", "add", "not-a-key", "--kindergarten", "K", "--gate", "g", "--db", db_url])
+        main(
+            [
+                "register",
+                "device",
+                "add",
+                "not-a-key",
+                "--kindergarten",
+                "K",
+                "--gate",
+                "g",
+                "--db",
+                db_url,
+                "--name",
+                "reg.test",
+            ]
+        )
         == 2
     )
     assert "VKEY" in capsys.readouterr().err

@@ -1,0 +1,112 @@
+"""Enrolment over HTTP: ``POST /v1/enrol/challenge`` and ``POST /v1/enrol`` (docs/rosters.md).
+
+The device is not enrolled yet, so these routes are authenticated by the one-time token in the
+``Authorization: Bearer`` header, checked before the (small, capped) body is read.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import Request
+from fastapi.routing import APIRouter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from register.enrol import Enrolment, token_hash
+from register.errors import BadToken, Malformed, TooLarge
+from register.store.enrolment import get_token
+
+MAX_BODY = 4096
+
+
+class ChallengeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    vkey: Annotated[str, Field(max_length=400)] | None = None
+
+
+class ChallengeResponse(BaseModel):
+    challenge: str
+    origin: str
+    register_name: str
+    expires_ms: int
+
+
+class EnrolRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    challenge: Annotated[str, Field(min_length=1, max_length=100)]
+    vkey: Annotated[str, Field(min_length=1, max_length=400)]
+    signature: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class EnrolResponse(BaseModel):
+    origin: str
+    kindergarten: str
+    gate: str
+    register_name: str
+    cosigner_vkey: str
+    replaced: str | None
+
+
+def _enrolment(request: Request) -> Enrolment:
+    register = request.app.state.ctx.register
+    return Enrolment(
+        register.store, register.cosigner.name, register.cosigner.vkey, clock=request.app.state.ctx.clock
+    )
+
+
+def _bearer(request: Request) -> str:
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip() or len(token) > 200:
+        raise BadToken("enrolment needs Authorization: Bearer <token>")
+    return token.strip()
+
+
+async def _authenticated_body(request: Request, model: type[BaseModel]) -> tuple[str, Any]:
+    """The token (known to the register) and the validated body, read only after the token checked out."""
+    token = _bearer(request)
+    enrolment = _enrolment(request)
+
+    def known() -> bool:
+        with enrolment.store._tx(write=False) as sql:
+            return get_token(sql, token_hash(token)) is not None
+
+    if not await run_in_threadpool(known):
+        raise BadToken("unknown enrolment token (mistyped, or made by another register)")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        raise TooLarge(f"body larger than {MAX_BODY} bytes")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise TooLarge(f"body larger than {MAX_BODY} bytes")
+    try:
+        return token, model.model_validate(json.loads(raw or b"{}"))
+    except (ValueError, ValidationError) as exc:
+        raise Malformed(f"enrolment request: {str(exc).splitlines()[0][:200]}") from None
+
+
+def enrol_router() -> APIRouter:
+    """The enrolment routes; ``create_app`` includes them."""
+    router = APIRouter()
+
+    @router.post("/v1/enrol/challenge", response_model=ChallengeResponse)
+    async def challenge(request: Request) -> ChallengeResponse:
+        """A fresh challenge and the origin the register assigns to the token's gate (or to the known key)."""
+        token, body = await _authenticated_body(request, ChallengeRequest)
+        answer = await run_in_threadpool(_enrolment(request).challenge, token, body.vkey)
+        return ChallengeResponse(**answer)
+
+    @router.post("/v1/enrol", response_model=EnrolResponse)
+    async def enrol(request: Request) -> EnrolResponse:
+        """Store the device once its signature over the challenge proves possession of its key."""
+        token, body = await _authenticated_body(request, EnrolRequest)
+        ident = await run_in_threadpool(
+            _enrolment(request).enrol, token, body.challenge, body.vkey, body.signature
+        )
+        return EnrolResponse(**ident.as_json())
+
+    return router

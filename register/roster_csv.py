@@ -1,0 +1,160 @@
+"""The roster CSV a kindergarten hands the register (docs/rosters.md): parsed and validated in full.
+
+Columns (header on line 1, any order; ``kind``, ``id`` and ``name`` required):
+``kind`` (child|guardian), ``id``, ``name``, ``group`` (children), ``consent_face`` (yes/no, children),
+``badge`` (a serial to keep; empty = the register issues one), ``guardian_of`` (a guardian's children,
+separated by ``;``). Every error names the line and the column; the caller changes nothing on error.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, Final
+
+from register.errors import RosterImportError
+from terminal.roster import CHILD_ID, SERIAL
+
+COLUMNS: Final = ("kind", "id", "name", "group", "consent_face", "badge", "guardian_of")
+REQUIRED: Final = ("kind", "id", "name")
+MAX_BYTES: Final = 4 * 1024 * 1024
+MAX_ROWS: Final = 20_000
+MAX_TEXT: Final = 200
+_YES = {"yes", "y", "true", "1", "иә", "да"}
+_NO = {"", "no", "n", "false", "0", "жоқ", "нет"}
+
+
+@dataclass(frozen=True)
+class Person:
+    """One CSV row: a child (with group and consent) or a guardian (with the children they may pick up)."""
+
+    line: int
+    kind: str
+    id: str
+    name: str
+    group: str
+    consent_face: bool
+    badge: str | None
+    guardian_of: tuple[str, ...]
+
+
+def clean_text(value: str, where: str) -> str:
+    """NFC text without control, format (bidi, zero-width), private-use or unassigned characters."""
+    text = unicodedata.normalize("NFC", value).strip()
+    if not text or len(text) > MAX_TEXT:
+        raise RosterImportError(f"{where}: must be non-empty text of at most {MAX_TEXT} characters")
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if cat[0] == "C" or cat in ("Zl", "Zp"):
+            raise RosterImportError(
+                f"{where}: control or bidi/invisible character U+{ord(ch):04X} is not allowed"
+            )
+    return text
+
+
+def parse_csv(raw: bytes) -> list[Person]:
+    """Every row of a roster CSV, or :class:`RosterImportError` naming the first bad line and column."""
+    if len(raw) > MAX_BYTES:
+        raise RosterImportError(f"roster CSV of {len(raw)} bytes is larger than {MAX_BYTES}")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise RosterImportError(f"line {line}: not UTF-8 (save the file as CSV UTF-8)") from None
+    rows = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(rows, None)
+        if header is None:
+            raise RosterImportError("line 1: empty file (expected a header: " + ",".join(COLUMNS) + ")")
+        cols = [h.strip().lower() for h in header]
+        for i, name in enumerate(cols, 1):
+            if name not in COLUMNS:
+                raise RosterImportError(
+                    f"line 1, column {i}: unknown column {name!r} (known: {', '.join(COLUMNS)})"
+                )
+            if cols.index(name) != i - 1:
+                raise RosterImportError(f"line 1, column {i}: column {name!r} appears twice")
+        for name in REQUIRED:
+            if name not in cols:
+                raise RosterImportError(f"line 1: missing column {name!r}")
+        people = [_person(line, dict(zip(cols, row, strict=True)), cols) for line, row in _rows(rows, cols)]
+    except csv.Error as exc:
+        raise RosterImportError(f"line {rows.line_num}: not valid CSV: {exc}") from None
+    if not people:
+        raise RosterImportError("line 2: no children or guardians in the file")
+    _check_references(people)
+    return people
+
+
+def _rows(rows: Any, cols: list[str]) -> list[tuple[int, list[str]]]:
+    """The non-blank rows with the line each ends on (a csv reader's ``line_num`` right after reading it)."""
+    out: list[tuple[int, list[str]]] = []
+    for row in rows:
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(cols):
+            raise RosterImportError(f"line {rows.line_num}: {len(row)} fields, the header has {len(cols)}")
+        if len(out) >= MAX_ROWS:
+            raise RosterImportError(f"line {rows.line_num}: more than {MAX_ROWS} rows")
+        out.append((rows.line_num, row))
+    return out
+
+
+def _person(line: int, cells: dict[str, str], cols: list[str]) -> Person:
+    def where(col: str) -> str:
+        return f"line {line}, column {cols.index(col) + 1} ({col})"
+
+    def get(col: str) -> str:
+        return cells.get(col, "").strip()
+
+    kind = get("kind").lower()
+    if kind not in ("child", "guardian"):
+        raise RosterImportError(f"{where('kind')}: must be child or guardian")
+    pid = get("id")
+    if not CHILD_ID.fullmatch(pid) or not pid.isascii():
+        raise RosterImportError(f"{where('id')}: {pid!r} must be 1-64 of A-Z a-z 0-9 . _ : - (ASCII)")
+    name = clean_text(cells["name"], where("name"))
+    badge = get("badge").upper() or None
+    if badge is not None and not SERIAL.fullmatch(badge):
+        raise RosterImportError(f"{where('badge')}: a badge serial is 16 characters of A-Z 2-7")
+    consent = get("consent_face").lower()
+    if consent not in _YES | _NO:
+        raise RosterImportError(f"{where('consent_face')}: must be yes or no")
+    if kind == "child":
+        if "group" not in cols:
+            raise RosterImportError(f"line {line}: a child needs the column 'group'")
+        group = clean_text(cells["group"], where("group"))
+        if get("guardian_of"):
+            raise RosterImportError(f"{where('guardian_of')}: only guardians pick up children")
+        return Person(line, kind, pid, name, group, consent in _YES, badge, ())
+    for col in ("group", "consent_face"):
+        if get(col):
+            raise RosterImportError(f"{where(col)}: must be empty for a guardian")
+    children = tuple(c.strip() for c in get("guardian_of").split(";") if c.strip())
+    if not children:
+        raise RosterImportError(f"line {line}, column guardian_of: a guardian picks up at least one child")
+    return Person(line, kind, pid, name, "", False, badge, children)
+
+
+def _check_references(people: list[Person]) -> None:
+    seen: dict[tuple[str, str], int] = {}
+    serials: dict[str, int] = {}
+    for p in people:
+        if (p.kind, p.id) in seen:
+            raise RosterImportError(
+                f"line {p.line}: {p.kind} id {p.id!r} already on line {seen[(p.kind, p.id)]}"
+            )
+        seen[(p.kind, p.id)] = p.line
+        if p.badge is not None:
+            if p.badge in serials:
+                raise RosterImportError(f"line {p.line}: badge {p.badge} already on line {serials[p.badge]}")
+            serials[p.badge] = p.line
+    children = {p.id for p in people if p.kind == "child"}
+    for p in people:
+        for child in p.guardian_of:
+            if child not in children:
+                raise RosterImportError(
+                    f"line {p.line}, column guardian_of: no child with id {child!r} in the file"
+                )

@@ -1,0 +1,183 @@
+"""``kgate enrol``: the device side of enrolment (docs/rosters.md, "Enrolment").
+
+1. ``POST /v1/enrol/challenge`` with the token (``Authorization: Bearer``) and, if the device already has
+   a key, its vkey; the register answers with a fresh challenge and the origin it assigns.
+2. The device makes its key named with that origin (or loads the existing one); the private key never
+   leaves the device.
+3. ``POST /v1/enrol`` with the challenge, the vkey and the signature of :func:`proof_message`; the
+   register answers with the identity, which is written to ``STATE/enrolment.json`` and ``STATE/sync.toml``.
+
+Every request has a timeout, TLS is verified (``--ca``), plain http goes only to loopback, redirects are
+not followed, answers are size-capped.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import requests
+
+from kgate.errors import UsageError
+from ledger.errors import BadKeyError
+from ledger.keys import fsync_dir, load_key, load_or_create_key
+from ledger.note import CosignatureVerifier, Ed25519Signer
+from sync_agent.client import _json_object, _read_capped, _short, check_url
+from sync_agent.errors import BadResponseError, RejectedError, TransportError
+
+TOKEN_PREFIX: Final = "kgt1-"  # noqa: S105 - a format marker, not a secret
+DOMAIN: Final = b"kgate enrolment proof v1\n"
+IDENTITY_FILE: Final = "enrolment.json"
+CONFIG_FILE: Final = "sync.toml"
+
+
+def proof_message(register: str, origin: str, token_sha256: str, challenge: str, vkey: str) -> bytes:
+    """The bytes the device signs: domain, register, origin, token hash, challenge and key, one per line."""
+    fields = (register, origin, token_sha256, challenge, vkey)
+    if any("\n" in f for f in fields):
+        raise ValueError("enrolment proof fields are single lines")
+    return DOMAIN + "".join(f"{f}\n" for f in fields).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    """The identity the register gave this device, as written to ``STATE/enrolment.json``."""
+
+    origin: str
+    kindergarten: str
+    gate: str
+    register: str
+    register_url: str
+    register_vkey: str
+    replaced: str | None
+
+
+def _post(
+    url: str, token: str, body: dict[str, Any], ca: Path | None, timeout: tuple[float, float]
+) -> dict[str, Any]:
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/json",
+        "User-Agent": "kgate-enrol",
+    }
+    try:
+        resp = requests.post(
+            url,
+            data=json.dumps(body).encode(),
+            headers=headers,
+            timeout=timeout,
+            verify=str(ca) if ca is not None else True,
+            allow_redirects=False,
+            stream=True,
+        )
+        try:
+            raw = _read_capped(resp)
+        finally:
+            resp.close()
+    except requests.exceptions.SSLError as exc:
+        raise TransportError(f"TLS to {url} failed: {_short(exc)}") from None
+    except requests.exceptions.RequestException as exc:
+        raise TransportError(f"{url}: {_short(exc)}") from None
+    data = _json_object(raw)
+    if resp.status_code != 200:
+        detail = data.get("detail") or raw[:200].decode("utf-8", "replace")
+        raise RejectedError(
+            f"the register refused the enrolment (HTTP {resp.status_code}): {detail}", resp.status_code
+        )
+    if not data:
+        raise BadResponseError(f"{url}: answer is not a JSON object")
+    return data
+
+
+def _text(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value or len(value) > 1000:
+        raise BadResponseError(f"the register's answer has no valid {key!r}")
+    return value
+
+
+def enrol(
+    register_url: str,
+    token: str,
+    *,
+    state: Path,
+    key: Path | None = None,
+    ca: Path | None = None,
+    timeout: tuple[float, float] = (5.0, 30.0),
+) -> Enrolled:
+    """Enrol this device with the register; idempotent for the same key. See the module docstring."""
+    base = check_url(register_url)
+    token = token.strip()
+    if not token.startswith(TOKEN_PREFIX) or not token.isascii() or len(token) > 200:
+        raise UsageError(f"--token does not look like an enrolment token (it starts with {TOKEN_PREFIX})")
+    if ca is not None and not ca.is_file():
+        raise UsageError(f"CA bundle {ca} does not exist")
+    key_path = key or state / "device.key"
+    existing = load_key(key_path) if key_path.exists() or key_path.is_symlink() else None
+    answer = _post(
+        base + "/v1/enrol/challenge", token, {"vkey": existing.vkey if existing else None}, ca, timeout
+    )
+    origin, challenge, name = (
+        _text(answer, "origin"),
+        _text(answer, "challenge"),
+        _text(answer, "register_name"),
+    )
+    if not origin.startswith(name + "/kgate/"):
+        raise BadResponseError(f"the register {name!r} assigned an origin outside its prefix: {origin!r}")
+    signer: Ed25519Signer = load_or_create_key(key_path, origin)  # never leaves the device
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    sig = signer.sign(proof_message(name, origin, digest, challenge, signer.vkey))
+    body = {"challenge": challenge, "vkey": signer.vkey, "signature": base64.b64encode(sig).decode()}
+    ident = _post(base + "/v1/enrol", token, body, ca, timeout)
+    if _text(ident, "origin") != origin:
+        raise BadResponseError(
+            f"the register answered with origin {ident.get('origin')!r}, expected {origin!r}"
+        )
+    vkey = _text(ident, "cosigner_vkey")
+    try:
+        if CosignatureVerifier.from_vkey(vkey).name != name:
+            raise BadResponseError(f"the register's cosigner key is not named {name!r}")
+    except BadKeyError as exc:
+        raise BadResponseError(f"the register's cosigner key is invalid: {exc}") from None
+    replaced = ident.get("replaced")
+    result = Enrolled(
+        origin, _text(ident, "kindergarten"), _text(ident, "gate"), name, base, vkey,
+        replaced if isinstance(replaced, str) else None,
+    )  # fmt: skip
+    _write_state(state, result, key_path, ca)
+    return result
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def _toml(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+
+
+def _write_state(state: Path, e: Enrolled, key_path: Path, ca: Path | None) -> None:
+    """``enrolment.json`` (the identity) and ``sync.toml`` (what ``kgate sync run --config`` reads)."""
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _atomic_write(
+        state / IDENTITY_FILE, json.dumps(e.__dict__, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+    )
+    lines = [
+        f"register = {_toml(e.register_url)}",
+        f"register_vkey = {_toml(e.register_vkey)}",
+        f"key = {_toml(str(key_path.resolve()))}",
+    ]
+    if ca is not None:
+        lines.append(f"ca = {_toml(str(ca.resolve()))}")
+    _atomic_write(state / CONFIG_FILE, "# written by kgate enrol\n" + "\n".join(lines) + "\n")
