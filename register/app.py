@@ -38,6 +38,7 @@ from register.errors import (
 )
 from register.ingest import Batch
 from register.limits import Limits, TokenBuckets
+from register.roster_api import roster_router
 from register.service import Register
 from register.store import Device
 
@@ -320,6 +321,7 @@ def create_app(
     )
     app.state.ctx = Context(register, limits, clock)
     app.include_router(_router())
+    app.include_router(roster_router())  # GET /v1/rosters/...: register/roster_api.py
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
