@@ -225,7 +225,8 @@ class Gate:
             direction=decision.direction,
             message_key=REFUSAL_KEYS.get(decision.reason) if decision.reason else None,
         )
-        self.status = replace(self.status, roster_version=decision.roster_version)
+        stale = decision.evidence.get("roster_stale") is True
+        self.status = replace(self.status, roster_version=decision.roster_version, roster_stale=stale)
 
     def _feedback(self, what: str, call: Callable[[], None]) -> None:
         try:
