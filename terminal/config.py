@@ -30,6 +30,7 @@ DEFAULT_CONFIG_DIR = Path("/etc/kgate")
 CONFIG_FILE = "terminal.toml"
 CAMERA_BACKENDS = ("replay", "opencv", "picamera2")
 MODES = ("qr",)  # the face issue adds "qr+face" and "face"
+PICKUP_POLICIES = ("off", "guardian")  # terminal.pickup.POLICIES
 #: Options each display backend accepts in ``[display]`` besides ``backend``.
 DISPLAY_OPTIONS: Mapping[str, frozenset[str]] = {
     "null": frozenset(),
@@ -91,7 +92,11 @@ class CameraConfig:
 
 @dataclass(frozen=True)
 class GateConfig:
-    """``[gate]``: decision mode and rules, and the language of the result cards."""
+    """``[gate]``: decision mode and rules, and the language of the result cards.
+
+    ``pickup``: ``"guardian"`` makes every check-out need an authorized guardian's badge shown within
+    ``pickup_window_seconds`` of the child's (:mod:`terminal.pickup`); ``"off"`` does not.
+    """
 
     mode: str = "qr"
     debounce_seconds: float = 120.0
@@ -102,6 +107,8 @@ class GateConfig:
     rejected_log_seconds: float = 60.0
     quiet_seconds: float = 3.0
     card_seconds: float = 4.0
+    pickup: str = "off"
+    pickup_window_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -265,7 +272,8 @@ def _camera(data: object, base: Path) -> CameraConfig:
 
 def _gate(data: object) -> GateConfig:
     known = {"mode", "debounce_seconds", "hours", "timezone", "language"}
-    table = _Table(data, "gate", known | {"rejected_log_seconds", "quiet_seconds", "card_seconds"})
+    known |= {"rejected_log_seconds", "quiet_seconds", "card_seconds", "pickup", "pickup_window_seconds"}
+    table = _Table(data, "gate", known)
     mode = table.text("mode", "qr", MODES)
     hours = table.get("hours", ["07:00", "19:30"])
     if not isinstance(hours, list) or len(hours) != 2:
@@ -280,7 +288,8 @@ def _gate(data: object) -> GateConfig:
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise ConfigError(f"gate.timezone: {timezone!r} is not an IANA time zone") from None
     language = table.text("language", DEFAULT_LANG)
-    assert language is not None and mode is not None
+    pickup = table.text("pickup", "off", PICKUP_POLICIES)
+    assert language is not None and mode is not None and pickup is not None
     if not is_lang(language):
         raise ConfigError(f"gate.language: {language!r} is not one of kk, ru, en")
     return GateConfig(
@@ -293,6 +302,8 @@ def _gate(data: object) -> GateConfig:
         rejected_log_seconds=table.number("rejected_log_seconds", 60.0, 0.0, 86400.0),
         quiet_seconds=table.number("quiet_seconds", 3.0, 0.0, 3600.0),
         card_seconds=table.number("card_seconds", 4.0, 0.5, 600.0),
+        pickup=pickup,
+        pickup_window_seconds=table.number("pickup_window_seconds", 30.0, 1.0, 3600.0),
     )
 
 

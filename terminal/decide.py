@@ -34,6 +34,11 @@ class Reason(StrEnum):
     ALREADY_IN = "already_in"
     ALREADY_OUT = "already_out"
     CLOSED = "closed"
+    # authorized pickup (terminal.pickup)
+    PICKUP_UNAUTHORIZED = "pickup_unauthorized"
+    GUARDIAN_REVOKED = "guardian_revoked"
+    GUARDIAN_ONLY = "guardian_only"
+    PICKUP_NEEDS_GUARDIAN = "pickup_needs_guardian"
 
 
 #: Debounce repeats: shown on screen, but not a refusal worth a red light or a ledger entry.
