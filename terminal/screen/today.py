@@ -102,7 +102,8 @@ def _draw_group(
             draw.text((x0, y), text[0], font=body, fill=theme.BAD if flagged else theme.TEXT)
             y += row
             if child.alert is not None and y + row <= bottom:  # the reason, under the name
-                _, text = fit(faces, f"   {t(child.alert, lang)}", width, lay.px(17), min_size=lay.px(15))
-                draw.text((x0, y), text[0], font=body, fill=theme.BAD)
+                indent = lay.px(18)
+                font, text = fit(faces, t(child.alert, lang), width - indent, lay.px(17), min_size=lay.px(14))
+                draw.text((x0 + indent, y), text[0], font=font, fill=theme.BAD)
                 y += row
         y += lay.px(8)

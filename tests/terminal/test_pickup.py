@@ -26,11 +26,12 @@ from terminal.badge import encode_badge, new_serial
 from terminal.config import ConfigError, parse_config
 from terminal.decide import DecideConfig, Decider
 from terminal.gate import Gate, OutcomeKind
-from terminal.i18n import LANGUAGES
+from terminal.i18n import CATALOGUES, LANGUAGES, t
 from terminal.pickup import Pickup, PickupPolicy
 from terminal.roster import Roster, load_roster
 from terminal.screen import CardKind, GateScreen, ResultCard, ScreenConfig, ScreenState, StatusInfo, theme
 from terminal.screen.samples import STATUS, synthetic_frame
+from terminal.screen.text import fit
 from terminal.today import today_from_ledger
 
 TZ = ZoneInfo("Asia/Almaty")
@@ -360,6 +361,18 @@ def test_refusal_card_screenshots(shots: Path) -> None:
         )  # child named
         seen.append(np.asarray(image.crop(panel)))
     assert not np.array_equal(seen[0], seen[1]) and not np.array_equal(seen[1], seen[2])
+
+    # every pickup message fits the card's reason block (two lines, no "…") in every language
+    lay = screen.layout
+    inner = (panel[2] - panel[0]) - 2 * lay.px(26)
+    for lang in LANGUAGES:
+        for key in sorted(k for k in CATALOGUES[lang] if k.startswith("pickup.")):
+            _, lines = fit(
+                screen.faces, t(key, lang), inner, lay.px(52), min_size=lay.px(28), bold=True, max_lines=2
+            )
+            assert not lines[-1].endswith("…"), f"{lang}:{key} does not fit: {lines}"
+            card = ResultCard(CardKind.REFUSED, lang=lang, name="Аружан", message_key=key)
+            screen.render(ScreenState(status=STATUS, card=card, lang=lang)).save(shots / f"{key}-{lang}.png")
 
 
 def test_today_list_shows_the_alert(
