@@ -54,6 +54,7 @@ from register.errors import (
 from register.guard import Guard
 from register.ingest import Batch
 from register.limits import DeviceBudgets, Limits
+from register.roster_api import roster_router
 from register.service import Register
 from register.store import Device
 
@@ -395,6 +396,7 @@ def create_app(
     app.include_router(_router())
     app.add_middleware(Guard)
     app.include_router(enrol_router())
+    app.include_router(roster_router())  # GET /v1/rosters/...: register/roster_api.py
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from register import tuf_cli
 from register.errors import ConfigError
 
 DEFAULT_DB = "register.db"
@@ -72,6 +73,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if authorities is None:
             authorities = default_authorities(host, port, keys.cosigner.name)
         app = create_app(register, limits=limits, authorities=authorities)
+        app.state.rosters_dir = _state_dir(args) / "rosters"  # register/tuf_cli.py repos_dir
         logging.getLogger("kgate.register").info(
             "serving on %s:%d as %s, cosigner %s", host, port, " ".join(authorities), keys.cosigner.vkey
         )
@@ -188,11 +190,19 @@ def cmd_keys(args: argparse.Namespace) -> int:
     from register.keys import load_or_create_keys  # noqa: PLC0415
 
     keys = load_or_create_keys(_state_dir(args), _key_name(args))
-    row = {"cosigner_vkey": keys.cosigner.vkey, "request_vkey": keys.request.vkey}
+    from register.tuf_cli import keys_dir  # noqa: PLC0415
+    from register.tuf_repo import key_roles  # noqa: PLC0415
+
+    roster_keys = key_roles(keys_dir(_state_dir(args)))
+    row: dict[str, Any] = {"cosigner_vkey": keys.cosigner.vkey, "request_vkey": keys.request.vkey}
+    row["roster_keys"] = roster_keys
     if args.json:
         print(json.dumps(row, sort_keys=True))
     else:
         print(f"cosigner {row['cosigner_vkey']}\nrequest  {row['request_vkey']}")
+        for key in roster_keys:  # TUF roster signing: root/targets keep offline, online signs daily
+            state = key["keyid"] or "not generated yet"
+            print(f"roster   {'+'.join(key['roles'])}: {key['file']} ({state})")
     return 0
 
 
@@ -267,12 +277,16 @@ def add_commands(subparsers: Any) -> None:
     pull.add_argument("--json", action="store_true", help="print the result as JSON")
     pull.set_defaults(func=cmd_pull)
 
-    keys = sub.add_parser("keys", help="print the register's cosigner and request vkeys (generating them)")
+    keys = sub.add_parser(
+        "keys",
+        help="print the register's cosigner and request vkeys (generating them) and roster TUF key roles",
+    )
     keys.add_argument("--state", help="directory of the register keys (default $STATE_DIRECTORY or .)")
     keys.add_argument("--name", help="key name for new keys: the register host (default: host name)")
     keys.add_argument("--json", action="store_true", help='print {"cosigner_vkey", "request_vkey"}')
     keys.set_defaults(func=cmd_keys)
 
+    tuf_cli.add_commands(sub)
     device = sub.add_parser("device", help="the registry of device keys")
     dsub = device.add_subparsers(dest="device_command", metavar="COMMAND", required=True)
     add = dsub.add_parser("add", help="enrol a device by its verifier key (kgate ledger vkey)")

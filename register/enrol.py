@@ -3,7 +3,7 @@
 A token (160 random bits from :mod:`secrets`; only its SHA-256 is stored) names the kindergarten and gate
 it enrols, expires, and is used once. The device asks for a challenge with the token; the register
 answers with a fresh challenge and the origin it assigns; the device makes (or loads) its key named with
-that origin and signs :func:`sync_agent.enrol.proof_message` (token hash + challenge + vkey + origin,
+that origin and signs :func:`ledger.enrolment.proof_message` (token hash + challenge + vkey + origin,
 domain-separated); the register checks the signature and stores the device — all in one transaction,
 so a refusal stores nothing. The same key enrolling again gets the same identity back (a no-op).
 """
@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ledger.enrolment import TOKEN_PREFIX, proof_message
 from ledger.errors import BadKeyError
 from ledger.httpsig import keyid_of
 from ledger.note import Ed25519Verifier
@@ -41,7 +42,6 @@ from register.store.enrolment import (
     taken_device_ids,
     use_token,
 )
-from sync_agent.enrol import TOKEN_PREFIX, proof_message
 
 TOKEN_BYTES: Final = 20  # 160 bits
 CHALLENGE_TTL_MS: Final = 5 * 60 * 1000

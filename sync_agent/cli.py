@@ -43,6 +43,11 @@ def add_commands(subparsers: Any) -> None:
     run.add_argument("--poll-interval", type=float, help="seconds between rounds when idle (default 30)")
     run.set_defaults(func=cmd_run)
 
+    roster = sub.add_parser("roster-update", help="fetch, verify (TUF) and install the newest roster now")
+    _push_flags(roster)
+    roster.add_argument("--root", type=Path, help="install this trusted root.json first (at enrolment)")
+    roster.set_defaults(func=cmd_roster_update)
+
     status = sub.add_parser("status", help="sizes, pending entries and the last error, from the state dir")
     status.add_argument("--state", type=Path, required=True, help="the agent's state directory")
     status.add_argument("--ledger", type=Path, help="ledger to read the size from (default: as last synced)")
@@ -78,6 +83,8 @@ def _push_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ca", type=Path, help="CA bundle to verify the register's TLS certificate")
     p.add_argument("--terminal-status", type=Path, help="the terminal's status JSON (roster, camera)")
     p.add_argument("--batch-size", type=int, help="entries per push (16..65536, default 1024)")
+    p.add_argument("--roster-db", type=Path, help="the terminal's roster database (enables roster updates)")
+    p.add_argument("--kindergarten", help="this gate's kindergarten id (its roster repository)")
 
 
 def _setup_logging(stream: TextIO | None = None) -> None:
@@ -93,7 +100,7 @@ def _build(args: argparse.Namespace) -> tuple[SyncAgent, Any]:
     """Config → (agent, config); close the agent with :func:`_close`."""
     overrides = {k: getattr(args, k, None) for k in (
         "ledger", "state", "register", "key", "register_vkey", "ca", "terminal_status", "batch_size",
-        "poll_interval")}  # fmt: skip
+        "poll_interval", "roster_db", "kindergarten")}  # fmt: skip
     cfg = load_config(args.config, overrides)
     signer = load_key(cfg.key)
     reader = open_reader(cfg.ledger)
@@ -151,6 +158,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     notifier = Notifier()
     agent.on_batch = notifier.watchdog
+    if cfg.roster_db is not None and cfg.kindergarten is not None:
+        threading.Thread(target=_roster_loop, args=(cfg, stop), daemon=True).start()
     try:
         return run_forever(
             agent,
@@ -161,6 +170,56 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     finally:
         _close(agent)
+
+
+def _roster_update(cfg: Any) -> Any:
+    from sync_agent.roster_update import update_roster  # noqa: PLC0415
+
+    if cfg.roster_db is None or cfg.kindergarten is None:
+        raise UsageError("roster_db and kindergarten: both needed for roster updates")
+    return update_roster(
+        cfg.state,
+        cfg.register,
+        cfg.kindergarten,
+        load_key(cfg.key),
+        cfg.roster_db,
+        timeout=(cfg.connect_timeout, cfg.read_timeout),
+        ca=cfg.ca,
+    )
+
+
+def _roster_loop(cfg: Any, stop: threading.Event) -> None:
+    """``kgate sync run``'s roster hook: check for a new roster every ``roster_interval`` seconds."""
+    from sync_agent.errors import SyncError  # noqa: PLC0415
+
+    while not stop.is_set():
+        try:
+            _roster_update(cfg)
+        except SyncError as exc:  # logged and retried next interval; the installed roster stays
+            logging.getLogger("kgate.sync").warning("roster update: %s", exc)
+        stop.wait(cfg.roster_interval)
+
+
+def cmd_roster_update(args: argparse.Namespace) -> int:
+    from sync_agent.roster_update import RosterUnavailable, install_root  # noqa: PLC0415
+
+    _setup_logging(sys.stderr)
+    names = ("ledger", "state", "register", "key", "register_vkey", "ca", "roster_db", "kindergarten")
+    overrides = {k: getattr(args, k, None) for k in names}
+    cfg = load_config(args.config, overrides)
+    if args.root is not None:
+        try:
+            install_root(cfg.state, args.root.read_bytes())
+        except OSError as exc:
+            raise UsageError(f"cannot read root {args.root}: {exc.strerror}") from None
+    try:
+        result = _roster_update(cfg)
+    except RosterUnavailable as exc:
+        print(f"kgate: sync: will retry later: {exc}", file=sys.stderr)
+        return 75
+    state = "installed" if result.installed else "already installed"
+    print(f"roster v{result.version} {state}, valid until {result.expires.isoformat()}")
+    return 0
 
 
 def status_dict(state_dir: Path, ledger: Path | None) -> dict[str, Any]:

@@ -50,6 +50,9 @@ class SyncConfig:
     heartbeat_interval: float = 300.0
     backoff_base: float = 1.0
     backoff_cap: float = 300.0
+    roster_db: Path | None = None  # the terminal's roster database; with kindergarten: TUF roster updates
+    kindergarten: str | None = None
+    roster_interval: float = 600.0
 
     def __post_init__(self) -> None:
         check_url(self.register, "register URL")
@@ -60,7 +63,7 @@ class SyncConfig:
         if not RETAIN_EVERY <= self.batch_size <= 65536:
             raise UsageError(f"batch_size: must be between {RETAIN_EVERY} and 65536, got {self.batch_size}")
         for name in ("connect_timeout", "read_timeout", "poll_interval", "heartbeat_interval",
-                     "backoff_base", "backoff_cap"):  # fmt: skip
+                     "backoff_base", "backoff_cap", "roster_interval"):  # fmt: skip
             if not getattr(self, name) > 0:
                 raise UsageError(f"{name}: must be a positive number of seconds")
         if self.backoff_cap < self.backoff_base:
@@ -70,9 +73,9 @@ class SyncConfig:
         return CosignatureVerifier.from_vkey(self.register_vkey)
 
 
-_PATHS = {"ledger", "state", "key", "ca", "terminal_status"}
+_PATHS = {"ledger", "state", "key", "ca", "terminal_status", "roster_db"}
 _NUMBERS = {"connect_timeout", "read_timeout", "poll_interval", "heartbeat_interval", "backoff_base",
-            "backoff_cap"}  # fmt: skip
+            "backoff_cap", "roster_interval"}  # fmt: skip
 
 
 def _convert(name: str, value: Any) -> Any:

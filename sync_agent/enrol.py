@@ -24,24 +24,16 @@ from typing import Any, Final
 import requests
 
 from kgate.errors import UsageError
+from kgate.urls import check_url
+from ledger.enrolment import TOKEN_PREFIX, proof_message
 from ledger.errors import BadKeyError
 from ledger.keys import fsync_dir, load_key, load_or_create_key
 from ledger.note import CosignatureVerifier, Ed25519Signer
-from sync_agent.client import _json_object, _read_capped, _short, check_url
+from sync_agent.client import _json_object, _read_capped, _short
 from sync_agent.errors import BadResponseError, RejectedError, TransportError
 
-TOKEN_PREFIX: Final = "kgt1-"  # noqa: S105 - a format marker, not a secret
-DOMAIN: Final = b"kgate enrolment proof v1\n"
 IDENTITY_FILE: Final = "enrolment.json"
 CONFIG_FILE: Final = "sync.toml"
-
-
-def proof_message(register: str, origin: str, token_sha256: str, challenge: str, vkey: str) -> bytes:
-    """The bytes the device signs: domain, register, origin, token hash, challenge and key, one per line."""
-    fields = (register, origin, token_sha256, challenge, vkey)
-    if any("\n" in f for f in fields):
-        raise ValueError("enrolment proof fields are single lines")
-    return DOMAIN + "".join(f"{f}\n" for f in fields).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -111,7 +103,7 @@ def enrol(
     timeout: tuple[float, float] = (5.0, 30.0),
 ) -> Enrolled:
     """Enrol this device with the register; idempotent for the same key. See the module docstring."""
-    base = check_url(register_url)
+    base = check_url(register_url, "register URL")
     token = token.strip()
     if not token.startswith(TOKEN_PREFIX) or not token.isascii() or len(token) > 200:
         raise UsageError(f"--token does not look like an enrolment token (it starts with {TOKEN_PREFIX})")

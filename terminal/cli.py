@@ -128,7 +128,13 @@ def run_today(args: argparse.Namespace) -> int:
             {
                 "group": g.name,
                 "children": [
-                    {"name": c.name, "in": _hhmm(c.time_in), "out": _hhmm(c.time_out)} for c in g.children
+                    {
+                        "name": c.name,
+                        "in": _hhmm(c.time_in),
+                        "out": _hhmm(c.time_out),
+                        "pickup_refused": c.alert is not None,
+                    }
+                    for c in g.children
                 ],
             }
             for g in listing.groups
@@ -138,7 +144,10 @@ def run_today(args: argparse.Namespace) -> int:
     for group in listing.groups:
         print(f"{group.name}: {len(group.present)} in, {len(group.left)} left, {len(group.absent)} absent")
         for child in group.children:
-            print(f"  {_hhmm(child.time_in) or '--:--'}  {_hhmm(child.time_out) or '--:--'}  {child.name}")
+            flag = "  (pickup refused: see the ledger)" if child.alert else ""
+            print(
+                f"  {_hhmm(child.time_in) or '--:--'}  {_hhmm(child.time_out) or '--:--'}  {child.name}{flag}"
+            )
     return 0
 
 

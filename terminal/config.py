@@ -33,6 +33,7 @@ DEFAULT_STATE_DIR = Path("/var/lib/kgate")
 DEFAULT_CONFIG_DIR = Path("/etc/kgate")
 CONFIG_FILE = "terminal.toml"
 MODES = ("qr",)  # the face issue adds "qr+face" and "face"
+PICKUP_POLICIES = ("off", "guardian")  # terminal.pickup.POLICIES
 
 
 class ConfigError(UsageError):
@@ -73,13 +74,19 @@ class LedgerConfig:
 @dataclass(frozen=True)
 class GateConfig:
     """``[gate]``: the decision mode and rules (``decide``, defined in terminal/decide.py), how long the
-    gate stays quiet after a refusal and shows a result card, and the cards' language."""
+    gate stays quiet after a refusal and shows a result card, and the cards' language.
+
+    ``pickup``: ``"guardian"`` makes every check-out need an authorized guardian's badge shown within
+    ``pickup_window_seconds`` of the child's (:mod:`terminal.pickup`); ``"off"`` does not.
+    """
 
     mode: str = "qr"
     decide: DecideConfig = field(default_factory=DecideConfig)
     language: str = DEFAULT_LANG
     quiet_seconds: float = 3.0
     card_seconds: float = 4.0
+    pickup: str = "off"
+    pickup_window_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -245,7 +252,8 @@ def _camera(data: object, base: Path) -> CameraConfig:
 def _gate(data: object) -> GateConfig:
     """``[gate]``: the decision settings go into one :class:`DecideConfig`, which validates them."""
     decide_keys = {"debounce_seconds", "hours", "timezone", "rejected_log_seconds"}
-    table = _Table(data, "gate", decide_keys | {"mode", "language", "quiet_seconds", "card_seconds"})
+    other_keys = {"mode", "language", "quiet_seconds", "card_seconds", "pickup", "pickup_window_seconds"}
+    table = _Table(data, "gate", decide_keys | other_keys)
     mode = table.text("mode", GateConfig.mode, MODES)
     hours = table.get("hours", [DecideConfig.opens, DecideConfig.closes])
     if not isinstance(hours, list) or len(hours) != 2:
@@ -265,7 +273,8 @@ def _gate(data: object) -> GateConfig:
     except ValueError as exc:  # its message names the key
         raise ConfigError(str(exc)) from None
     language = table.text("language", GateConfig.language)
-    assert language is not None and mode is not None
+    pickup = table.text("pickup", GateConfig.pickup, PICKUP_POLICIES)
+    assert language is not None and mode is not None and pickup is not None
     if not is_lang(language):
         raise ConfigError(f"gate.language: {language!r} is not one of kk, ru, en")
     return GateConfig(
@@ -274,6 +283,10 @@ def _gate(data: object) -> GateConfig:
         language=language,
         quiet_seconds=table.number("quiet_seconds", GateConfig.quiet_seconds, 0.0, 3600.0),
         card_seconds=table.number("card_seconds", GateConfig.card_seconds, 0.5, 600.0),
+        pickup=pickup,
+        pickup_window_seconds=table.number(
+            "pickup_window_seconds", GateConfig.pickup_window_seconds, 1.0, 3600.0
+        ),
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -51,6 +51,11 @@ class Reason(StrEnum):
     ALREADY_IN = "already_in"
     ALREADY_OUT = "already_out"
     CLOSED = "closed"
+    # authorized pickup (terminal.pickup)
+    PICKUP_UNAUTHORIZED = "pickup_unauthorized"
+    GUARDIAN_REVOKED = "guardian_revoked"
+    GUARDIAN_ONLY = "guardian_only"
+    PICKUP_NEEDS_GUARDIAN = "pickup_needs_guardian"
 
 
 #: Debounce repeats: shown on screen, but not a refusal worth a red light or a ledger entry.
@@ -122,7 +127,7 @@ class Decision:
     reason: Reason | None = None
     serial: str | None = None
     method: str = METHOD
-    evidence: dict[str, str] = field(default_factory=dict)
+    evidence: dict[str, str | bool] = field(default_factory=dict)
     roster_version: int | None = None
     log_rejected: bool = False
 
@@ -169,7 +174,18 @@ class Decider:
     def decide(
         self, code: bytes, now: dt.datetime | None = None, selected_direction: Direction | None = None
     ) -> Decision:
-        """Decide on one scanned code's exact bytes. Never raises for any input bytes."""
+        """Decide on one scanned code's exact bytes. Never raises for any input bytes.
+
+        On a stale roster (its signed metadata expired, :meth:`terminal.roster.Roster.is_stale`) the
+        decision is the same, and its evidence says ``roster_stale: true`` so every entry records it.
+        """
+        decision = self._decide(code, now, selected_direction)
+        is_stale = getattr(self.roster, "is_stale", None)
+        if is_stale is not None and is_stale(decision.at):
+            return replace(decision, evidence={**decision.evidence, "roster_stale": True})
+        return decision
+
+    def _decide(self, code: bytes, now: dt.datetime | None, selected_direction: Direction | None) -> Decision:
         at = self._local(now or self.now())
         version = self.roster.version
         try:
@@ -197,7 +213,7 @@ class Decider:
         # a repeat of the last scan, unless staff chose the other direction with a button
         if state is not None and recent and selected_direction in (None, state.direction):
             reason = Reason.ALREADY_IN if state.direction is Direction.IN else Reason.ALREADY_OUT
-            evidence = {"badge": serial}
+            evidence: dict[str, str | bool] = {"badge": serial}
             return Decision(at, False, child, state.direction, reason, serial, METHOD, evidence, version)
         return Decision(
             at, True, child, direction, None, serial, evidence={"badge": serial}, roster_version=version
@@ -208,7 +224,7 @@ class Decider:
     ) -> Decision:
         last = self._logged.get((serial, reason))
         log = last is None or not 0 <= (at - last).total_seconds() < self.config.rejected_log_seconds
-        evidence = {"badge": serial} if serial else {}
+        evidence: dict[str, str | bool] = {"badge": serial} if serial else {}
         return Decision(at, False, child, None, reason, serial, METHOD, evidence, version, log)
 
     def record(self, decision: Decision) -> None:

@@ -20,6 +20,8 @@ from ledger.errors import DiskFull, LedgerBusy
 from terminal.config import GateConfig
 from terminal.decide import Decider, Decision, Direction, Reason
 from terminal.i18n import DEFAULT_LANG
+from terminal.pickup import MESSAGE_KEYS as PICKUP_KEYS
+from terminal.pickup import PROMPTS, Pickup
 from terminal.scan.code import DecodedCode, ScanResult
 from terminal.screen.state import CardKind, ResultCard, ScreenState, StatusInfo
 
@@ -42,6 +44,7 @@ REFUSAL_KEYS: Mapping[Reason, str] = {
     Reason.CLOSED: "refused.closed",
     Reason.ALREADY_IN: "card.already_in",
     Reason.ALREADY_OUT: "card.already_out",
+    **PICKUP_KEYS,
 }
 
 
@@ -68,6 +71,7 @@ class OutcomeKind(StrEnum):
     REFUSED = "refused"  # red light; maybe a rejected entry
     REPEAT = "repeat"  # debounce: already in/out, shown on screen only
     IGNORED = "ignored"  # the same refused code again within seconds: no new beep
+    PENDING = "pending"  # one badge of a pickup, waiting for the other: shown on screen only
     FAULT = "fault"  # could not store: nothing acknowledged
 
 
@@ -86,6 +90,7 @@ class Gate:
 
     ``max_codes``: codes handled per frame (a hostile sheet of codes cannot stall the loop).
     ``quiet_seconds``: the same refused code again within this time gives no new beep or entry.
+    ``pickup``: pairs guardian and child badges at check-out (:mod:`terminal.pickup`); ``None``: off.
     """
 
     def __init__(
@@ -99,6 +104,7 @@ class Gate:
         max_codes: int = 4,
         quiet_seconds: float = GateConfig.quiet_seconds,
         monotonic: Callable[[], float] = time.monotonic,
+        pickup: Pickup | None = None,
     ) -> None:
         self.ledger = ledger
         self.decider = decider
@@ -108,6 +114,7 @@ class Gate:
         self.max_codes = max_codes
         self.quiet_seconds = quiet_seconds
         self._monotonic = monotonic
+        self.pickup = pickup
         self.card: ResultCard | None = None
         self.status = StatusInfo(roster_version=_safe_version(decider))
         self._faulted = False
@@ -133,6 +140,8 @@ class Gate:
             decision = self.decider.decide(
                 bytes(data), now, Direction.chosen(self.feedback.selected_direction)
             )
+            if self.pickup is not None:
+                decision = self.pickup.review(decision)
         except Exception as exc:  # e.g. the roster database is unreadable: do not acknowledge
             log.exception("gate: decision failed")
             return self._fault(None, f"decision failed: {type(exc).__name__}")
@@ -141,6 +150,9 @@ class Gate:
         if decision.is_repeat:
             self._show(decision)
             return Outcome(OutcomeKind.REPEAT, decision)
+        if decision.reason in PROMPTS:
+            self._show(decision)
+            return Outcome(OutcomeKind.PENDING, decision)
         return self._refuse(bytes(data), decision)
 
     # -- outcomes -----------------------------------------------------------------------------------
@@ -219,16 +231,18 @@ class Gate:
     def _show(self, decision: Decision) -> None:
         child = decision.child
         show_child = decision.accepted or decision.is_repeat
+        named = show_child or decision.reason in PICKUP_KEYS  # "may not pick up: <child>"
         self.card = ResultCard(
             CardKind.ACCEPTED if show_child else CardKind.REFUSED,
             lang=self.lang,
-            name=child.name if child and show_child else None,
-            group=child.group if child and show_child else None,
+            name=child.name if child and named else None,
+            group=child.group if child and named else None,
             time=decision.at.time().replace(tzinfo=None, microsecond=0),
             direction=decision.direction,
             message_key=REFUSAL_KEYS.get(decision.reason) if decision.reason else None,
         )
-        self.status = replace(self.status, roster_version=decision.roster_version)
+        stale = decision.evidence.get("roster_stale") is True
+        self.status = replace(self.status, roster_version=decision.roster_version, roster_stale=stale)
 
     def _feedback(self, what: str, call: Callable[[], None]) -> None:
         try:

@@ -1,18 +1,23 @@
-"""The terminal's local roster in SQLite: children, their badge serials (with revocation), and a version.
+"""The terminal's local roster in SQLite: children, guardians, badge serials (with revocation), a version.
 
-A roster file is JSON::
+A roster file is JSON (the register's ``roster_document``; ``kindergarten`` and ``guardians`` optional)::
 
-    {"version": 3,
+    {"version": 3, "kindergarten": "k-7",
      "children": [{"id": "c-001", "name": "Aruzhan", "group": "Sunflowers", "consent_face": false}],
-     "badges": [{"serial": "MFRGGZDFMZTWQ2LK", "child": "c-001", "revoked": false}]}
+     "guardians": [{"id": "g-01", "name": "Dana", "children": ["c-001"]}],
+     "badges": [{"serial": "MFRGGZDFMZTWQ2LK", "child": "c-001", "revoked": false},
+                {"serial": "ONSWG4TFOQYTEMZU", "guardian": "g-01", "revoked": false}]}
 
 :func:`load_roster` validates the whole file, then installs it in one transaction. Versions never go
 back: a lower version than the installed one is refused, and the same version is accepted only with the
-same content (a re-run of the same load is a no-op).
+same content (a re-run of the same load is a no-op). A roster delivered over TUF also carries the
+expiry of the metadata that vouched for it (:meth:`Roster.install` ``expires``): past it the roster is
+*stale* (still used, flagged on screen and in every entry).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -46,6 +51,14 @@ CREATE TABLE IF NOT EXISTS children (
 CREATE TABLE IF NOT EXISTS badges (
     serial TEXT PRIMARY KEY, child TEXT NOT NULL REFERENCES children(id), revoked INTEGER NOT NULL
 ) STRICT;
+CREATE TABLE IF NOT EXISTS guardians (id TEXT PRIMARY KEY, name TEXT NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS guardian_children (
+    guardian TEXT NOT NULL REFERENCES guardians(id), child TEXT NOT NULL REFERENCES children(id),
+    PRIMARY KEY (guardian, child)
+) STRICT;
+CREATE TABLE IF NOT EXISTS guardian_badges (
+    serial TEXT PRIMARY KEY, guardian TEXT NOT NULL REFERENCES guardians(id), revoked INTEGER NOT NULL
+) STRICT;
 """
 
 
@@ -73,6 +86,24 @@ class BadgeRecord:
 
 
 @dataclass(frozen=True)
+class Guardian:
+    """An adult who may pick up ``children`` (child ids) at check-out."""
+
+    id: str
+    name: str
+    children: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class GuardianBadge:
+    """A guardian's badge serial: whose it is and whether it was revoked."""
+
+    serial: str
+    guardian: Guardian
+    revoked: bool
+
+
+@dataclass(frozen=True)
 class RosterData:
     """A validated roster file, not yet installed."""
 
@@ -80,6 +111,9 @@ class RosterData:
     children: tuple[Child, ...]
     badges: tuple[tuple[str, str, bool], ...]  # serial, child id, revoked
     digest: str
+    guardians: tuple[Guardian, ...] = ()
+    guardian_badges: tuple[tuple[str, str, bool], ...] = ()  # serial, guardian id, revoked
+    kindergarten: str | None = None
 
 
 def _text(value: object, where: str, *, pattern: re.Pattern[str] | None = None) -> str:
@@ -125,14 +159,65 @@ def parse_roster(raw: bytes) -> RosterData:
         doc = loads_json_limited(raw, "roster file", max_depth=MAX_ROSTER_DEPTH)
     except InputError as exc:
         raise RosterError(str(exc)) from None
-    top = _object(doc, "roster", {"version", "children", "badges"}, {"version", "children", "badges"})
+    top = _object(
+        doc,
+        "roster",
+        {"version", "kindergarten", "children", "guardians", "badges"},
+        {"version", "children", "badges"},
+    )
     version = top["version"]
     if type(version) is not int or not 1 <= version < 2**62:
         raise RosterError("roster.version: must be a positive integer")
-    if not isinstance(top["children"], list) or not isinstance(top["badges"], list):
-        raise RosterError("roster.children and roster.badges must be lists")
+    kindergarten = None
+    if "kindergarten" in top:
+        kindergarten = _text(top["kindergarten"], "roster.kindergarten", pattern=CHILD_ID)
+    for key in ("children", "guardians", "badges"):
+        if not isinstance(top.get(key, []), list):
+            raise RosterError(f"roster.{key}: must be a list")
+    children = _children(top["children"])
+    guardians = _guardians(top.get("guardians", []), children)
+    badges: dict[str, tuple[str, str, bool]] = {}
+    guardian_badges: dict[str, tuple[str, str, bool]] = {}
+    for i, item in enumerate(top["badges"]):
+        where = f"roster.badges[{i}]"
+        obj = _object(item, where, {"serial", "child", "guardian", "revoked"}, {"serial"})
+        serial = _text(obj["serial"], f"{where}.serial", pattern=SERIAL)
+        if serial in badges or serial in guardian_badges:
+            raise RosterError(f"{where}.serial: {serial} appears twice")
+        revoked = _bool(obj.get("revoked", False), f"{where}.revoked")
+        if ("child" in obj) == ("guardian" in obj):
+            raise RosterError(f"{where}: needs exactly one of child or guardian")
+        if "child" in obj:
+            owner_key, section, known, out = "child", "children", set(children), badges
+        else:
+            owner_key, section, known, out = "guardian", "guardians", set(guardians), guardian_badges
+        owner = _text(obj[owner_key], f"{where}.{owner_key}")
+        if owner not in known:
+            raise RosterError(f"{where}.{owner_key}: {owner!r} is not in roster.{section}")
+        out[serial] = (serial, owner, revoked)
+    parts: list[object] = [version, sorted(map(_child_row, children.values())), sorted(badges.values())]
+    if guardians or guardian_badges or kindergarten is not None:  # today's digests stay as they were
+        parts += [
+            kindergarten,
+            sorted((g.id, g.name, sorted(g.children)) for g in guardians.values()),
+            sorted(guardian_badges.values()),
+        ]
+    canonical = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    return RosterData(
+        version,
+        tuple(children.values()),
+        tuple(badges.values()),
+        digest,
+        tuple(guardians.values()),
+        tuple(guardian_badges.values()),
+        kindergarten,
+    )
+
+
+def _children(items: list[object]) -> dict[str, Child]:
     children: dict[str, Child] = {}
-    for i, item in enumerate(top["children"]):
+    for i, item in enumerate(items):
         where = f"roster.children[{i}]"
         obj = _object(item, where, {"id", "name", "group", "consent_face"}, {"id", "name", "group"})
         child = Child(
@@ -144,24 +229,25 @@ def parse_roster(raw: bytes) -> RosterData:
         if child.id in children:
             raise RosterError(f"{where}.id: {child.id!r} appears twice")
         children[child.id] = child
-    badges: dict[str, tuple[str, str, bool]] = {}
-    for i, item in enumerate(top["badges"]):
-        where = f"roster.badges[{i}]"
-        obj = _object(item, where, {"serial", "child", "revoked"}, {"serial", "child"})
-        serial = _text(obj["serial"], f"{where}.serial", pattern=SERIAL)
-        child_id = _text(obj["child"], f"{where}.child")
-        if child_id not in children:
-            raise RosterError(f"{where}.child: {child_id!r} is not in roster.children")
-        if serial in badges:
-            raise RosterError(f"{where}.serial: {serial} appears twice")
-        badges[serial] = (serial, child_id, _bool(obj.get("revoked", False), f"{where}.revoked"))
-    canonical = json.dumps(
-        [version, sorted(map(_child_row, children.values())), sorted(badges.values())],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    digest = hashlib.sha256(canonical.encode()).hexdigest()
-    return RosterData(version, tuple(children.values()), tuple(badges.values()), digest)
+    return children
+
+
+def _guardians(items: list[object], children: Mapping[str, Child]) -> dict[str, Guardian]:
+    guardians: dict[str, Guardian] = {}
+    for i, item in enumerate(items):
+        where = f"roster.guardians[{i}]"
+        obj = _object(item, where, {"id", "name", "children"}, {"id", "name", "children"})
+        gid = _text(obj["id"], f"{where}.id", pattern=CHILD_ID)
+        if gid in guardians or gid in children:
+            raise RosterError(f"{where}.id: {gid!r} appears twice")
+        if not isinstance(obj["children"], list):
+            raise RosterError(f"{where}.children: must be a list of child ids")
+        kids = [_text(c, f"{where}.children[{j}]") for j, c in enumerate(obj["children"])]
+        for j, kid in enumerate(kids):
+            if kid not in children:
+                raise RosterError(f"{where}.children[{j}]: {kid!r} is not in roster.children")
+        guardians[gid] = Guardian(gid, _text(obj["name"], f"{where}.name"), frozenset(kids))
+    return guardians
 
 
 def _child_row(child: Child) -> tuple[str, str, str, bool]:
@@ -214,11 +300,52 @@ class Roster:
         rows = self._conn.execute("SELECT id, name, grp, consent_face FROM children ORDER BY grp, name, id")
         return [Child(r[0], r[1], r[2], bool(r[3])) for r in rows]
 
-    def install(self, data: RosterData) -> bool:
+    def _meta(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    @property
+    def kindergarten(self) -> str | None:
+        """The kindergarten the installed roster is for, when it said so."""
+        return self._meta("kindergarten")
+
+    @property
+    def expires(self) -> dt.datetime | None:
+        """Until when the register's signed metadata vouched for this roster (``None``: no expiry known)."""
+        value = self._meta("expires")
+        return None if value is None else dt.datetime.fromisoformat(value)
+
+    def is_stale(self, now: dt.datetime) -> bool:
+        """Whether the roster's vouched-for time has passed: still used, but flagged as stale."""
+        expires = self.expires
+        return expires is not None and now >= expires
+
+    def guardian(self, guardian_id: str) -> Guardian | None:
+        """The guardian with this id and the children they may pick up, or ``None``."""
+        row = self._conn.execute("SELECT id, name FROM guardians WHERE id = ?", (guardian_id,)).fetchone()
+        if row is None:
+            return None
+        kids = self._conn.execute("SELECT child FROM guardian_children WHERE guardian = ?", (row[0],))
+        return Guardian(row[0], row[1], frozenset(k[0] for k in kids))
+
+    def lookup_guardian(self, serial: str) -> GuardianBadge | None:
+        """The guardian badge with this serial, or ``None`` (child badges are :meth:`lookup`'s)."""
+        row = self._conn.execute(
+            "SELECT guardian, revoked FROM guardian_badges WHERE serial = ?", (serial,)
+        ).fetchone()
+        guardian = None if row is None else self.guardian(row[0])
+        return None if guardian is None else GuardianBadge(serial, guardian, bool(row[1]))
+
+    def install(self, data: RosterData, expires: dt.datetime | None = None) -> bool:
         """Install a validated roster in one transaction; ``False`` if this exact roster is installed.
 
-        Raises :class:`RosterError` for a lower version, or the same version with other content.
+        ``expires`` (aware): until when the signed metadata that delivered it is valid; re-installing
+        the same roster with a later ``expires`` only moves the expiry forward. Raises
+        :class:`RosterError` for a lower version, the same version with other content, or a roster of
+        another kindergarten than the installed one.
         """
+        if expires is not None and expires.tzinfo is None:
+            raise ValueError("expires must be timezone-aware")
         conn = self._conn
         with transaction(conn, self.path, what=WHAT):
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
@@ -226,19 +353,43 @@ class Roster:
                 installed = int(meta["version"])
                 if data.version < installed:
                     raise RosterError(f"roster version {data.version} is older than installed {installed}")
+                held = meta.get("kindergarten")
+                if held is not None and data.kindergarten is not None and held != data.kindergarten:
+                    raise RosterError(
+                        f"roster is for kindergarten {data.kindergarten!r}, this gate's is {held!r}"
+                    )
                 if data.version == installed:
                     if meta.get("digest") != data.digest:
                         raise RosterError(f"roster version {installed} is installed with other content")
+                    old = meta.get("expires")
+                    if expires is not None and (old is None or dt.datetime.fromisoformat(old) < expires):
+                        _set_meta(conn, [("expires", expires.isoformat())])
                     return False
-            conn.execute("DELETE FROM badges")
-            conn.execute("DELETE FROM children")
+            for table in ("guardian_badges", "guardian_children", "guardians", "badges", "children"):
+                conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
             conn.executemany("INSERT INTO children VALUES (?, ?, ?, ?)", map(_child_row, data.children))
             conn.executemany("INSERT INTO badges VALUES (?, ?, ?)", data.badges)
+            conn.executemany("INSERT INTO guardians VALUES (?, ?)", [(g.id, g.name) for g in data.guardians])
             conn.executemany(
-                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [("version", str(data.version)), ("digest", data.digest)],
+                "INSERT INTO guardian_children VALUES (?, ?)",
+                [(g.id, kid) for g in data.guardians for kid in sorted(g.children)],
             )
+            conn.executemany("INSERT INTO guardian_badges VALUES (?, ?, ?)", data.guardian_badges)
+            rows = [("version", str(data.version)), ("digest", data.digest)]
+            if data.kindergarten is not None:
+                rows.append(("kindergarten", data.kindergarten))
+            if expires is not None:
+                rows.append(("expires", expires.isoformat()))
+            else:
+                conn.execute("DELETE FROM meta WHERE key = 'expires'")
+            _set_meta(conn, rows)
         return True
+
+
+def _set_meta(conn: sqlite3.Connection, rows: list[tuple[str, str]]) -> None:
+    conn.executemany(
+        "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", rows
+    )
 
 
 def open_roster(db_path: Path | str) -> Roster:

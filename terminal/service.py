@@ -38,6 +38,7 @@ from ledger.store import open_ledger
 from terminal.config import GateConfig, TerminalConfig
 from terminal.decide import Decider
 from terminal.gate import Gate, OutcomeKind
+from terminal.pickup import Pickup, PickupPolicy
 from terminal.roster import Child, open_roster
 from terminal.scan import ScanConfig, ScanPipeline
 from terminal.screen import GateScreen
@@ -201,6 +202,8 @@ class TerminalService:
                 self.stats.entry_ms.append((time.perf_counter() - read_at) * 1000)
                 if decision.child is not None and decision.direction is not None:
                     self.today.record(decision.child.id, decision.direction, decision.at)
+            elif outcome.kind is OutcomeKind.REFUSED and decision is not None and decision.child is not None:
+                self.today.alert(decision.child.id, str(decision.reason), decision.at)  # a refused pickup
             log.info("terminal: %s%s", outcome.kind, _describe(outcome))
         self._expire_card(now)
         self._housekeeping(now)
@@ -343,6 +346,7 @@ def open_service(config: TerminalConfig, *, notifier: Notifier | None = None) ->
             ledger.append("boot", evidence={"software": f"kgate {__version__}"})
         except Exception as exc:  # e.g. disk full: the gate shows it on the first check-in
             log.error("terminal: boot entry not stored: %s", exc)
+        policy = PickupPolicy(cfg.pickup, cfg.pickup_window_seconds, cfg.decide.rejected_log_seconds)
         gate = Gate(
             ledger,
             decider,
@@ -350,6 +354,7 @@ def open_service(config: TerminalConfig, *, notifier: Notifier | None = None) ->
             GateScreen(config.screen),
             lang=cfg.language,
             quiet_seconds=cfg.quiet_seconds,
+            pickup=Pickup(roster, policy),
         )
         service_box: list[TerminalService] = []
         options = dict(config.display.options)

@@ -3,7 +3,8 @@
 After a restart the service reads today's ``in``/``out`` entries back (newest chunks first, stopping
 once a whole chunk is older than the day), so debounce and in/out direction carry on where they were:
 :meth:`Today.restore_into` seeds a :class:`~terminal.decide.Decider`. The same state, kept up to date
-with :meth:`Today.record`, gives the staff "today" list (:meth:`Today.today_list`).
+with :meth:`Today.record`, gives the staff "today" list (:meth:`Today.today_list`), where a refused
+pickup (``rejected`` with reason ``pickup_unauthorized`` / ``guardian_revoked``) flags the child's line.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Protocol
 from ledger.entry import decode_entry
 from ledger.errors import EntryError
 from terminal.decide import Decider, Direction
+from terminal.pickup import ALERT_REASONS
 from terminal.roster import Child
 from terminal.screen.state import TodayChild, TodayGroup, TodayList
 
@@ -24,6 +26,9 @@ log = logging.getLogger(__name__)
 CHUNK = 512
 #: Entries this much older than midnight end the backwards scan (an unsynced clock may be off a bit).
 SLACK = dt.timedelta(hours=12)
+#: ``rejected`` entry reasons that put an alert on the child's line of the staff list.
+ALERTS = frozenset(str(reason) for reason in ALERT_REASONS)
+PICKUP_ALERT = "today.pickup_alert"
 
 
 class EntryReader(Protocol):
@@ -53,6 +58,7 @@ class Today:
         self.day = day
         self.tz = tz
         self.children: dict[str, ChildDay] = {}
+        self.alerts: dict[str, str] = {}  # child id -> message key for the staff list
 
     def _local(self, when: dt.datetime) -> dt.datetime:
         return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).astimezone(self.tz)
@@ -77,6 +83,11 @@ class Today:
         latest = (direction, local) if local >= old.at else (old.direction, old.at)
         self.children[child_id] = ChildDay(child_id, latest[0], latest[1], first_in, last_out)
 
+    def alert(self, child_id: str, reason: str, at: dt.datetime) -> None:
+        """Flag ``child_id`` for a refused pickup; other reasons and other days are ignored."""
+        if reason in ALERTS and self._local(at).date() == self.day:
+            self.alerts[child_id] = PICKUP_ALERT
+
     def restore_into(self, decider: Decider) -> int:
         """Seed ``decider`` with every child's last direction today; returns how many children."""
         for state in self.children.values():
@@ -95,7 +106,8 @@ class Today:
                 if state.direction is Direction.OUT and state.last_out is not None:
                     time_out = state.last_out.time().replace(second=0, microsecond=0)
                     time_in = time_in or time_out
-            groups.setdefault(child.group, []).append(TodayChild(child.name, time_in, time_out))
+            alert = self.alerts.get(child.id)
+            groups.setdefault(child.group, []).append(TodayChild(child.name, time_in, time_out, alert))
         return TodayList(
             self.day, tuple(TodayGroup(name, tuple(kids)) for name, kids in sorted(groups.items()))
         )
@@ -115,6 +127,7 @@ def today_from_ledger(reader: EntryReader, day: dt.date, tz: dt.tzinfo | None = 
     midnight = dt.datetime.combine(day, dt.time(0), tzinfo=tz).astimezone(dt.UTC)
     oldest_ms = int((midnight - SLACK).timestamp() * 1000)
     found: list[tuple[int, str, Direction]] = []
+    alerts: list[tuple[int, str, str]] = []
     for chunk in _entries_backwards(reader):
         any_recent = False
         for data in chunk:
@@ -127,8 +140,12 @@ def today_from_ledger(reader: EntryReader, day: dt.date, tz: dt.tzinfo | None = 
                 any_recent = True
             if entry.kind in ("in", "out") and entry.child is not None:
                 found.append((entry.time_ms, entry.child, Direction(entry.kind)))
+            elif entry.kind == "rejected" and entry.child is not None and entry.reason in ALERTS:
+                alerts.append((entry.time_ms, entry.child, entry.reason))
         if not any_recent:
             break
     for time_ms, child, direction in sorted(found):
         today.record(child, direction, dt.datetime.fromtimestamp(time_ms / 1000, dt.UTC))
+    for time_ms, child, reason in alerts:
+        today.alert(child, reason, dt.datetime.fromtimestamp(time_ms / 1000, dt.UTC))
     return today

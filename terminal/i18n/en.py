@@ -25,6 +25,11 @@ MESSAGES: Final[dict[str, str]] = {
     "refused.closed": "Outside opening hours",
     "refused.hours": "Open {opens}–{closes}",
     "refused.hint": "Please ask a member of staff",
+    # authorized pickup (the card names the child under the message)
+    "pickup.unauthorized": "This adult is not authorized to pick up",
+    "pickup.guardian_revoked": "This adult's badge is revoked: no pickup",
+    "pickup.show_child": "Now show the child's badge too",
+    "pickup.needs_guardian": "Pickup needs the guardian's badge",
     # error states
     "error.title": "Fault",
     "error.camera_lost": "Camera lost",
@@ -48,4 +53,5 @@ MESSAGES: Final[dict[str, str]] = {
     "today.absent": "Absent",
     "today.summary": "Total {total} · in {present} · left {left} · absent {absent}",
     "today.none": "—",
+    "today.pickup_alert": "pickup refused",
 }

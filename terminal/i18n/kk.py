@@ -25,6 +25,11 @@ MESSAGES: Final[dict[str, str]] = {
     "refused.closed": "Қазір жұмыс уақыты емес",
     "refused.hours": "Жұмыс уақыты: {opens}–{closes}",
     "refused.hint": "Тәрбиешіге жүгініңіз",
+    # authorized pickup (the card names the child under the message)
+    "pickup.unauthorized": "Бұл ересектің баланы алып кетуге рұқсаты жоқ",
+    "pickup.guardian_revoked": "Ересектің бейджігінің күші жойылған",
+    "pickup.show_child": "Енді баланың бейджігін де көрсетіңіз",
+    "pickup.needs_guardian": "Баланы алып кету үшін ересектің бейджігі керек",
     # error states
     "error.title": "Ақау",
     "error.camera_lost": "Камера ажыратылды",
@@ -48,4 +53,5 @@ MESSAGES: Final[dict[str, str]] = {
     "today.absent": "Келмеді",
     "today.summary": "Барлығы {total} · балабақшада {present} · кетті {left} · келмеді {absent}",
     "today.none": "—",
+    "today.pickup_alert": "алып кетуге рұқсат берілмеді",
 }

@@ -29,6 +29,11 @@ MESSAGES: Final[dict[str, str]] = {
     "refused.closed": "Сейчас нерабочее время",
     "refused.hours": "Часы работы: {opens}–{closes}",
     "refused.hint": "Обратитесь к воспитателю",
+    # authorized pickup (the card names the child under the message)
+    "pickup.unauthorized": "Этот взрослый не вправе забирать ребёнка",
+    "pickup.guardian_revoked": "Бейдж взрослого отозван: забрать нельзя",
+    "pickup.show_child": "Теперь покажите и бейдж ребёнка",
+    "pickup.needs_guardian": "Чтобы забрать ребёнка, нужен бейдж взрослого",
     # error states
     "error.title": "Неисправность",
     "error.camera_lost": "Камера отключена",
@@ -52,4 +57,5 @@ MESSAGES: Final[dict[str, str]] = {
     "today.absent": "Нет",
     "today.summary": "Всего {total} · в саду {present} · ушли {left} · нет {absent}",
     "today.none": "—",
+    "today.pickup_alert": "отказ в выдаче ребёнка",
 }

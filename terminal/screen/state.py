@@ -80,11 +80,15 @@ class ScreenState:
 
 @dataclass(frozen=True)
 class TodayChild:
-    """One child on the staff list: absent (no ``time_in``), in, or left (``time_out`` set)."""
+    """One child on the staff list: absent (no ``time_in``), in, or left (``time_out`` set).
+
+    ``alert``: message key of something staff must see on this child's line (a refused pickup).
+    """
 
     name: str
     time_in: dt.time | None = None
     time_out: dt.time | None = None
+    alert: str | None = None
 
 
 @dataclass(frozen=True)

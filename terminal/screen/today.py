@@ -96,7 +96,14 @@ def _draw_group(
                 draw.text((x0, y), f"… +{len(children) - n}", font=body, fill=theme.TEXT_DIM)
                 y += row
                 break
-            _, text = fit(faces, _entry(child, section), width, lay.px(17), min_size=lay.px(17))
-            draw.text((x0, y), text[0], font=body, fill=theme.TEXT)
+            flagged = child.alert is not None
+            line = f"⚠ {_entry(child, section)}" if flagged else _entry(child, section)
+            _, text = fit(faces, line, width, lay.px(17), min_size=lay.px(17))
+            draw.text((x0, y), text[0], font=body, fill=theme.BAD if flagged else theme.TEXT)
             y += row
+            if child.alert is not None and y + row <= bottom:  # the reason, under the name
+                indent = lay.px(18)
+                font, text = fit(faces, t(child.alert, lang), width - indent, lay.px(17), min_size=lay.px(14))
+                draw.text((x0 + indent, y), text[0], font=font, fill=theme.BAD)
+                y += row
         y += lay.px(8)

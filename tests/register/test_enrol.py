@@ -12,13 +12,14 @@ import pytest
 import requests
 
 from kgate.cli import main
+from ledger.enrolment import proof_message
 from ledger.keys import load_key
 from ledger.note import Ed25519Signer
 from register.enrol import Enrolment
 from register.errors import BadOrigin, DuplicateDevice
 from register.origins import check_origin
 from register.verify import verify_register
-from sync_agent.enrol import enrol, proof_message
+from sync_agent.enrol import enrol
 from sync_agent.errors import RejectedError
 from tests.register.conftest import REGISTER, Server, make_device
 

@@ -315,3 +315,21 @@ def test_broken_iterable_does_not_escape(gate: Gate) -> None:
         raise RuntimeError("camera driver bug")
 
     assert gate.handle(codes()).kind is OutcomeKind.REFUSED
+
+
+def test_stale_roster_still_works_but_every_entry_says_so(
+    gate: Gate, ledger: Ledger, roster: Roster, clock: FakeClock
+) -> None:
+    data = RosterData(4, (Child("c-1", "Aruzhan", "Sun"),), ((GOOD, "c-1", False),), "y")
+    roster.install(data, expires=MORNING + dt.timedelta(hours=1))
+    assert gate.handle([badge(GOOD)]).kind is OutcomeKind.ACCEPTED
+    assert "roster_stale" not in decode_entry(ledger.entries(0, 1)[0]).evidence
+    assert not gate.status.roster_stale
+    clock.advance(2 * 3600)  # the register's signed timestamp has expired: no fresh word on the roster
+    assert gate.handle([badge(GOOD)]).kind is OutcomeKind.ACCEPTED
+    entry = decode_entry(ledger.entries(1, 2)[0])
+    assert entry.kind == "out" and entry.evidence == {"badge": GOOD, "roster_stale": True}
+    assert gate.status.roster_stale and "error.roster_stale" in gate.status.alerts
+    gate.handle([badge(new_serial())])  # refusals, too, record the stale roster
+    refused = decode_entry(ledger.entries(2, 3)[0])
+    assert refused.kind == "rejected" and refused.evidence["roster_stale"] is True

@@ -1,0 +1,218 @@
+"""Signed roster delivery: a real register on loopback serves TUF metadata, the device updates with ngclient.
+
+Every attack must be refused with a message naming what failed, and leave the installed roster unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from securesystemslib.signer import CryptoSigner
+from tuf.api.metadata import Metadata
+
+from ledger.note import Ed25519Signer
+from register.app import create_app
+from register.service import Register
+from register.store import open_store
+from register.tuf_repo import RosterRepository, load_signer
+from sync_agent.roster_update import RosterRefused, RosterUnavailable, install_root, update_roster
+from terminal.badge import new_serial
+from terminal.roster import open_roster
+from tests.register.conftest import free_port
+
+K = "k-7"
+SERIAL = new_serial()
+
+
+def doc(version: int, name: str = "Аружан") -> bytes:
+    return json.dumps(
+        {
+            "version": version,
+            "kindergarten": K,
+            "children": [{"id": "c-1", "name": name, "group": "Күн"}],
+            "guardians": [{"id": "g-1", "name": "Дана", "children": ["c-1"]}],
+            "badges": [{"serial": SERIAL, "child": "c-1"}],
+        },
+        ensure_ascii=False,
+    ).encode()
+
+
+@dataclass
+class Setup:
+    url: str
+    repo: RosterRepository
+    device: Ed25519Signer
+    state: Path
+    roster_db: Path
+
+    def update(self) -> Any:
+        return update_roster(self.state, self.url, K, self.device, self.roster_db, timeout=(2.0, 5.0))
+
+    def installed(self) -> tuple[int | None, str | None]:
+        with open_roster(self.roster_db) as roster:
+            child = roster.child("c-1")
+            return roster.version, child.name if child else None
+
+    def meta(self, name: str) -> Path:
+        return self.repo.metadata / name
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[Setup]:
+    store = open_store(str(tmp_path / "register.db"))
+    device = Ed25519Signer.generate("reg.test/kgate/gate1")
+    store.add_device(device.vkey, kindergarten=K, gate="north", now_ms=0)
+    app = create_app(Register(store, _cosigner()))
+    app.state.rosters_dir = tmp_path / "rosters"
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    repo = RosterRepository(tmp_path / "rosters", tmp_path / "keys", K)
+    repo.publish(doc(1), 1)
+    state = tmp_path / "device"
+    install_root(state, (repo.metadata / "root.json").read_bytes())
+    yield Setup(f"http://127.0.0.1:{port}", repo, device, state, tmp_path / "roster.db")
+    server.should_exit = True
+    thread.join(10)
+    store.close()
+
+
+def _cosigner() -> Any:
+    from ledger.note import CosignatureSigner
+
+    return CosignatureSigner.generate("reg.test")
+
+
+def test_happy_path_installs_and_same_roster_twice_is_a_no_op(setup: Setup) -> None:
+    first = setup.update()
+    assert first.installed and first.version == 1
+    assert setup.installed() == (1, "Аружан")
+    again = setup.update()
+    assert not again.installed and again.version == 1
+    setup.repo.publish(doc(2, "Аружан Б."), 2)
+    assert setup.update().installed
+    assert setup.installed() == (2, "Аружан Б.")
+    with open_roster(setup.roster_db) as roster:
+        expires = roster.expires
+        assert expires is not None and roster.lookup_guardian(SERIAL) is None
+
+
+def test_refresh_moves_the_expiry_forward(setup: Setup) -> None:
+    first = setup.update().expires
+    time.sleep(1.1)
+    setup.repo.refresh()
+    assert setup.update().expires > first
+
+
+def _snapshot_files(repo: RosterRepository) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in repo.metadata.iterdir()}
+
+
+def test_rollback_to_an_older_repository_refused(setup: Setup) -> None:
+    old = _snapshot_files(setup.repo)
+    setup.repo.publish(doc(2), 2)
+    setup.update()
+    for p in setup.repo.metadata.iterdir():  # an attacker (or a restored backup) serves the old state
+        p.unlink()
+    for name, data in old.items():
+        (setup.repo.metadata / name).write_bytes(data)
+    with pytest.raises(RosterRefused, match="BadVersionNumberError"):
+        setup.update()
+    assert setup.installed() == (2, "Аружан")
+
+
+def test_frozen_old_unexpired_timestamp_refused(setup: Setup) -> None:
+    setup.update()
+    old_ts = setup.meta("timestamp.json").read_bytes()
+    setup.repo.refresh()
+    setup.update()  # the device has seen timestamp v2
+    setup.repo.publish(doc(2, "new"), 2)
+    setup.meta("timestamp.json").write_bytes(old_ts)  # replay v1: signed, not expired
+    with pytest.raises(RosterRefused, match=r"BadVersionNumberError.*timestamp"):
+        setup.update()
+    assert setup.installed() == (1, "Аружан")
+
+
+def test_frozen_past_expiry_refused(setup: Setup, tmp_path: Path) -> None:
+    setup.update()
+    stale = RosterRepository(
+        setup.repo.dir.parent, tmp_path / "keys", K, clock=lambda: time.time() - 3 * 86400
+    )
+    stale.refresh()  # a timestamp that expired two days ago (a mirror frozen in time)
+    with pytest.raises(RosterRefused, match="ExpiredMetadataError"):
+        setup.update()
+    assert setup.installed() == (1, "Аружан")
+
+
+def test_mix_and_match_refused(setup: Setup) -> None:
+    setup.update()
+    setup.repo.publish(doc(2, "v2"), 2)
+    setup.repo.publish(doc(3, "v3"), 3)
+    # the newest snapshot (targets v3) served with the older, genuinely signed targets v2
+    setup.meta("3.targets.json").write_bytes(setup.meta("2.targets.json").read_bytes())
+    with pytest.raises(RosterRefused, match="BadVersionNumberError"):
+        setup.update()
+    assert setup.installed() == (1, "Аружан")
+
+
+def _resign_timestamp(setup: Setup, signer: CryptoSigner) -> None:
+    ts = Metadata.from_file(str(setup.meta("timestamp.json")))
+    ts.signed.version += 1
+    ts.sign(signer)
+    setup.meta("timestamp.json").write_bytes(ts.to_bytes())
+
+
+def test_wrong_key_refused(setup: Setup) -> None:
+    setup.update()
+    setup.repo.publish(doc(2, "forged"), 2)
+    _resign_timestamp(setup, CryptoSigner(Ed25519PrivateKey.generate()))
+    with pytest.raises(RosterRefused, match="UnsignedMetadataError"):
+        setup.update()
+    assert setup.installed() == (1, "Аружан")
+
+
+def test_revoked_online_key_refused_after_rotation(setup: Setup, tmp_path: Path) -> None:
+    setup.update()
+    old = load_signer(tmp_path / "keys", "online.key")
+    setup.repo.rotate_online_key()
+    setup.repo.publish(doc(2, "rotated"), 2)
+    assert setup.update().version == 2  # the new root arrives through the chain, signed by the root key
+    setup.repo.publish(doc(3, "forged"), 3)
+    _resign_timestamp(setup, old)  # the leaked, revoked online key
+    with pytest.raises(RosterRefused, match="UnsignedMetadataError"):
+        setup.update()
+    assert setup.installed() == (2, "rotated")
+
+
+def test_target_hash_mismatch_refused(setup: Setup) -> None:
+    setup.update()
+    setup.repo.publish(doc(2, "real"), 2)
+    newest = max(setup.repo.targets.iterdir(), key=lambda p: p.stat().st_mtime_ns)
+    newest.write_bytes(doc(2, "evil"))
+    with pytest.raises(RosterRefused, match="LengthOrHashMismatchError"):
+        setup.update()
+    assert setup.installed() == (1, "Аружан")
+
+
+def test_other_kindergartens_device_gets_403(setup: Setup, tmp_path: Path) -> None:
+    stranger = Ed25519Signer.generate("reg.test/kgate/gate9")
+    other_state = tmp_path / "other"
+    shutil.copytree(setup.state, other_state)
+    with pytest.raises(RosterUnavailable, match="HTTP 403"):
+        update_roster(other_state, setup.url, K, stranger, tmp_path / "o.db", timeout=(2.0, 5.0))
