@@ -27,7 +27,7 @@ def test_every_register_connection_is_wal_and_synchronous_full(
     opened: list[tuple[sqlite3.Connection, list[str]]] = []
 
     def spy(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        conn = real_connect(*args, **kwargs)
+        conn: sqlite3.Connection = real_connect(*args, **kwargs)
         statements: list[str] = []
         conn.set_trace_callback(statements.append)
         opened.append((conn, statements))
