@@ -35,6 +35,6 @@ def test_faulty_network_delivers_exactly_the_device_entries(
             device = r.entries(0, r.size)
         assert agent.state.read().cosigned_size == 3000
         assert register.log().entries == device  # lost 0, unexpected 0, duplicates 0, same bytes
-        assert min(proxy.counts.get(f, 0) for f in FAULTS) > 0  # every fault happened
+        assert all(proxy.applied.get(f, 0) > 0 for f in set(FAULTS)), proxy.applied  # each fault carried out
     finally:
         proxy.close()
