@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import socket
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Ports for servers the tests start: below Linux's ephemeral range (32768-60999), so no outgoing
+# connection can take one, and a separate block per pytest-xdist worker, so two workers never pick the
+# same port (a register restarted on "its" port cannot find it taken by the other worker).
+_PORT_BLOCK = 1000
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+_first = 20000 + _PORT_BLOCK * (int(_worker) % 12 if _worker.isdigit() else 0)
+_ports = itertools.cycle(range(_first, _first + _PORT_BLOCK))
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on, from this worker's own block."""
+    for _ in range(_PORT_BLOCK):
+        port = next(_ports)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in this worker's block")
 
 
 def shared_path(*parts: str) -> Path:

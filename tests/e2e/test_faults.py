@@ -36,6 +36,7 @@ def _restarter(reg: ThreadedRegister, db: Path, done: threading.Event) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_faults_and_register_restarts_deliver_exactly_the_device_entries(
     big_ledger: Path, work: Path, make_register: Callable[..., ThreadedRegister]
 ) -> None:

@@ -54,6 +54,7 @@ def _wait_for(db: Path, size: int, procs: dict[str, subprocess.Popen[bytes]], ti
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_kill9_agent_and_register_then_resume_exactly_once(big_ledger: Path, work: Path) -> None:
     db, reg_state, sync_state = work / "register.db", work / "register-state", work / "sync"
     added = kgate(
