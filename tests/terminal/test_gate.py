@@ -155,6 +155,7 @@ def test_buttons_choose_direction(gate: Gate, ledger: Ledger, factory: MockFacto
         (badge(new_serial()), "unknown", None),
         (badge(REVOKED), "revoked", "c-2"),
     ],
+    ids=["malformed", "unknown", "revoked"],  # stable ids: xdist workers must collect the same names
 )
 def test_refusals_light_red_and_log(  # noqa: PLR0917 - fixtures and parameters
     gate: Gate, ledger: Ledger, factory: MockFactory, payload: bytes, reason: str, child: str | None
