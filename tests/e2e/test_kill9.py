@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 
 from sync_agent.cli import status_dict
+from tests.conftest import free_port
 from tests.e2e.conftest import (
     BIG,
     REGISTER_NAME,
     assert_exactly,
     device_entries,
     device_vkey,
-    free_port,
     kgate,
     kill9,
     spawn,

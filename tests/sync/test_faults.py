@@ -9,6 +9,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from ledger.store import open_reader
 from sync_agent.agent import Backoff, SyncAgent, run_forever
 from tests.e2e.proxy import FAULTS, FaultProxy
@@ -16,6 +18,7 @@ from tests.sync.conftest import TEMPLATE_SIZE, append_entries
 from tests.sync.fake_register import FakeRegister
 
 
+@pytest.mark.slow
 def test_faulty_network_delivers_exactly_the_device_entries(
     register: FakeRegister, make_agent: Callable[..., SyncAgent], ledger_path: Path
 ) -> None:
