@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import socket
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Ports for servers the tests start: below Linux's ephemeral range (32768-60999), so no outgoing
+# connection can take one, and a separate block per pytest-xdist worker, so two workers never pick the
+# same port (a register restarted on "its" port cannot find it taken by the other worker).
+_PORT_BLOCK = 1000
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+_first = 20000 + _PORT_BLOCK * (int(_worker) % 12 if _worker.isdigit() else 0)
+_ports = itertools.cycle(range(_first, _first + _PORT_BLOCK))
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on, from this worker's own block."""
+    for _ in range(_PORT_BLOCK):
+        port = next(_ports)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in this worker's block")
 
 
 def shared_path(*parts: str) -> Path:
@@ -23,3 +46,32 @@ def shared_path(*parts: str) -> Path:
 def shared() -> type[object]:
     """Gives tests ``shared("data", "vectors", ...)`` as a callable."""
     return shared_path  # type: ignore[return-value]
+
+
+SMALL_LEDGER_ORIGIN = "reg.example/kgate/fixture"
+
+
+@pytest.fixture(scope="session")
+def small_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A closed device ledger of 100 entries of every kind (retained checkpoints at 16, 32, ...).
+
+    Session-scoped and read-only: tests that change it work on a copy (``shutil.copy`` the database
+    and ``device.key`` beside it). Building it takes well under a second, unlike a demo run.
+    """
+    from ledger.clock import FakeClock
+    from ledger.store import open_ledger
+
+    db = tmp_path_factory.mktemp("small-ledger") / "ledger.db"
+    with open_ledger(db, origin=SMALL_LEDGER_ORIGIN, clock=FakeClock(1_790_000_000_000)) as ledger:
+        ledger.append("boot", evidence={"software": "fixture"})
+        ledger.append("roster", roster_version=1)
+        for i in range(2, 100):
+            if i % 10 == 3:
+                ledger.append("rejected", reason="unknown badge", evidence={"payload": b"\x00"})
+            elif i % 10 == 7:
+                ledger.append("correction", child=f"C{i % 13}", ref=i - 1, reason="wrong child")
+            else:
+                kind = "in" if i % 2 else "out"
+                ledger.append(kind, child=f"C{i % 13}", method="qr", evidence={"distance_milli": i})
+        assert ledger.size == 100
+    return db

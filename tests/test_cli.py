@@ -31,6 +31,7 @@ def test_every_command_has_help_text() -> None:
     assert missing == []
 
 
+@pytest.mark.slow
 def test_demo_json_leaves_a_verified_ledger(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--out", str(tmp_path), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -67,10 +68,12 @@ def test_demo_json_leaves_a_verified_ledger(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_demo_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--out", str(tmp_path), "--children", "3"]) == 0
-    capsys.readouterr()
+    existing = tmp_path / "device" / "ledger.db"
+    existing.parent.mkdir()
+    existing.write_bytes(b"somebody's ledger")
     assert main(["demo", "--out", str(tmp_path), "--children", "3"]) == 2
     assert "already exists" in capsys.readouterr().err
+    assert existing.read_bytes() == b"somebody's ledger"
 
 
 def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:

@@ -15,6 +15,9 @@ whole response and then misbehaves on the way back:
 
 While the upstream is down (a register restart) the client's connection is simply closed.
 Every request as received is kept in ``captured`` when ``capture`` is set (for replay tests).
+``drawn`` counts the faults drawn per connection; ``applied`` only those carried out to the end (a
+client that went away first, or a register that was down, leaves a drawn fault unapplied), so tests
+assert on ``applied``.
 """
 
 from __future__ import annotations
@@ -94,7 +97,8 @@ class FaultProxy:
         self.rng = random.Random(seed)
         self.capture = capture
         self.captured: list[bytes] = []
-        self.counts: dict[str, int] = {}
+        self.drawn: dict[str, int] = {}
+        self.applied: dict[str, int] = {}
         self.upstream_down = 0  # connections closed because the register was not listening
         self._burst = 0
         self._lock = threading.Lock()
@@ -112,8 +116,12 @@ class FaultProxy:
                 fault = self.rng.choice(self.faults)
                 if fault == "503-burst":
                     self._burst = BURST - 1
-            self.counts[fault] = self.counts.get(fault, 0) + 1
+            self.drawn[fault] = self.drawn.get(fault, 0) + 1
             return fault
+
+    def _applied(self, fault: str) -> None:
+        with self._lock:
+            self.applied[fault] = self.applied.get(fault, 0) + 1
 
     def _accept(self) -> None:
         while True:
@@ -141,6 +149,7 @@ class FaultProxy:
                 self.captured.append(request)
         if fault.startswith("503"):
             conn.sendall(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            self._applied(fault)
             return
         if fault == "delay":
             time.sleep(0.05)
@@ -153,6 +162,7 @@ class FaultProxy:
             up.sendall(close_after(request)[: len(request) // 2])
             _reset(up)
             _reset(conn)
+            self._applied(fault)
             return
         try:
             response = exchange(self.upstream, request)
@@ -160,16 +170,20 @@ class FaultProxy:
             self.upstream_down += 1
             return
         if fault == "drop-response":
+            self._applied(fault)
             return
         if fault == "reset-mid-body":
             conn.sendall(response[: len(response) * 2 // 3])
             _reset(conn)
+            self._applied(fault)
             return
         if fault == "slice":
             for i in range(0, len(response), 7):
                 conn.sendall(response[i : i + 7])
+            self._applied(fault)
             return
         conn.sendall(response)
+        self._applied(fault)  # "pass" or "delay"
 
     def close(self) -> None:
         self.sock.close()

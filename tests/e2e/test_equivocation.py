@@ -14,6 +14,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from ledger.store import open_reader
 from tests.e2e.conftest import (
     ThreadedRegister,
@@ -35,6 +37,7 @@ def _sync_once(reg: ThreadedRegister, ledger: Path, state: Path) -> subprocess.C
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_cloned_device_equivocates_409_alarm_original_kept_agent_halts(
     work: Path, make_register: Callable[..., ThreadedRegister]
 ) -> None:

@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 
 from sync_agent.cli import status_dict
+from tests.conftest import free_port
 from tests.e2e.conftest import (
     BIG,
     REGISTER_NAME,
     assert_exactly,
     device_entries,
     device_vkey,
-    free_port,
     kgate,
     kill9,
     spawn,
@@ -54,6 +54,7 @@ def _wait_for(db: Path, size: int, procs: dict[str, subprocess.Popen[bytes]], ti
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_kill9_agent_and_register_then_resume_exactly_once(big_ledger: Path, work: Path) -> None:
     db, reg_state, sync_state = work / "register.db", work / "register-state", work / "sync"
     added = kgate(

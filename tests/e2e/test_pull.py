@@ -22,6 +22,7 @@ from register.pull import pull_device
 from register.service import Register
 from register.store import open_store
 from sync_agent.pull import PullServer, PullService
+from tests.conftest import free_port
 from tests.e2e.conftest import (
     ORIGIN,
     REGISTER_NAME,
@@ -32,7 +33,6 @@ from tests.e2e.conftest import (
     device_entries,
     device_vkey,
     enrol,
-    free_port,
     kgate,
     new_ledger,
     spawn,
@@ -50,6 +50,7 @@ def _pull(url: str, work: Path, *extra: str) -> tuple[int, dict[str, object], st
     return out.returncode, json.loads(out.stdout) if out.returncode == 0 else {}, out.stderr
 
 
+@pytest.mark.slow
 def test_register_pull_from_sync_serve_ingests_like_a_push(
     work: Path, make_register: Callable[..., ThreadedRegister]
 ) -> None:

@@ -38,19 +38,24 @@ class PowerCutVFS(apsw.VFS):  # type: ignore[misc,unused-ignore]
         self.countdown: int | None = None
         self.dead = False
         self.cuts = 0
+        self.phase = "append"  # set by the test around what it is doing, so a cut can be attributed
+        self.cut_phase: str | None = None  # the phase in which the armed cut fired
+        self.cut_path: str | None = None  # the file whose I/O the armed cut interrupted
         super().__init__(name, "")
 
     def arm(self, writes: int | None) -> None:
         self.countdown = writes
         self.dead = False
+        self.cut_phase = self.cut_path = None
 
-    def tick(self) -> None:
+    def tick(self, path: str) -> None:
         if self.dead:
             raise apsw.IOError("power is off")
         if self.countdown is not None:
             self.countdown -= 1
             if self.countdown <= 0:
                 self.dead = True
+                self.cut_phase, self.cut_path = self.phase, path
                 raise apsw.IOError("power cut")
 
     def state(self, path: str) -> _FileState:
@@ -105,26 +110,26 @@ class PowerCutFile(apsw.VFSFile):  # type: ignore[misc,unused-ignore]
     def __init__(self, vfs: PowerCutVFS, path: str, name: Any, flags: list[int]) -> None:
         self.vfs = vfs
         self.path = path
-        vfs.tick()
+        vfs.tick(path)
         super().__init__("", name, flags)
         self.track = not path.endswith("-shm")
         if self.track:
             vfs.state(path)
 
     def xWrite(self, data: bytes, offset: int) -> None:
-        self.vfs.tick()
+        self.vfs.tick(self.path)
         super().xWrite(data, offset)
         if self.track:
             self.vfs.state(self.path).pending.append(("w", offset, bytes(data)))
 
     def xTruncate(self, size: int) -> None:
-        self.vfs.tick()
+        self.vfs.tick(self.path)
         super().xTruncate(size)
         if self.track:
             self.vfs.state(self.path).pending.append(("t", size, b""))
 
     def xSync(self, flags: int) -> None:
-        self.vfs.tick()
+        self.vfs.tick(self.path)
         super().xSync(flags)
         if self.track:
             st = self.vfs.state(self.path)

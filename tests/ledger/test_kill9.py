@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from ledger.verify import verify_ledger
 
 APPENDER = """
@@ -27,6 +29,7 @@ with open_ledger(Path(sys.argv[1]), origin="reg.example/kgate/kill9") as ledger:
 """
 
 
+@pytest.mark.slow
 def test_kill9_loop_loses_no_acknowledged_entry(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     rng = random.Random(99)

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ledger.checkpoint import open_checkpoint
 from ledger.errors import (
     BadKeyError,
     InvalidSignatureError,
@@ -478,3 +479,20 @@ def test_arbitrary_vkeys_only_raise_bad_key_error(vkey: str) -> None:
             cls.from_vkey(vkey)
     with contextlib.suppress(BadKeyError):
         Ed25519Signer.from_skey("PRIVATE+KEY+" + vkey)
+
+
+def test_a_signature_line_must_match_the_key_name_not_only_the_key_hash() -> None:
+    """A witness's valid signature relabelled with the log's name must not count as the log's."""
+    witness = Ed25519Signer.generate("witness.example")
+    body = "reg.example/kgate/dev1\n3\n" + base64.b64encode(bytes(32)).decode() + "\n"
+    note = sign_note(body, witness)
+    relabelled = note.replace("— witness.example ", "— reg.example/kgate/dev1 ")
+    assert relabelled != note
+    with pytest.raises(UnverifiedNoteError):
+        open_note(relabelled, [witness.verifier()])
+    with pytest.raises(NoteError):
+        open_checkpoint(relabelled, [witness.verifier()])
+    # Both keys known: the relabelled line is the log key's name with the witness's hash, so unknown.
+    log = Ed25519Signer.generate("reg.example/kgate/dev1")
+    with pytest.raises(UnverifiedNoteError):
+        open_note(relabelled, [witness.verifier(), log.verifier()])

@@ -1,7 +1,8 @@
-"""Tampering with a demo ledger is detected and the first bad entry is named (`kgate verify`)."""
+"""Tampering with a ledger is detected and the first bad entry is named (`kgate verify`)."""
 
 from __future__ import annotations
 
+import base64
 import shutil
 import sqlite3
 from pathlib import Path
@@ -9,23 +10,19 @@ from pathlib import Path
 import pytest
 
 from kgate.cli import main
-from kgate.demo import run_demo
+from ledger.checkpoint import Checkpoint, sign_checkpoint
 from ledger.clock import FakeClock
+from ledger.keys import load_key
+from ledger.note import Ed25519Signer
 from ledger.store import hash_id, open_ledger
-
-
-@pytest.fixture(scope="module")
-def demo_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
-    run_demo(out, children=40)
-    return out / "device" / "ledger.db"
+from tests.conftest import SMALL_LEDGER_ORIGIN
 
 
 @pytest.fixture
-def ledger_copy(demo_ledger: Path, tmp_path: Path) -> Path:
+def ledger_copy(small_ledger: Path, tmp_path: Path) -> Path:
     target = tmp_path / "ledger.db"
-    shutil.copy(demo_ledger, target)
-    shutil.copy(demo_ledger.with_name("device.key"), tmp_path / "device.key")
+    shutil.copy(small_ledger, target)
+    shutil.copy(small_ledger.with_name("device.key"), tmp_path / "device.key")
     return target
 
 
@@ -49,9 +46,11 @@ def entry(path: Path, index: int) -> bytes:
     return bytes(data)
 
 
-def test_untouched_demo_ledger_verifies(demo_ledger: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = run_verify(demo_ledger, capsys)
+def test_untouched_ledger_verifies(small_ledger: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["verify", str(small_ledger)])
+    out, err = capsys.readouterr()
     assert code == 0, err
+    assert out == "ok: reg.example/kgate/fixture: 100 entries, 7 signed checkpoints verified\n"
 
 
 @pytest.mark.parametrize("index", [0, 7, 41])
@@ -210,3 +209,73 @@ def test_missing_file_and_usage_errors_exit_2(tmp_path: Path, capsys: pytest.Cap
     with pytest.raises(SystemExit) as exc:
         main(["verify"])
     assert exc.value.code == 2
+
+
+# --- the signatures and roots verify must check (each test fails if that check is removed) ----------
+
+
+def _note(path: Path, table: str, size: int | None = None) -> tuple[int, str]:
+    conn = sqlite3.connect(path)
+    where = "" if size is None else f" WHERE size = {int(size)}"
+    row = conn.execute(f"SELECT size, note FROM {table}{where} ORDER BY size DESC LIMIT 1").fetchone()
+    conn.close()
+    return int(row[0]), str(row[1])
+
+
+def _resigned(note: str, signer: Ed25519Signer, *, root: bytes | None = None) -> str:
+    cp = Checkpoint.parse(note[: note.index("\n\n") + 1])
+    return sign_checkpoint(Checkpoint(cp.origin, cp.size, cp.root if root is None else root), signer)
+
+
+def test_newest_checkpoint_signed_by_another_key_is_refused(
+    ledger_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, note = _note(ledger_copy, "head")
+    forged = _resigned(note, Ed25519Signer.generate(SMALL_LEDGER_ORIGIN))  # same name, right root
+    sql(ledger_copy, "UPDATE head SET note = ?", (forged,))
+    code, err = run_verify(ledger_copy, capsys)
+    assert code == 1, err
+    assert "newest checkpoint" in err and err.count("\n") == 1
+
+
+def test_newest_checkpoint_with_a_changed_signature_byte_is_refused(
+    ledger_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, note = _note(ledger_copy, "head")
+    body, sig = note.split("\n\n")
+    prefix, b64 = sig.rsplit(" ", 1)
+    raw = bytearray(base64.b64decode(b64))
+    raw[-1] ^= 0x01
+    sql(ledger_copy, "UPDATE head SET note = ?", (f"{body}\n\n{prefix} {base64.b64encode(raw).decode()}\n",))
+    code, err = run_verify(ledger_copy, capsys)
+    assert code == 1, err
+    assert "newest checkpoint" in err
+
+
+def test_presented_checkpoint_signed_by_another_key_is_refused(
+    small_ledger: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, note = _note(small_ledger, "head")
+    presented = tmp_path / "presented.cp"
+    presented.write_text(_resigned(note, Ed25519Signer.generate(SMALL_LEDGER_ORIGIN)))
+    code, err = run_verify(small_ledger, capsys, "--checkpoint", str(presented))
+    assert code == 1, err
+    assert "presented checkpoint" in err
+    presented.write_text(note)
+    assert run_verify(small_ledger, capsys, "--checkpoint", str(presented))[0] == 0
+
+
+def test_retained_checkpoint_with_a_wrong_root_signed_by_the_device_key_is_refused(
+    ledger_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A device that signed two histories: the retained checkpoint at 32 is validly signed, wrong root.
+    _, note = _note(ledger_copy, "checkpoints", 32)
+    signer = load_key(ledger_copy.with_name("device.key"))
+    sql(
+        ledger_copy,
+        "UPDATE checkpoints SET note = ? WHERE size = 32",
+        (_resigned(note, signer, root=bytes(32)),),
+    )
+    code, err = run_verify(ledger_copy, capsys)
+    assert code == 1, err
+    assert "checkpoint at size 32" in err and "entry " in err

@@ -15,7 +15,6 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -38,15 +37,10 @@ from register.app import create_app
 from register.limits import Limits
 from register.service import Register
 from register.store import Store, open_store
+from tests.conftest import free_port
 
 REGISTER = "reg.test"
 ORIGIN = f"{REGISTER}/kgate/dev1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _pg_bin() -> Path | None:

@@ -83,3 +83,12 @@ def test_time_window_replay_and_unknown_key() -> None:
         _verify("GET", "/v1/state", other, b"")
     with pytest.raises(SignatureRejected, match="components"):
         _verify("GET", "/v1/state", hdrs, b"body")  # a body the signature does not cover
+
+
+def test_a_nonce_is_remembered_for_as_long_as_its_signature_is_valid() -> None:
+    hdrs = {**sign_request("GET", "http://reg.test/v1/state", {}, b"", SIGNER, now=NOW), "Host": "reg.test"}
+    cache = ReplayCache()
+    assert _verify("GET", "/v1/state", hdrs, b"", replay=cache) == KEYID
+    for later in (1, 2, 11, 60, 150, 299):  # the signature is still inside its window at each
+        with pytest.raises(SignatureRejected, match="replayed"):
+            _verify("GET", "/v1/state", hdrs, b"", now=NOW + later, replay=cache)

@@ -111,6 +111,24 @@ def test_equivocation_same_index_different_bytes(server: Server, enrolled: Devic
     fork.ledger.close()
 
 
+def test_batch_that_overlaps_and_extends_the_stored_log_is_compared(
+    server: Server, enrolled: Device, tmp_path: Path
+) -> None:
+    """A forked batch that starts inside the stored log and runs past it: the overlap is compared too."""
+    enrolled.append(16)
+    fork = _fork(enrolled, tmp_path)
+    fork.clock.advance(7)
+    fork.append(32)
+    assert server.push(enrolled.signer, enrolled.body(0, 16)).status_code == 200
+    r = server.push(enrolled.signer, fork.body(8, 32, old_size=0))
+    assert r.status_code == 409 and r.json()["error"] == "equivocation" and r.json()["index"] == 8, r.text
+    alarms = server.store.alarms()
+    assert len(alarms) == 1 and alarms[0].kind == "equivocation" and alarms[0].index == 8
+    dev = server.store.device_by_origin(enrolled.ledger.origin)
+    assert dev is not None and dev.size == 16
+    fork.ledger.close()
+
+
 def test_inconsistent_checkpoint_is_equivocation(server: Server, enrolled: Device, tmp_path: Path) -> None:
     enrolled.append(16)
     fork = _fork(enrolled, tmp_path)

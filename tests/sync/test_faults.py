@@ -9,6 +9,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from ledger.store import open_reader
 from sync_agent.agent import Backoff, SyncAgent, run_forever
 from tests.e2e.proxy import FAULTS, FaultProxy
@@ -16,6 +18,7 @@ from tests.sync.conftest import TEMPLATE_SIZE, append_entries
 from tests.sync.fake_register import FakeRegister
 
 
+@pytest.mark.slow
 def test_faulty_network_delivers_exactly_the_device_entries(
     register: FakeRegister, make_agent: Callable[..., SyncAgent], ledger_path: Path
 ) -> None:
@@ -35,6 +38,6 @@ def test_faulty_network_delivers_exactly_the_device_entries(
             device = r.entries(0, r.size)
         assert agent.state.read().cosigned_size == 3000
         assert register.log().entries == device  # lost 0, unexpected 0, duplicates 0, same bytes
-        assert min(proxy.counts.get(f, 0) for f in FAULTS) > 0  # every fault happened
+        assert all(proxy.applied.get(f, 0) > 0 for f in set(FAULTS)), proxy.applied  # each fault carried out
     finally:
         proxy.close()

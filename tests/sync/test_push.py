@@ -89,6 +89,18 @@ def test_response_lost_after_commit_is_resent_harmlessly(
     assert agent.state.read().cosigned_size == TEMPLATE_SIZE
 
 
+def test_a_cosigned_size_below_the_batch_sent_is_refused(
+    register: FakeRegister, make_agent: Make, ledger_path: Path
+) -> None:
+    agent = make_agent(register.url, batch_size=256)
+    register.faults = ["", "", "stale-ack"]  # state GET, push [0, 256), push [256, 512) answered with 256
+    with pytest.raises(BadResponseError, match="cosigned size 256"):
+        agent.sync_once()
+    snap = agent.state.read()
+    assert snap.cosigned_size == 256 and snap.last_error and "256" in snap.last_error
+    assert [status for _, path, status in register.requests if path == "/v1/push"] == [200, 200]
+
+
 def test_truncated_answer_is_retryable(register: FakeRegister, make_agent: Make, ledger_path: Path) -> None:
     agent = make_agent(register.url)
     register.faults = ["", "reset-body"]
@@ -137,10 +149,11 @@ def test_5xx_burst_then_success(register: FakeRegister, make_agent: Make, ledger
     agent = make_agent(register.url)
     register.faults = ["503", "503", "503"]
     stop = threading.Event()
-    errors: list[str] = []
     agent.on_batch = lambda: stop.set() if agent.state.read().cosigned_size == TEMPLATE_SIZE else None
     code = run_forever(agent, Backoff(0.01, 0.05), stop, poll_interval=0.05)
-    assert code == 0 and not errors
+    assert code == 0
+    snap = agent.state.read()
+    assert snap.cosigned_size == TEMPLATE_SIZE and snap.halted is None
     assert register.log().entries == device_entries(ledger_path)
     assert [s for _, _, s in register.requests[:3]] == [503, 503, 503]
 

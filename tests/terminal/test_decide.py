@@ -118,6 +118,7 @@ def test_buttons(decider: Decider) -> None:
         (encode_badge(new_serial()).encode(), Reason.UNKNOWN),
         (encode_badge(REVOKED).encode(), Reason.REVOKED),
     ],
+    ids=["empty", "forged-check", "lower-case", "trailing-nul", "sql", "long", "unknown", "revoked"],
 )
 def test_refusals(decider: Decider, payload: bytes, reason: Reason) -> None:
     decision = decider.decide(payload, local(9))
