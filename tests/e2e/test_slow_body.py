@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
 from tests.e2e.conftest import (
     REGISTER_NAME,
     device_vkey,
-    free_port,
     kgate,
     new_ledger,
     spawn,

@@ -24,7 +24,8 @@ from register.app import create_app
 from register.limits import Limits
 from register.service import Register
 from register.store import open_store
-from tests.register.conftest import REGISTER, Device, Server, free_port, make_device
+from tests.conftest import free_port
+from tests.register.conftest import REGISTER, Device, Server, make_device
 
 
 def _stored(server: Server, device: Device) -> int:

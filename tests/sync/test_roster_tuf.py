@@ -28,7 +28,7 @@ from register.tuf_repo import RosterRepository, load_signer
 from sync_agent.roster_update import RosterRefused, RosterUnavailable, install_root, update_roster
 from terminal.badge import new_serial
 from terminal.roster import open_roster
-from tests.register.conftest import free_port
+from tests.conftest import free_port
 
 K = "k-7"
 SERIAL = new_serial()
