@@ -59,7 +59,7 @@ def test_kill9_agent_and_register_then_resume_exactly_once(big_ledger: Path, wor
     db, reg_state, sync_state = work / "register.db", work / "register-state", work / "sync"
     added = kgate(
         "register", "device", "add", device_vkey(big_ledger), "--kindergarten", "K-1", "--gate", "north",
-        "--db", str(db),
+        "--db", str(db), "--name", REGISTER_NAME,
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
     keys = kgate("register", "keys", "--state", str(reg_state), "--name", REGISTER_NAME, "--json")

@@ -62,7 +62,7 @@ def test_register_pull_from_sync_serve_ingests_like_a_push(
     )
     added = kgate(
         "register", "device", "add", device_vkey(ledger), "--kindergarten", "K-1", "--gate", "north",
-        "--db", str(work / "register.db"),
+        "--db", str(work / "register.db"), "--name", REGISTER_NAME,
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
     port = free_port()

@@ -58,7 +58,17 @@ def api(register_under_test: tuple[ThreadedRegister, Ed25519Signer]) -> BaseSche
     return openapi.from_url(reg.url + "/openapi.json")
 
 
-OPERATIONS = (("POST", "/v1/push"), ("GET", "/v1/state"), ("POST", "/v1/heartbeat"))
+#: Operations where a device signature is the credential: signed requests must get past authentication.
+SIGNED = (("POST", "/v1/push"), ("GET", "/v1/state"), ("POST", "/v1/heartbeat"))
+#: Enrolment takes a one-time token, roster files a signature by a device of that kindergarten: for both
+#: the fuzzer mostly gets 401/403/404, and what matters is that nothing gets a 5xx.
+OTHERS = (
+    ("POST", "/v1/enrol/challenge"),
+    ("POST", "/v1/enrol"),
+    ("GET", "/v1/rosters/{kindergarten}/metadata/{name}"),
+    ("GET", "/v1/rosters/{kindergarten}/targets/{name}"),
+)
+OPERATIONS = SIGNED + OTHERS
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 
 
@@ -67,8 +77,14 @@ def test_openapi_lists_exactly_the_operations_fuzzed(api: BaseSchema) -> None:
     assert listed == set(OPERATIONS)
 
 
-@pytest.mark.parametrize("mode", MODES, ids=str)
-@pytest.mark.parametrize(("method", "path"), OPERATIONS)
+#: Negative cases exist only where a schema can be violated; the others' inputs are path strings (and a
+#: token header), which the positive generator already fills with arbitrary text.
+CASES = [(m, p, mode) for m, p in SIGNED for mode in MODES] + [
+    (m, p, GenerationMode.POSITIVE) for m, p in OTHERS
+]
+
+
+@pytest.mark.parametrize(("method", "path", "mode"), CASES, ids=str)
 def test_no_server_errors(
     api: BaseSchema,
     register_under_test: tuple[ThreadedRegister, Ed25519Signer],
@@ -103,4 +119,5 @@ def test_no_server_errors(
 
     fuzz()
     assert len(sent) >= 2 and 401 in sent  # unsigned requests were refused
-    assert any(code not in (401, 403) for code in sent)  # signed ones got past authentication
+    if (method, path) in SIGNED:
+        assert any(code not in (401, 403) for code in sent)  # signed ones got past authentication

@@ -65,7 +65,7 @@ def test_slow_anonymous_bodies_are_cut_off_and_signed_clients_served(work: Path)
     db, reg_state = work / "register.db", work / "register-state"
     added = kgate(
         "register", "device", "add", device_vkey(ledger), "--kindergarten", "K-1", "--gate", "north",
-        "--db", str(db),
+        "--db", str(db), "--name", REGISTER_NAME,
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
     keys = kgate("register", "keys", "--state", str(reg_state), "--name", REGISTER_NAME, "--json")

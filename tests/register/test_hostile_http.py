@@ -106,8 +106,8 @@ def test_fork_probe_below_the_fork_point_raises_an_alarm(
 def test_nonce_budget_is_per_device(make_server: Callable[..., Server], tmp_path: Path) -> None:
     server = make_server(Limits(nonces=5, rate=1000.0, burst=1000))
     busy, quiet = make_device(tmp_path / "busy", f"{REGISTER}/kgate/busy"), make_device(tmp_path / "q")
-    for dev in (busy, quiet):
-        server.store.add_device(dev.ledger.vkey, kindergarten="K1", gate="g", now_ms=0)
+    for gate, dev in enumerate((busy, quiet)):  # one device per gate
+        server.store.add_device(dev.ledger.vkey, kindergarten="K1", gate=f"g{gate}", now_ms=0)
     for _ in range(5):
         assert server.send("GET", "/v1/state", busy.signer).status_code == 200
     r = server.send("GET", "/v1/state", busy.signer)
