@@ -34,8 +34,9 @@ class NotFound(ApiError):
 
 async def _authenticate(request: Request, kindergarten: str) -> None:
     ctx: Any = request.app.state.ctx
-    device = await run_in_threadpool(ctx.authenticate, request, b"")
-    ctx.buckets.take(device.keyid)
+    device, signed = await run_in_threadpool(ctx.authenticate, request)
+    ctx.budgets.requests.take(device.keyid)
+    ctx.check_body(signed, b"")  # a GET has no body; this also remembers the nonce (no replays)
     if device.kindergarten != kindergarten:
         raise Forbidden(f"device {device.origin!r} belongs to {device.kindergarten!r}, not {kindergarten!r}")
 
