@@ -210,6 +210,14 @@ def _run(args: argparse.Namespace) -> int:
     print(f"kgate demo — {summary.date}, one gate, {summary.children} children")
     print(f"  output folder:   {summary.out}")
     print(f"  attendance:      {summary.present} came, {summary.absent} absent")
+    print(f"  enrolment:       {summary.enrolment}")
+    print(
+        f"  roster:          version {summary.roster_version} delivered over TUF (signed, valid until "
+        f"{summary.roster_expires}); {summary.guardians} guardians, face consent {summary.consent_face}"
+    )
+    print(
+        f"  badges:          {summary.badges_printed} on {summary.badge_pages} A4 pages: {summary.badges_pdf}"
+    )
     print(f"  device ledger:   {summary.ledger}")
     print(
         f"  morning rush:    {summary.photos_scanned} badge photos scanned through the real pipeline, "
@@ -220,9 +228,13 @@ def _run(args: argparse.Namespace) -> int:
         f"({summary.rejected_entries} rejected entries), {summary.repeats} repeat, "
         f"{summary.camera_faults} camera fault; p95 frame->entry {summary.p95_frame_to_entry_ms} ms"
     )
-    print(f"  departures:      {summary.checked_out} checked out (appended directly)")
+    print(
+        f"  departures:      {summary.checked_out} checked out, {summary.picked_up_with_guardian} with a "
+        f'guardian\'s badge (pickup policy "guardian"); {summary.pickups_refused} unauthorized adult '
+        f"refused, {summary.not_picked_up} not picked up"
+    )
     print(f"  screens:         {len(summary.screens)} screenshots in {Path(summary.out) / 'screens'}")
-    print(f"  entries:         {summary.entries} (boot, in, refused, out), each durably committed")
+    print(f"  entries:         {summary.entries} (boot, in, out, rejected), each durably committed")
     print(f"  checkpoint:      size {summary.checkpoint_size}, signed by {summary.vkey}")
     print("  verification:    ok (every entry, the Merkle tree and every stored checkpoint)")
     print(f"  register:        {summary.register} (embedded, HTTP on 127.0.0.1)")
