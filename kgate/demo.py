@@ -23,18 +23,22 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kgate import simulation
+from kgate import simulation, trust_demo
 from kgate.errors import UsageError
-from kgate.rush import MorningRush, badge_serial, percentile, write_roster_file
+from kgate.evening import Evening, departures
+from kgate.rush import MorningRush, badge_serial, percentile
 from ledger.clock import FakeClock
 from ledger.keys import load_key
 from ledger.store import open_ledger, open_reader
 from ledger.verify import verify_ledger
-from terminal.decide import Direction
+
+if TYPE_CHECKING:
+    from register.local import LocalRegister
 
 REGISTER_NAME = "register.demo.kgate.kz"
-DEMO_ORIGIN = f"{REGISTER_NAME}/kgate/almaty-042-gate-1"
+DEMO_ORIGIN = f"{REGISTER_NAME}/kgate/almaty-042-gate-1"  # what the register assigns at enrolment
 
 
 @dataclass(frozen=True)
@@ -69,11 +73,24 @@ class DemoSummary:
     camera_faults: int = 0
     p95_frame_to_entry_ms: float = 0.0
     screens: list[str] = field(default_factory=list)
+    enrolment: str = ""
+    roster_version: int = 0
+    roster_expires: str = ""
+    guardians: int = 0
+    consent_face: int = 0
+    badges_pdf: str = ""
+    badges_printed: int = 0
+    badge_pages: int = 0
+    picked_up_with_guardian: int = 0
+    pickups_refused: int = 0
+    not_picked_up: int = 0
 
 
 def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None = None) -> DemoSummary:
     """Run the simulated day into ``out`` (which must not hold an earlier demo)."""
-    from terminal.roster import load_roster  # noqa: PLC0415 - keep `kgate --help` fast
+    from register.local import serve_locally  # noqa: PLC0415 - keep `kgate --help` fast
+    from register.verify import verify_register  # noqa: PLC0415
+    from terminal.roster import open_roster  # noqa: PLC0415
 
     on = on or date(2026, 11, 27)
     device_dir = out / "device"
@@ -85,32 +102,25 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
     visits = simulation.day(kids, on, seed=seed)
     badges = {child.child_id: badge_serial(child.child_id, seed) for child in kids}
     device_dir.mkdir(parents=True, exist_ok=True)
-    roster_file = write_roster_file(device_dir / "roster.json", kids, badges, seed)
+    register_dir = out / "register"
+    register_dir.mkdir(parents=True, exist_ok=True)
     morning = datetime.combine(on, datetime.min.time(), tzinfo=simulation.ALMATY) + timedelta(hours=7)
     clock = FakeClock(simulation.utc_ms(morning), synced=True)
-    with (
-        open_ledger(db, origin=DEMO_ORIGIN, clock=clock) as ledger,
-        load_roster(device_dir / "roster.db", roster_file) as roster,
-    ):
-        ledger.append("boot", evidence={"software": "kgate-demo"})
-        rush = MorningRush(out, ledger, roster, clock, seed)
-        rush.run(visits, badges)
-        departures = [(when, child) for when, kind, child in simulation.events(visits) if kind == "out"]
-        checked_out = 0
-        for when, child in departures:
-            if child.child_id not in rush.arrived:  # the gate never saw them come in
-                continue
-            clock.advance((simulation.utc_ms(when) - clock.time_ms) / 1000)
-            ledger.append(
-                "out", child=child.child_id, method="qr", evidence={"badge": badges[child.child_id]},
-                roster_version=roster.version,
-            )  # fmt: skip
-            rush.today.record(child.child_id, Direction.OUT, when)
-            checked_out += 1
-        rush.save_today("today-evening")
-        vkey = ledger.vkey
-    report = verify_ledger(db)
-    cosigned = sync_to_local_register(db, out / "register")
+    with serve_locally(str(register_dir / "register.db"), register_dir, REGISTER_NAME) as register:
+        # Before the day: the register's roster reaches the enrolled gate (kgate/trust_demo.py).
+        trust = trust_demo.prepare_gate(register, out, kids, badges, seed=seed, day_s=morning.timestamp())
+        with (
+            open_ledger(db, origin=trust.origin, clock=clock) as ledger,
+            open_roster(device_dir / "roster.db") as roster,
+        ):
+            ledger.append("boot", evidence={"software": "kgate-demo"})
+            rush = MorningRush(out, ledger, roster, clock, seed)
+            rush.run(visits, badges)
+            evening = Evening(rush, trust.guardians, badges, seed).run(departures(visits))
+            vkey = ledger.vkey
+        report = verify_ledger(db)
+        cosigned = sync_to_local_register(db, register)
+    verify_register(str(register_dir / "register.db"))
     present = sum(1 for v in visits if v.arrive)
     stats = rush.stats
     return DemoSummary(
@@ -125,7 +135,7 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
         entries=report.size,
         checkpoint_size=report.size,
         verified=True,
-        register=str(out / "register" / "register.db"),
+        register=str(register_dir / "register.db"),
         cosigned_size=cosigned,
         register_verified=True,
         seconds=round(time.monotonic() - started, 2),
@@ -134,7 +144,7 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
         read_rate=round(stats["read"] / max(1, stats["photos"]), 3),
         retries=stats["retries"],
         checked_in=stats["accepted"],
-        checked_out=checked_out,
+        checked_out=evening.checked_out,
         refused=stats["refused"],
         repeats=stats["repeat"],
         rejected_entries=stats["rejected_entries"],
@@ -142,44 +152,46 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
         camera_faults=stats["camera_faults"],
         p95_frame_to_entry_ms=round(percentile(rush.entry_ms, 95), 1),
         screens=sorted(p.name for p in (out / "screens").glob("*.png")),
+        enrolment=f"{trust.origin} (one-time token, kindergarten {trust.kindergarten})",
+        roster_version=trust.roster_version,
+        roster_expires=trust.roster_expires,
+        guardians=len(trust.guardians),
+        consent_face=trust.consent_face,
+        badges_pdf=trust.badges_pdf,
+        badges_printed=trust.badges_printed,
+        badge_pages=trust.badge_pages,
+        picked_up_with_guardian=evening.with_guardian,
+        pickups_refused=evening.pickups_refused,
+        not_picked_up=evening.not_picked_up,
     )
 
 
-def sync_to_local_register(ledger_db: Path, register_dir: Path) -> int:
-    """Enrol the device with an embedded register, push the whole log, verify the register's copy.
+def sync_to_local_register(ledger_db: Path, register: LocalRegister) -> int:
+    """Push the whole log of the enrolled device to the running register; verify the register's copy.
 
     Returns the size the register cosigned (the agent's acknowledgement).
     """
-    from register.local import serve_locally  # noqa: PLC0415 - the register is heavy to import
-    from register.verify import verify_register  # noqa: PLC0415
     from sync_agent.agent import SyncAgent  # noqa: PLC0415
     from sync_agent.client import RegisterClient  # noqa: PLC0415
     from sync_agent.heartbeat import HeartbeatSource  # noqa: PLC0415
     from sync_agent.state import SyncState  # noqa: PLC0415
 
-    register_db = register_dir / "register.db"
-    register_dir.mkdir(parents=True, exist_ok=True)
     device_dir = ledger_db.parent
     signer = load_key(device_dir / "device.key")
-    with serve_locally(str(register_db), register_dir, REGISTER_NAME) as register:
-        register.store.add_device(
-            signer.vkey, kindergarten="Алматы, №42 «Балбөбек»", gate="1", now_ms=int(time.time() * 1000)
+    client = RegisterClient(register.url, signer, ca=None, timeout=(5, 30))
+    with open_reader(ledger_db) as reader, SyncState(device_dir / "sync") as state:
+        agent = SyncAgent(
+            reader,
+            state,
+            client,
+            register.keys.cosigner.verifier(),
+            heartbeat=HeartbeatSource(ledger_db, device_dir / "sync" / "terminal-status.json"),
+            batch_size=64,
         )
-        client = RegisterClient(register.url, signer, ca=None, timeout=(5, 30))
-        with open_reader(ledger_db) as reader, SyncState(device_dir / "sync") as state:
-            agent = SyncAgent(
-                reader,
-                state,
-                client,
-                register.keys.cosigner.verifier(),
-                heartbeat=HeartbeatSource(ledger_db, device_dir / "sync" / "terminal-status.json"),
-                batch_size=64,
-            )
-            try:
-                result = agent.sync_once()
-            finally:
-                client.close()
-    verify_register(str(register_db))
+        try:
+            result = agent.sync_once()
+        finally:
+            client.close()
     return result.cosigned_size
 
 
@@ -198,6 +210,14 @@ def _run(args: argparse.Namespace) -> int:
     print(f"kgate demo — {summary.date}, one gate, {summary.children} children")
     print(f"  output folder:   {summary.out}")
     print(f"  attendance:      {summary.present} came, {summary.absent} absent")
+    print(f"  enrolment:       {summary.enrolment}")
+    print(
+        f"  roster:          version {summary.roster_version} delivered over TUF (signed, valid until "
+        f"{summary.roster_expires}); {summary.guardians} guardians, face consent {summary.consent_face}"
+    )
+    print(
+        f"  badges:          {summary.badges_printed} on {summary.badge_pages} A4 pages: {summary.badges_pdf}"
+    )
     print(f"  device ledger:   {summary.ledger}")
     print(
         f"  morning rush:    {summary.photos_scanned} badge photos scanned through the real pipeline, "
@@ -208,9 +228,13 @@ def _run(args: argparse.Namespace) -> int:
         f"({summary.rejected_entries} rejected entries), {summary.repeats} repeat, "
         f"{summary.camera_faults} camera fault; p95 frame->entry {summary.p95_frame_to_entry_ms} ms"
     )
-    print(f"  departures:      {summary.checked_out} checked out (appended directly)")
+    print(
+        f"  departures:      {summary.checked_out} checked out, {summary.picked_up_with_guardian} with a "
+        f'guardian\'s badge (pickup policy "guardian"); {summary.pickups_refused} unauthorized adult '
+        f"refused, {summary.not_picked_up} not picked up"
+    )
     print(f"  screens:         {len(summary.screens)} screenshots in {Path(summary.out) / 'screens'}")
-    print(f"  entries:         {summary.entries} (boot, in, refused, out), each durably committed")
+    print(f"  entries:         {summary.entries} (boot, in, out, rejected), each durably committed")
     print(f"  checkpoint:      size {summary.checkpoint_size}, signed by {summary.vkey}")
     print("  verification:    ok (every entry, the Merkle tree and every stored checkpoint)")
     print(f"  register:        {summary.register} (embedded, HTTP on 127.0.0.1)")

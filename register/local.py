@@ -51,6 +51,7 @@ def serve_locally(
     store = open_store(db)
     port = _free_port()
     app = create_app(Register(store, keys.cosigner))
+    app.state.rosters_dir = state_dir / "rosters"  # as `kgate register serve` (register/tuf_cli.py repos_dir)
     cert, key = tls if tls else (None, None)
     config = uvicorn.Config(
         app,

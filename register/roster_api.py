@@ -2,7 +2,7 @@
 
 Every request is signed by an enrolled device (RFC 9421, as the other /v1 routes), and a device may read
 only its own kindergarten's repository: rosters hold children's names. The metadata's own signatures,
-not this transport, are what make a roster trusted (docs/rosters-delivery.md). The repository root is
+not this transport, are what make a roster trusted (docs/rosters.md). The repository root is
 ``app.state.rosters_dir`` (set by ``kgate register serve``); without it every roster is 404.
 """
 

@@ -6,7 +6,7 @@ newer roots, the timestamp, the snapshot, the targets and finally the roster byt
 rollback, freeze past expiry, mix-and-match, wrong or revoked key, or bad hash raises
 :class:`RosterRefused` and the installed roster is not touched. Every request is signed with the device
 key (the register serves each kindergarten's roster only to its own gates) and has a timeout.
-See docs/rosters-delivery.md.
+See docs/rosters.md.
 """
 
 from __future__ import annotations

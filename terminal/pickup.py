@@ -69,6 +69,7 @@ class Pickup:
         self._guardian: tuple[GuardianBadge, dt.datetime] | None = None
         self._child: Decision | None = None  # a child's accepted ``out`` waiting for a guardian
         self._logged: dict[tuple[str, str | None, Reason], dt.datetime] = {}
+        self._used: set[str] = set()  # the pending guardian's badge, once it took a child
 
     def review(self, decision: Decision) -> Decision:
         """The decision the gate should act on, given the badges seen in the last window."""
@@ -77,7 +78,7 @@ class Pickup:
         at = decision.at
         if decision.accepted and decision.direction is Direction.OUT and decision.child is not None:
             pending = self._guardian
-            if pending is not None and self._recent(pending[1], at):
+            if pending is not None and self._recent(pending[1], at) and self._may_pair(pending[0], decision):
                 self._child = None
                 return self._pair(pending[0], decision)
             self._child = decision
@@ -87,6 +88,7 @@ class Pickup:
             if badge is None:
                 return decision
             self._guardian = (badge, at)
+            self._used.discard(badge.serial)  # shown again: a new pickup
             child = self._child
             if child is not None and self._recent(child.at, at):
                 self._child = None
@@ -96,6 +98,12 @@ class Pickup:
                 return self._refused(decision, badge, None, Reason.GUARDIAN_REVOKED, evidence)
             return replace(decision, reason=Reason.GUARDIAN_ONLY, evidence=evidence, log_rejected=False)
         return decision
+
+    def _may_pair(self, badge: GuardianBadge, out: Decision) -> bool:
+        """A guardian who already took a child stays pending only for their other children (siblings):
+        the next family's child shown first must wait for its own guardian, not be refused for ours."""
+        assert out.child is not None
+        return badge.serial not in self._used or out.child.id in badge.guardian.children
 
     def _recent(self, seen: dt.datetime, now: dt.datetime) -> bool:
         return 0 <= (now - seen).total_seconds() <= self.policy.window_seconds
@@ -108,6 +116,7 @@ class Pickup:
             return self._refused(out, badge, out.child.id, Reason.GUARDIAN_REVOKED, evidence)
         if out.child.id not in badge.guardian.children:
             return self._refused(out, badge, out.child.id, Reason.PICKUP_UNAUTHORIZED, evidence)
+        self._used = {badge.serial}
         return replace(out, evidence=evidence)
 
     def _refused(

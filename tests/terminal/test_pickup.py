@@ -188,15 +188,27 @@ def test_authorized_pickup_in_either_order(
     assert not still_in(ledger)
 
 
-def test_one_guardian_picks_up_siblings_only_their_own(
+def test_a_guardian_who_took_their_child_does_not_pick_up_the_next_familys(
     make_gate: Callable[[str], Gate], ledger: Ledger, clock: FakeClock
 ) -> None:
+    """A busy gate: Dana leaves with Aruzhan; seconds later Boris's family shows Ivan's badge first.
+
+    Ivan waits for his own guardian (no false "not authorized" alarm naming Dana), and never leaves
+    with Dana: only Boris's badge lets him out.
+    """
     gate = make_gate("guardian")
     gate.handle([badge(DANA)])
     assert gate.handle([badge(ARUZHAN)]).kind is OutcomeKind.ACCEPTED
     clock.advance(3)
-    assert gate.handle([badge(IVAN)]).kind is OutcomeKind.REFUSED  # Dana is not listed for Ivan
-    assert [(e.kind, e.child) for e in evening(ledger)] == [("out", "c-1"), ("rejected", "c-2")]
+    waiting = gate.handle([badge(IVAN)])
+    assert waiting.kind is OutcomeKind.PENDING and waiting.decision is not None
+    assert str(waiting.decision.reason) == "pickup_needs_guardian"
+    clock.advance(3)
+    assert gate.handle([badge(BORIS)]).kind is OutcomeKind.ACCEPTED
+    assert [(e.kind, e.child, e.evidence.get("guardian")) for e in evening(ledger)] == [
+        ("out", "c-1", "g-dana"),
+        ("out", "c-2", "g-boris"),
+    ]
 
 
 def test_unauthorized_guardian_is_refused_logged_and_flagged(
