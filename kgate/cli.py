@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "kgate.demo",
     "ledger.cli",
     "terminal.cli",
+    "terminal.face.cli",
     "sync_agent.cli",
     "register.cli",
     "provisioning.cli",
