@@ -45,6 +45,10 @@ def load_rgb(path: Path | str, max_pixels: int = MAX_PIXELS) -> RGB:
                 rgb = upright.convert("RGB")
     except BadImage:
         raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise BadImage(
+            f"{path}: the header claims more than {max_pixels} pixels; refused before decoding"
+        ) from None
     except UnidentifiedImageError:
         raise BadImage(f"{path}: not an image") from None
     except (
