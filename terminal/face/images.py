@@ -55,8 +55,6 @@ def load_rgb(path: Path | str, max_pixels: int = MAX_PIXELS) -> RGB:
         OSError,
         SyntaxError,
         ValueError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
     ) as exc:
         raise BadImage(f"{path}: unreadable image: {exc}") from None
     return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))

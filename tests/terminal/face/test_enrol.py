@@ -35,9 +35,12 @@ def test_enrol_refusals_store_nothing(pipeline: FacePipeline, roster_db: Path, t
         faces / "negatives" / "dog.jpg": "no face found",
         faces / "face_recognition" / "obama-240p.jpg": "too small",
     }
-    with load_roster(
-        roster_db, write_roster(tmp_path / "r.json", [("c-yes", True), ("c-no", False)])
-    ) as roster, open_templates(tmp_path / "faces.db", tmp_path / "face.key") as store:
+    with (
+        load_roster(
+            roster_db, write_roster(tmp_path / "r.json", [("c-yes", True), ("c-no", False)])
+        ) as roster,
+        open_templates(tmp_path / "faces.db", tmp_path / "face.key") as store,
+    ):
         for photo, message in cases.items():
             with pytest.raises(EnrolmentRefused, match=message):
                 enrol(store, roster, pipeline, "c-yes", [good, photo])
@@ -56,6 +59,7 @@ def test_enrol_and_forget_commands(roster_db: Path, tmp_path: Path) -> None:
     where = ["--roster", str(roster_db), "--key", str(tmp_path / "face.key")]
     refused = subprocess.run(
         [*KGATE, "face", "enrol", *where, "--child", "c-no", str(good)],
+        check=False,
         capture_output=True,
         text=True,
         timeout=120,
@@ -68,6 +72,7 @@ def test_enrol_and_forget_commands(roster_db: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "faces.db").exists() and not (tmp_path / "face.key").exists()
     ok = subprocess.run(
         [*KGATE, "face", "enrol", *where, "--child", "c-yes", str(good)],
+        check=False,
         capture_output=True,
         text=True,
         timeout=120,
@@ -75,7 +80,7 @@ def test_enrol_and_forget_commands(roster_db: Path, tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     assert "1 template(s) stored" in ok.stdout
     gone = subprocess.run(
-        [*KGATE, "face", "forget", *where, "c-yes"], capture_output=True, text=True, timeout=60
+        [*KGATE, "face", "forget", *where, "c-yes"], check=False, capture_output=True, text=True, timeout=60
     )
     assert gone.returncode == 0 and "1 template(s) deleted" in gone.stdout
     with open_templates(tmp_path / "faces.db", tmp_path / "face.key") as store:
@@ -90,6 +95,7 @@ def test_roster_install_prunes_withdrawn_consent(roster_db: Path, tmp_path: Path
     doc = write_roster(tmp_path / "v2.json", [("c-yes", False), ("c-no", False)], version=2)
     out = subprocess.run(
         [*KGATE, "roster", "load", str(doc), "--db", str(roster_db)],
+        check=False,
         capture_output=True,
         text=True,
         timeout=60,

@@ -57,7 +57,7 @@ def test_copied_database_without_key_reveals_nothing(tmp_path: Path) -> None:
     raw = copy.read_bytes()
     assert b"c-secret-child" not in raw
     assert not any(leaks(raw, v) for v in vs)
-    with pytest.raises(TemplateStoreError, match="does not exist; the templates .* cannot be read"):
+    with pytest.raises(TemplateStoreError, match=r"does not exist; the templates .* cannot be read"):
         open_templates(copy, copy.parent / "face.key")
     # A fresh key (an attacker's, or a reinstall) is told apart, not silently used.
     with open_templates(tmp_path / "other.db", copy.parent / "face.key"):
