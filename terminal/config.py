@@ -29,7 +29,7 @@ DEFAULT_STATE_DIR = Path("/var/lib/kgate")
 DEFAULT_CONFIG_DIR = Path("/etc/kgate")
 CONFIG_FILE = "terminal.toml"
 CAMERA_BACKENDS = ("replay", "opencv", "picamera2")
-MODES = ("qr",)  # the face issue adds "qr+face" and "face"
+MODES = ("qr", "qr+face", "face")  # the face modes: terminal/face/check.py, docs/faces.md
 #: Options each display backend accepts in ``[display]`` besides ``backend``.
 DISPLAY_OPTIONS: Mapping[str, frozenset[str]] = {
     "null": frozenset(),

@@ -11,6 +11,7 @@ unknown / revoked (roster) -> debounce (the same child and direction within ``de
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -34,6 +35,7 @@ class Reason(StrEnum):
     ALREADY_IN = "already_in"
     ALREADY_OUT = "already_out"
     CLOSED = "closed"
+    FACE_MISMATCH = "face_mismatch"  # qr+face: the face is not the badge's child (terminal/face/check.py)
 
 
 #: Debounce repeats: shown on screen, but not a refusal worth a red light or a ledger entry.
@@ -89,7 +91,7 @@ class Decision:
     reason: Reason | None = None
     serial: str | None = None
     method: str = METHOD
-    evidence: dict[str, str] = field(default_factory=dict)
+    evidence: Mapping[str, str | int] = field(default_factory=dict)
     roster_version: int | None = None
     log_rejected: bool = False
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from ledger.store import Appended
+    from terminal.face.check import FaceCheck
     from terminal.screen.gate import GateScreen
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ REFUSAL_KEYS: Mapping[Reason, str] = {
     Reason.CLOSED: "refused.closed",
     Reason.ALREADY_IN: "card.already_in",
     Reason.ALREADY_OUT: "card.already_out",
+    Reason.FACE_MISMATCH: "refused.face_mismatch",
 }
 
 
@@ -98,6 +100,7 @@ class Gate:
         max_codes: int = 4,
         quiet_seconds: float = 3.0,
         monotonic: Callable[[], float] = time.monotonic,
+        face_check: FaceCheck | None = None,
     ) -> None:
         self.ledger = ledger
         self.decider = decider
@@ -107,6 +110,7 @@ class Gate:
         self.max_codes = max_codes
         self.quiet_seconds = quiet_seconds
         self._monotonic = monotonic
+        self.face_check = face_check  # modes qr+face: the badge's child must show their face
         self.card: ResultCard | None = None
         self.status = StatusInfo(roster_version=_safe_version(decider))
         self._faulted = False
@@ -133,6 +137,12 @@ class Gate:
         except Exception as exc:  # e.g. the roster database is unreadable: do not acknowledge
             log.exception("gate: decision failed")
             return self._fault(None, f"decision failed: {type(exc).__name__}")
+        if decision.accepted and self.face_check is not None:
+            try:
+                decision = self.face_check.verify(decision)
+            except Exception as exc:  # e.g. the template key is unreadable: do not acknowledge
+                log.exception("gate: face check failed")
+                return self._fault(decision, f"face check failed: {type(exc).__name__}")
         if decision.accepted:
             return self._accept(decision)
         if decision.is_repeat:

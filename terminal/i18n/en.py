@@ -21,7 +21,7 @@ MESSAGES: Final[dict[str, str]] = {
     "refused.revoked_badge": "Badge revoked",
     "refused.unreadable": "Code unreadable",
     "refused.malformed": "Invalid code",
-    "refused.face_mismatch": "Face does not match",
+    "refused.face_mismatch": "Badge and face do not match",
     "refused.closed": "Outside opening hours",
     "refused.hours": "Open {opens}–{closes}",
     "refused.hint": "Please ask a member of staff",

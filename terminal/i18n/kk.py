@@ -21,7 +21,7 @@ MESSAGES: Final[dict[str, str]] = {
     "refused.revoked_badge": "Бейджіктің күші жойылған",
     "refused.unreadable": "Код оқылмады",
     "refused.malformed": "Код жарамсыз",
-    "refused.face_mismatch": "Бет сәйкес келмейді",
+    "refused.face_mismatch": "Бейдж бен бет сәйкес емес",
     "refused.closed": "Қазір жұмыс уақыты емес",
     "refused.hours": "Жұмыс уақыты: {opens}–{closes}",
     "refused.hint": "Тәрбиешіге жүгініңіз",

@@ -25,7 +25,7 @@ MESSAGES: Final[dict[str, str]] = {
     "refused.revoked_badge": "Бейдж отозван",
     "refused.unreadable": "Код не читается",
     "refused.malformed": "Неверный код",
-    "refused.face_mismatch": "Лицо не совпадает",
+    "refused.face_mismatch": "Бейдж и лицо не совпадают",
     "refused.closed": "Сейчас нерабочее время",
     "refused.hours": "Часы работы: {opens}–{closes}",
     "refused.hint": "Обратитесь к воспитателю",
