@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from enum import IntEnum
 
@@ -28,8 +28,8 @@ import numpy as np
 import numpy.typing as npt
 
 from terminal.decide import Decision, Reason
-from terminal.face.liveness import nonrigid_motion
-from terminal.face.match import THRESHOLD, Gallery
+from terminal.face.liveness import LIVENESS_MIN, nonrigid_motion
+from terminal.face.match import MARGIN, THRESHOLD, Gallery
 from terminal.face.pipeline import GATE_QUALITY, Face, FacePipeline
 from terminal.face.templates import TemplateStore
 
@@ -91,6 +91,11 @@ class FaceCheck:
         """Forget the frames of the last check-in (called after every decision)."""
         self._seen.clear()
 
+    def recent(self) -> list[_Seen]:
+        """The faces seen within ``window`` seconds, oldest first."""
+        now = self._monotonic()
+        return [s for s in self._seen if 0 <= now - s.at <= self.window]
+
     def gallery(self) -> tuple[Gallery, int]:
         """The decrypted templates, reloaded only when the template set changed."""
         version = self.store.version()
@@ -110,8 +115,7 @@ class FaceCheck:
             gallery, version = self.gallery()
             if gallery.verify(child.id, np.zeros(128, dtype=np.float32)).reason == "no_templates":
                 return self._with(decision, FaceMethod.BADGE_NO_TEMPLATES, face_set=version)
-            now = self._monotonic()
-            recent = [s for s in self._seen if 0 <= now - s.at <= self.window]
+            recent = self.recent()
             liveness = round(nonrigid_motion([s.face.landmarks for s in recent]) * 1000)
             usable = [s for s in reversed(recent) if s.face.problem is None]
             for seen in usable[:2]:  # the newest usable face; one more if it turns out blurred
@@ -142,3 +146,57 @@ class FaceCheck:
     def _refuse(cls, decision: Decision, method: FaceMethod, **evidence: int) -> Decision:
         refused = cls._with(decision, method, **evidence)
         return replace(refused, accepted=False, reason=Reason.FACE_MISMATCH, log_rejected=True)
+
+
+@dataclass(frozen=True)
+class FaceIdentity:
+    """Mode ``face`` (1:N): the recognised child (``None`` when refused), why not, and the evidence."""
+
+    child_id: str | None
+    reason: str | None
+    evidence: dict[str, int]
+
+
+def identify_child(
+    check: FaceCheck,
+    consenting: Iterable[str],
+    *,
+    threshold: float = THRESHOLD,
+    margin: float = MARGIN,
+    liveness_min: float = LIVENESS_MIN,
+) -> FaceIdentity:
+    """1:N among the *consenting* children only, with the margin rule, from the faces seen recently.
+
+    Refused (``child_id`` ``None``) when no usable face was seen, no child is close enough, two children
+    are too close to call, or the liveness check failed: in this mode a failed check never accepts.
+    """
+    try:
+        gallery_all, version = check.gallery()
+        allowed = set(consenting)
+        rows = [i for i, label in enumerate(gallery_all.labels) if label in allowed]
+        gallery = Gallery([gallery_all.labels[i] for i in rows], gallery_all.matrix[rows])
+        recent = check.recent()
+        motion = nonrigid_motion([s.face.landmarks for s in recent])
+        evidence = {
+            "face_method": int(FaceMethod.NO_USABLE_FACE),
+            "liveness": round(motion * 1000),
+            "face_set": version,
+        }
+        for seen in [s for s in reversed(recent) if s.face.problem is None][:2]:
+            vector = check.pipeline.describe(seen.rgb, seen.face, GATE_QUALITY)
+            if vector is None:
+                continue
+            match = gallery.identify(vector, threshold, margin)
+            evidence["face_dist"] = round((match.distance or 0.0) * 1000)
+            evidence["face_margin"] = round((match.margin if match.margin is not None else 1.0) * 1000)
+            if match.identity is None:
+                evidence["face_method"] = int(FaceMethod.FACE_MISMATCH)
+                return FaceIdentity(None, match.reason, evidence)
+            if motion < liveness_min:
+                evidence["face_method"] = int(FaceMethod.FACE_MISMATCH)
+                return FaceIdentity(None, "liveness", evidence)
+            evidence["face_method"] = int(FaceMethod.FACE_MATCH)
+            return FaceIdentity(match.identity, None, evidence)
+        return FaceIdentity(None, "no_face", evidence)
+    finally:
+        check.clear()
