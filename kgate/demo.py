@@ -23,6 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from hardware.feedback import Direction
 from kgate import simulation
@@ -69,6 +70,7 @@ class DemoSummary:
     camera_faults: int = 0
     p95_frame_to_entry_ms: float = 0.0
     screens: list[str] = field(default_factory=list)
+    faces: dict[str, Any] = field(default_factory=dict)
 
 
 def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None = None) -> DemoSummary:
@@ -95,6 +97,10 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
         ledger.append("boot", evidence={"software": "kgate-demo"})
         rush = MorningRush(out, ledger, roster, clock, seed)
         rush.run(visits, badges)
+        from kgate.demo_faces import run_face_demo  # noqa: PLC0415
+
+        absent = [v.child.child_id for v in visits if v.arrive is None]
+        faces = run_face_demo(rush, roster_file, device_dir, absent, badges)
         departures = [(when, child) for when, kind, child in simulation.events(visits) if kind == "out"]
         checked_out = 0
         for when, child in departures:
@@ -142,6 +148,7 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
         camera_faults=stats["camera_faults"],
         p95_frame_to_entry_ms=round(percentile(rush.entry_ms, 95), 1),
         screens=sorted(p.name for p in (out / "screens").glob("*.png")),
+        faces=asdict(faces),
     )
 
 
@@ -208,6 +215,15 @@ def _run(args: argparse.Namespace) -> int:
         f"({summary.rejected_entries} rejected entries), {summary.repeats} repeat, "
         f"{summary.camera_faults} camera fault; p95 frame->entry {summary.p95_frame_to_entry_ms} ms"
     )
+    faces = summary.faces
+    if faces.get("skipped"):
+        print(f"  faces (qr+face): skipped: {faces['skipped']}")
+    else:
+        print(
+            f"  faces (qr+face): {len(faces['enrolled'])} consenting children enrolled (templates only, "
+            f"encrypted); {faces['accepted_with_face']} accepted with face, {faces['refused_mismatch']} "
+            f"badge+face mismatch refused, {faces['badge_only']} without consent on the badge alone"
+        )
     print(f"  departures:      {summary.checked_out} checked out (appended directly)")
     print(f"  screens:         {len(summary.screens)} screenshots in {Path(summary.out) / 'screens'}")
     print(f"  entries:         {summary.entries} (boot, in, refused, out), each durably committed")
