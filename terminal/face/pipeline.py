@@ -44,7 +44,7 @@ class QualityPolicy:
 
 
 #: At the gate: a child in front of the camera, looking roughly at it.
-GATE_QUALITY = QualityPolicy(min_eye_px=24.0, min_sharpness=30.0, max_yaw=0.30)
+GATE_QUALITY = QualityPolicy(min_eye_px=24.0, min_sharpness=20.0, max_yaw=0.30)
 #: Enrolment photos become the reference: stricter.
 ENROL_QUALITY = QualityPolicy(min_eye_px=36.0, min_sharpness=60.0, max_yaw=0.20, max_roll=20.0)
 #: ``kgate face identify`` on arbitrary photos: take what a person could still recognise.
