@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from enum import IntEnum
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -32,8 +33,6 @@ from terminal.face.liveness import LIVENESS_MIN, nonrigid_motion
 from terminal.face.match import MARGIN, THRESHOLD, Gallery
 from terminal.face.pipeline import GATE_QUALITY, Face, FacePipeline
 from terminal.face.templates import TemplateStore
-
-MODES = ("qr", "qr+face", "face")
 
 
 class FaceMethod(IntEnum):
@@ -86,6 +85,10 @@ class FaceCheck:
             return None
         self._seen.append(_Seen(rgb, faces[0], self._monotonic()))
         return faces[0]
+
+    def close(self) -> None:
+        """Close the template store."""
+        self.store.close()
 
     def clear(self) -> None:
         """Forget the frames of the last check-in (called after every decision)."""
@@ -200,3 +203,16 @@ def identify_child(
         return FaceIdentity(None, "no_face", evidence)
     finally:
         check.clear()
+
+
+def open_face_check(roster_db: Path, device_key: Path) -> FaceCheck:
+    """The ``qr+face`` check of a terminal: templates in ``faces.db`` beside the roster, key ``face.key``
+    beside the device key. Close it with :meth:`FaceCheck.close`."""
+    from terminal.face.templates import DB_NAME, KEY_NAME, open_templates  # noqa: PLC0415
+
+    store = open_templates(roster_db.with_name(DB_NAME), device_key.with_name(KEY_NAME))
+    try:
+        return FaceCheck(FacePipeline(), store)
+    except BaseException:
+        store.close()
+        raise
