@@ -71,6 +71,7 @@ def test_service_in_qr_face_mode(tmp_path: Path, pipeline: FacePipeline) -> None
     badge = cv2.imdecode(
         np.frombuffer(render_badge_photo(encode_badge(serial), "Ann", 5, difficulty=0.0).jpeg, np.uint8), 1
     )
+    assert badge is not None
     face = cv2.cvtColor(load_rgb(faces / "train__obama__obama2.jpg"), cv2.COLOR_RGB2BGR)
     frame = np.full((720, 1280, 3), 80, np.uint8)
     frame[:, 640:] = cv2.resize(badge, (640, 720))
