@@ -36,6 +36,7 @@ class Reason(StrEnum):
     ALREADY_OUT = "already_out"
     CLOSED = "closed"
     FACE_MISMATCH = "face_mismatch"  # qr+face: the face is not the badge's child (terminal/face/check.py)
+    NO_FACE = "no_face"  # qr+face: no usable face seen with the badge
 
 
 #: Debounce repeats: shown on screen, but not a refusal worth a red light or a ledger entry.

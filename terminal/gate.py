@@ -43,6 +43,7 @@ REFUSAL_KEYS: Mapping[Reason, str] = {
     Reason.ALREADY_IN: "card.already_in",
     Reason.ALREADY_OUT: "card.already_out",
     Reason.FACE_MISMATCH: "refused.face_mismatch",
+    Reason.NO_FACE: "refused.no_face",
 }
 
 

@@ -148,7 +148,8 @@ class FaceCheck:
     @classmethod
     def _refuse(cls, decision: Decision, method: FaceMethod, **evidence: int) -> Decision:
         refused = cls._with(decision, method, **evidence)
-        return replace(refused, accepted=False, reason=Reason.FACE_MISMATCH, log_rejected=True)
+        reason = Reason.NO_FACE if method is FaceMethod.NO_USABLE_FACE else Reason.FACE_MISMATCH
+        return replace(refused, accepted=False, reason=reason, log_rejected=True)
 
 
 @dataclass(frozen=True)

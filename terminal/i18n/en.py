@@ -22,6 +22,8 @@ MESSAGES: Final[dict[str, str]] = {
     "refused.unreadable": "Code unreadable",
     "refused.malformed": "Invalid code",
     "refused.face_mismatch": "Badge and face do not match",
+    "refused.no_face": "Look at the camera, then show the badge again",
+    "refused.no_face_consent": "No face consent\u00a0— please use your badge",
     "refused.closed": "Outside opening hours",
     "refused.hours": "Open {opens}–{closes}",
     "refused.hint": "Please ask a member of staff",

@@ -26,6 +26,8 @@ MESSAGES: Final[dict[str, str]] = {
     "refused.unreadable": "Код не читается",
     "refused.malformed": "Неверный код",
     "refused.face_mismatch": "Бейдж и лицо не совпадают",
+    "refused.no_face": "Посмотрите в камеру и покажите бейдж ещё раз",
+    "refused.no_face_consent": "Нет согласия на распознавание лица\u00a0— используйте бейдж",
     "refused.closed": "Сейчас нерабочее время",
     "refused.hours": "Часы работы: {opens}–{closes}",
     "refused.hint": "Обратитесь к воспитателю",

@@ -128,3 +128,5 @@ def test_no_face_seen_is_refused(
     assert gate.handle_code(encode_badge(ANN).encode()).kind is OutcomeKind.REFUSED
     entry = decode_entry(ledger.entries(0, 1)[0])
     assert entry.kind == "rejected" and entry.evidence["face_method"] == FaceMethod.NO_USABLE_FACE
+    assert entry.reason == "no_face"
+    assert gate.card is not None and gate.card.message_key == "refused.no_face"
