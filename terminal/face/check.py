@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from terminal.decide import Decision, Reason
 from terminal.face.liveness import LIVENESS_MIN, nonrigid_motion
-from terminal.face.match import MARGIN, THRESHOLD, Gallery
+from terminal.face.match import MARGIN, THRESHOLD, THRESHOLD_1N, Gallery
 from terminal.face.pipeline import GATE_QUALITY, Face, FacePipeline
 from terminal.face.templates import TemplateStore
 
@@ -165,7 +165,7 @@ def identify_child(
     check: FaceCheck,
     consenting: Iterable[str],
     *,
-    threshold: float = THRESHOLD,
+    threshold: float = THRESHOLD_1N,
     margin: float = MARGIN,
     liveness_min: float = LIVENESS_MIN,
 ) -> FaceIdentity:

@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from terminal.face.errors import BadImage
 from terminal.face.images import load_rgb
-from terminal.face.match import MARGIN, THRESHOLD, Gallery
+from terminal.face.match import MARGIN, THRESHOLD_1N, Gallery
 from terminal.face.pipeline import IDENTIFY_QUALITY, FacePipeline
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
@@ -62,7 +62,7 @@ def identify(
     pipeline: FacePipeline,
     gallery: Gallery,
     images: Iterable[Path],
-    threshold: float = THRESHOLD,
+    threshold: float = THRESHOLD_1N,
     margin: float = MARGIN,
 ) -> Iterator[Identified | BadImage]:
     """One answer per image, in order; a bad image yields its :class:`BadImage` and the rest go on."""

@@ -15,7 +15,10 @@ import numpy.typing as npt
 
 #: Calibrated on the shared corpus (docs/faces.md): 0 false accepts among 8 254 impostor pairs under
 #: 0.50, 2 under 0.55; 1.1 % false rejects at 0.55. Re-check on consented child photos before real use.
+#: 1:1 (qr+face: the badge already names the child).
 THRESHOLD = 0.55
+#: 1:N compares a face with every enrolled child, so each comparison must be stricter: 0.50.
+THRESHOLD_1N = 0.50
 MARGIN = 0.05
 
 
@@ -61,7 +64,7 @@ class Gallery:
         return best
 
     def identify(
-        self, descriptor: npt.ArrayLike, threshold: float = THRESHOLD, margin: float = MARGIN
+        self, descriptor: npt.ArrayLike, threshold: float = THRESHOLD_1N, margin: float = MARGIN
     ) -> Match:
         """1:N: the closest identity if it is close enough and clearly closer than the runner-up."""
         if not self.labels:
