@@ -80,10 +80,13 @@ class FaceCheck:
         rgb: npt.NDArray[np.uint8] = np.ascontiguousarray(
             cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if bgr and image.ndim == 3 else image, dtype=np.uint8
         )
+        now = self._monotonic()
+        while self._seen and not 0 <= now - self._seen[0].at <= self.window:
+            self._seen.popleft()  # frames older than the window leave memory with the next frame
         faces = self.pipeline.detect(rgb, GATE_QUALITY)
         if not faces:
             return None
-        self._seen.append(_Seen(rgb, faces[0], self._monotonic()))
+        self._seen.append(_Seen(rgb, faces[0], now))
         return faces[0]
 
     def close(self) -> None:

@@ -72,3 +72,14 @@ def test_one_to_n_among_consenting_with_liveness(pipeline: FacePipeline, store: 
     assert both.child_id == "ann"  # with cid excluded there is no ambiguity between ann and cid
 
     assert identify_child(check, ["ann"]).reason == "no_face"  # nothing seen since the last check-in
+
+
+def test_frames_leave_memory_after_the_window(pipeline: FacePipeline, store: TemplateStore) -> None:
+    faces = shared_path("data", "faces", "face_recognition")
+    now = [0.0]
+    check = FaceCheck(pipeline, store, window=3.0, monotonic=lambda: now[0])
+    check.observe(load_rgb(faces / "obama3.jpg"), bgr=False)
+    assert len(check.recent()) == 1
+    now[0] = 3.5
+    check.observe(np.zeros((240, 320, 3), np.uint8), bgr=False)  # an empty frame: nobody at the gate
+    assert check.recent() == [] and len(check._seen) == 0
