@@ -119,7 +119,7 @@ class FaceCheck:
             if not child.consent_face:
                 return self._with(decision, FaceMethod.BADGE_NO_CONSENT)
             gallery, version = self.gallery()
-            if gallery.verify(child.id, np.zeros(128, dtype=np.float32)).reason == "no_templates":
+            if not gallery.has(child.id):
                 return self._with(decision, FaceMethod.BADGE_NO_TEMPLATES, face_set=version)
             recent = self.recent()
             liveness = round(nonrigid_motion([s.face.landmarks for s in recent]) * 1000)

@@ -47,6 +47,10 @@ class Gallery:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def has(self, identity: str) -> bool:
+        """Whether ``identity`` has at least one template."""
+        return identity in self._names
+
     @property
     def identities(self) -> list[str]:
         return [str(n) for n in self._names]

@@ -29,3 +29,4 @@ def test_verify_is_one_to_one() -> None:
     assert gallery.verify("ann", unit(0) * 0.95).identity == "ann"
     assert gallery.verify("bob", unit(0)).reason == "no_match"  # ann's face on bob's badge
     assert gallery.verify("cid", unit(0)).reason == "no_templates"
+    assert gallery.has("ann") and not gallery.has("cid")
