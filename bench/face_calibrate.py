@@ -2,15 +2,20 @@
 
 Genuine pairs are two photos of the same labelled person that are not copies or crops of one photo
 (``dup_group``); impostor pairs are photos of two different people. Descriptors come from the gate's own
-pipeline (one jitter, the identify quality policy). Run: ``.venv/bin/python bench/face_calibrate.py``.
+pipeline (one jitter, the identify quality policy), or with ``--raw`` from raw dlib's chain (landmarks and
+descriptor on the 320x240 downscale, largest detection), to compare the two.
+
+    .venv/bin/python bench/face_calibrate.py [--raw] [FACES_DIR]
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,17 +28,52 @@ from terminal.face.pipeline import IDENTIFY_QUALITY, FacePipeline
 THRESHOLDS = (0.40, 0.45, 0.50, 0.55, 0.60, 0.65)
 
 
+@functools.cache
+def raw_models() -> tuple[Any, Any, Any]:
+    """dlib's detector, 5-point predictor and ResNet, loaded once."""
+    import dlib
+
+    from terminal.face.models import LANDMARKS_5, RESNET, model_path
+
+    return (
+        dlib.get_frontal_face_detector(),
+        dlib.shape_predictor(str(model_path(LANDMARKS_5))),
+        dlib.face_recognition_model_v1(str(model_path(RESNET))),
+    )
+
+
+def raw_descriptor(rgb: np.ndarray) -> np.ndarray | None:
+    """Raw dlib's chain: everything on the 320x240-area downscale, the largest detection."""
+    import cv2
+
+    detector, sp, net = raw_models()
+    scale = min(1.0, (320 * 240 / (rgb.shape[0] * rgb.shape[1])) ** 0.5)
+    size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    dets = sorted(detector(small, 1), key=lambda d: d.area(), reverse=True)
+    if not dets:
+        return None
+    return np.asarray(net.compute_face_descriptor(small, sp(small, dets[0]), 1), dtype=np.float32)
+
+
 def main() -> int:
-    faces = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "data" / "faces"
+    args = [a for a in sys.argv[1:] if a != "--raw"]
+    raw = "--raw" in sys.argv[1:]
+    faces = Path(args[0]) if args else ROOT.parent / "shared" / "data" / "faces"
     rows = [json.loads(line) for line in (faces / "manifest.jsonl").read_text().splitlines()]
-    pipeline = FacePipeline()
+    pipeline = None if raw else FacePipeline()
     described = []
     for row in rows:
         if not row["identity"]:
             continue
-        face = pipeline.analyse(load_rgb(faces / row["file"]), IDENTIFY_QUALITY).best
-        if face is not None and face.descriptor is not None:
-            described.append((row["identity"], row["dup_group"], face.descriptor))
+        rgb = load_rgb(faces / row["file"])
+        if pipeline is None:
+            vector = raw_descriptor(rgb)
+        else:
+            face = pipeline.analyse(rgb, IDENTIFY_QUALITY).best
+            vector = None if face is None else face.descriptor
+        if vector is not None:
+            described.append((row["identity"], row["dup_group"], vector))
     genuine, impostor = [], []
     for (ida, dupa, va), (idb, dupb, vb) in itertools.combinations(described, 2):
         d = float(np.linalg.norm(va - vb))
@@ -55,6 +95,7 @@ def main() -> int:
     print(
         json.dumps(
             {
+                "chain": "raw dlib" if raw else "kgate",
                 "described": len(described),
                 "genuine_pairs": len(genuine),
                 "impostor_pairs": len(impostor),
