@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "kgate.verify",
     "ledger.cli",
     "terminal.cli",
+    "terminal.face.cli",
     "sync_agent.cli",
     "sync_agent.enrol_cli",
     "register.cli",

@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kgate import simulation, trust_demo
 from kgate.errors import UsageError
@@ -84,6 +84,7 @@ class DemoSummary:
     picked_up_with_guardian: int = 0
     pickups_refused: int = 0
     not_picked_up: int = 0
+    faces: dict[str, Any] = field(default_factory=dict)
 
 
 def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None = None) -> DemoSummary:
@@ -116,6 +117,11 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
             ledger.append("boot", evidence={"software": "kgate-demo"})
             rush = MorningRush(out, ledger, roster, clock, seed)
             rush.run(visits, badges)
+            # Late qr+face arrivals of absent children whose parents consented (kgate/demo_faces.py).
+            from kgate.demo_faces import run_face_demo  # noqa: PLC0415
+
+            absent = [v.child.child_id for v in visits if v.arrive is None]
+            faces = run_face_demo(rush, device_dir, absent, badges)
             evening = Evening(rush, trust.guardians, badges, seed).run(departures(visits))
             vkey = ledger.vkey
         report = verify_ledger(db)
@@ -163,6 +169,7 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
         picked_up_with_guardian=evening.with_guardian,
         pickups_refused=evening.pickups_refused,
         not_picked_up=evening.not_picked_up,
+        faces=asdict(faces),
     )
 
 
@@ -228,6 +235,15 @@ def _run(args: argparse.Namespace) -> int:
         f"({summary.rejected_entries} rejected entries), {summary.repeats} repeat, "
         f"{summary.camera_faults} camera fault; p95 frame->entry {summary.p95_frame_to_entry_ms} ms"
     )
+    faces = summary.faces
+    if faces.get("skipped"):
+        print(f"  faces (qr+face): skipped: {faces['skipped']}")
+    else:
+        print(
+            f"  faces (qr+face): {len(faces['enrolled'])} consenting children enrolled (templates only, "
+            f"encrypted); {faces['accepted_with_face']} accepted with face, {faces['refused_mismatch']} "
+            f"badge+face mismatch refused, {faces['badge_only']} without consent on the badge alone"
+        )
     print(
         f"  departures:      {summary.checked_out} checked out, {summary.picked_up_with_guardian} with a "
         f'guardian\'s badge (pickup policy "guardian"); {summary.pickups_refused} unauthorized adult '

@@ -69,6 +69,12 @@ def _add_roster(subparsers: Any) -> None:
     )
     load.add_argument("file", type=Path, metavar="FILE", help="roster JSON (see docs/terminal.md)")
     load.add_argument("--db", type=Path, required=True, metavar="PATH", help="the roster database")
+    load.add_argument(
+        "--face-key",
+        type=Path,
+        metavar="FILE",
+        help="the face template key (default: face.key beside the roster database); used to prune templates",
+    )
     load.set_defaults(func=run_roster_load)
 
 
@@ -84,6 +90,11 @@ def run_roster_load(args: argparse.Namespace) -> int:
         raise RosterError(f"cannot install into the roster database {args.db}: {exc}") from None
     with roster:
         print(f"roster v{roster.version} installed in {args.db}: {len(roster.children())} children")
+        from terminal.face.templates import prune_for_roster  # noqa: PLC0415
+
+        removed = prune_for_roster(args.db, roster.children(), args.face_key)
+    if removed:
+        print(f"face templates of {removed} withdrawn or departed child(ren) deleted")
     return 0
 
 

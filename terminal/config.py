@@ -32,7 +32,7 @@ MAX_CONFIG_BYTES = 256 * KiB
 DEFAULT_STATE_DIR = Path("/var/lib/kgate")
 DEFAULT_CONFIG_DIR = Path("/etc/kgate")
 CONFIG_FILE = "terminal.toml"
-MODES = ("qr",)  # the face issue adds "qr+face" and "face"
+MODES = ("qr", "qr+face", "face")  # the face modes: terminal/face/check.py, docs/faces.md
 PICKUP_POLICIES = ("off", "guardian")  # terminal.pickup.POLICIES
 
 

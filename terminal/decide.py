@@ -56,6 +56,8 @@ class Reason(StrEnum):
     GUARDIAN_REVOKED = "guardian_revoked"
     GUARDIAN_ONLY = "guardian_only"
     PICKUP_NEEDS_GUARDIAN = "pickup_needs_guardian"
+    FACE_MISMATCH = "face_mismatch"  # qr+face: the face is not the badge's child (terminal/face/check.py)
+    NO_FACE = "no_face"  # qr+face: no usable face seen with the badge
 
 
 #: Debounce repeats: shown on screen, but not a refusal worth a red light or a ledger entry.
@@ -127,7 +129,7 @@ class Decision:
     reason: Reason | None = None
     serial: str | None = None
     method: str = METHOD
-    evidence: dict[str, str | bool] = field(default_factory=dict)
+    evidence: Mapping[str, str | int | bool] = field(default_factory=dict)
     roster_version: int | None = None
     log_rejected: bool = False
 
@@ -213,7 +215,7 @@ class Decider:
         # a repeat of the last scan, unless staff chose the other direction with a button
         if state is not None and recent and selected_direction in (None, state.direction):
             reason = Reason.ALREADY_IN if state.direction is Direction.IN else Reason.ALREADY_OUT
-            evidence: dict[str, str | bool] = {"badge": serial}
+            evidence: dict[str, str | int | bool] = {"badge": serial}
             return Decision(at, False, child, state.direction, reason, serial, METHOD, evidence, version)
         return Decision(
             at, True, child, direction, None, serial, evidence={"badge": serial}, roster_version=version
@@ -224,7 +226,7 @@ class Decider:
     ) -> Decision:
         last = self._logged.get((serial, reason))
         log = last is None or not 0 <= (at - last).total_seconds() < self.config.rejected_log_seconds
-        evidence: dict[str, str | bool] = {"badge": serial} if serial else {}
+        evidence: dict[str, str | int | bool] = {"badge": serial} if serial else {}
         return Decision(at, False, child, None, reason, serial, METHOD, evidence, version, log)
 
     def record(self, decision: Decision) -> None:

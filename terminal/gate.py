@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from ledger.store import Appended
+    from terminal.face.check import FaceCheck
     from terminal.screen.gate import GateScreen
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ REFUSAL_KEYS: Mapping[Reason, str] = {
     Reason.ALREADY_IN: "card.already_in",
     Reason.ALREADY_OUT: "card.already_out",
     **PICKUP_KEYS,
+    Reason.FACE_MISMATCH: "refused.face_mismatch",
+    Reason.NO_FACE: "refused.no_face",
 }
 
 
@@ -105,6 +108,7 @@ class Gate:
         quiet_seconds: float = GateConfig.quiet_seconds,
         monotonic: Callable[[], float] = time.monotonic,
         pickup: Pickup | None = None,
+        face_check: FaceCheck | None = None,
     ) -> None:
         self.ledger = ledger
         self.decider = decider
@@ -115,6 +119,7 @@ class Gate:
         self.quiet_seconds = quiet_seconds
         self._monotonic = monotonic
         self.pickup = pickup
+        self.face_check = face_check  # modes qr+face: the badge's child must show their face
         self.card: ResultCard | None = None
         self.status = StatusInfo(roster_version=_safe_version(decider))
         self._faulted = False
@@ -145,6 +150,12 @@ class Gate:
         except Exception as exc:  # e.g. the roster database is unreadable: do not acknowledge
             log.exception("gate: decision failed")
             return self._fault(None, f"decision failed: {type(exc).__name__}")
+        if decision.accepted and self.face_check is not None:
+            try:
+                decision = self.face_check.verify(decision)
+            except Exception as exc:  # e.g. the template key is unreadable: do not acknowledge
+                log.exception("gate: face check failed")
+                return self._fault(decision, f"face check failed: {type(exc).__name__}")
         if decision.accepted:
             return self._accept(decision)
         if decision.is_repeat:

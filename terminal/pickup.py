@@ -125,7 +125,7 @@ class Pickup:
         badge: GuardianBadge,
         child: str | None,
         reason: Reason,
-        evidence: dict[str, str | bool],
+        evidence: dict[str, str | int | bool],
     ) -> Decision:
         key = (badge.guardian.id, child, reason)
         last = self._logged.get(key)
@@ -139,9 +139,9 @@ class Pickup:
         )
 
 
-def _guardian_evidence(badge: GuardianBadge) -> dict[str, str | bool]:
+def _guardian_evidence(badge: GuardianBadge) -> dict[str, str | int | bool]:
     return {"guardian": badge.guardian.id, "guardian_badge": badge.serial}
 
 
-def _stale(decision: Decision) -> dict[str, str | bool]:
+def _stale(decision: Decision) -> dict[str, str | int | bool]:
     return {"roster_stale": True} if decision.evidence.get("roster_stale") is True else {}

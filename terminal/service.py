@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,7 +35,7 @@ from kgate import __version__
 from kgate.sdnotify import Notifier
 from ledger.clock import SystemClock
 from ledger.store import open_ledger
-from terminal.config import GateConfig, TerminalConfig
+from terminal.config import ConfigError, GateConfig, TerminalConfig
 from terminal.decide import Decider
 from terminal.gate import Gate, OutcomeKind
 from terminal.pickup import Pickup, PickupPolicy
@@ -43,6 +43,9 @@ from terminal.roster import Child, open_roster
 from terminal.scan import ScanConfig, ScanPipeline
 from terminal.screen import GateScreen
 from terminal.today import Today, today_from_ledger
+
+if TYPE_CHECKING:
+    from terminal.face.check import FaceCheck
 
 log = logging.getLogger(__name__)
 _HOUSEKEEPING_SECONDS = 10.0  # clock-sync flag, free disk, status file
@@ -194,6 +197,8 @@ class TerminalService:
             self._last_ping = now
             if self.notifier.watchdog():
                 self.stats.watchdog_pings += 1
+        if self.gate.face_check is not None:  # qr+face: the cheap face detection on every frame
+            self.gate.face_check.observe(frame.image)
         outcome = self.gate.handle(self.pipeline.scan(frame))
         if outcome.kind is not OutcomeKind.IDLE:
             self.stats.outcomes[outcome.kind] = self.stats.outcomes.get(outcome.kind, 0) + 1
@@ -323,6 +328,17 @@ def _safely(call: Callable[[], None]) -> None:
         log.exception("terminal: feedback failed")
 
 
+def _face_check(config: TerminalConfig, stack: contextlib.ExitStack) -> FaceCheck:
+    """The face check of mode ``qr+face`` (docs/faces.md); mode ``face`` has no gate flow yet."""
+    from terminal.face.check import open_face_check  # noqa: PLC0415 - dlib loads only in face modes
+
+    if config.gate.mode != "qr+face":
+        raise ConfigError(f"gate.mode: {config.gate.mode!r} has no gate flow yet; use qr or qr+face")
+    check = open_face_check(config.roster_path, config.ledger.key)
+    stack.callback(check.close)
+    return check
+
+
 def open_service(config: TerminalConfig, *, notifier: Notifier | None = None) -> TerminalService:
     """Open ledger, roster, feedback, screen, display and camera as ``config`` says; restore today."""
     with contextlib.ExitStack() as stack:
@@ -356,6 +372,8 @@ def open_service(config: TerminalConfig, *, notifier: Notifier | None = None) ->
             quiet_seconds=cfg.quiet_seconds,
             pickup=Pickup(roster, policy),
         )
+        if cfg.mode != "qr":
+            gate.face_check = _face_check(config, stack)
         service_box: list[TerminalService] = []
         options = dict(config.display.options)
         if display_backend(config.display.backend).interactive:  # a window: our size, our keys

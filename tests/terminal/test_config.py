@@ -90,7 +90,7 @@ def test_defaults_come_from_systemd_directories(tmp_path: Path, monkeypatch: pyt
         ("[camera]\nregion = [0.5, 0, 0.4, 1]", "camera.region: expected 0 <= left < right"),
         ("[camera]\ndevice = '/dev/video0'", "camera.device: the picamera2 backend takes a camera number"),
         ("[camera]\nzoom = 2", "camera.zoom: unknown setting"),
-        ("[gate]\nmode = 'face'", "gate.mode: 'face' is not one of qr"),
+        ("[gate]\nmode = 'fingerprint'", "gate.mode: 'fingerprint' is not one of qr, qr+face, face"),
         ("[gate]\nhours = ['19:00', '07:00']", "gate.hours: the gate must open before it closes"),
         ("[gate]\nhours = ['7 am', '19:00']", "gate.hours[0]: expected a time"),
         ("[gate]\ntimezone = 'Mars/Olympus'", "gate.timezone: 'Mars/Olympus' is not an IANA time zone"),
