@@ -115,6 +115,15 @@ class Context:
     def in_month(self, e: Event) -> bool:
         return self.days[0] <= self.date(e) <= self.days[-1]
 
+    def received_in_month(self, e: Event) -> bool:
+        """Dated or received in the month (a 2100-dated entry belongs to the month that received it)."""
+        if self.in_month(e):
+            return True
+        if e.received_ms is None:
+            return False
+        day = dt.datetime.fromtimestamp(e.received_ms / 1000, dt.UTC).astimezone(self.zone).date()
+        return self.days[0] <= day <= self.days[-1]
+
 
 def _flag(ctx: Context, rule: str, events: list[Event], **evidence: Any) -> Flag:
     first = events[0]
@@ -230,7 +239,7 @@ def _clock(ctx: Context, devices: dict[int, list[Event]]) -> list[Flag]:
         newest: Event | None = None
         prev_in_boot: dict[bytes, Event] = {}
         for e in events:
-            if not ctx.in_month(e):  # the clock state still advances through other months
+            if not ctx.received_in_month(e):  # the clock state still advances through other months
                 _advance(e, prev_in_boot)
                 newest = _newest(e, newest, p)
                 continue
