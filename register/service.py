@@ -18,6 +18,7 @@ from ledger.note import CosignatureSigner, add_signatures
 from register.errors import Equivocation, Unverifiable
 from register.ingest import Batch, check_batch, plan_append
 from register.store import Device, Store, StoredCheckpoint
+from register.tabel import index
 
 log = logging.getLogger("kgate.register")
 
@@ -61,6 +62,9 @@ class Register:
             with self.store.device_log(device.id) as dlog:
                 plan = plan_append(checked, dlog)
                 dlog.apply(plan)
+                if plan.entries:  # the табель's index of the new entries, in the same transaction
+                    first = plan.entries[0][0] - batch.start
+                    index.write(dlog._sql, device.id, checked.decoded[first : first + len(plan.entries)])
                 stored = dlog.checkpoint_at(cp.size)
                 if stored is None:
                     try:

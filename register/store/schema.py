@@ -185,13 +185,30 @@ def _tabel_v1(d: Dialect) -> list[str]:
     ]
 
 
+def _tabel_v2(d: Dialect) -> list[str]:
+    """The entries' decoded fields, written at ingest, so a month's табель reads only that month's entries."""
+    return [
+        """CREATE TABLE entry_index (
+            device_id BIGINT NOT NULL REFERENCES devices (id),
+            idx BIGINT NOT NULL,
+            kind TEXT NOT NULL,
+            child TEXT,
+            time_ms BIGINT NOT NULL,
+            method TEXT,
+            ref BIGINT,
+            PRIMARY KEY (device_id, idx))""",
+        "CREATE INDEX entry_index_time ON entry_index (device_id, time_ms)",
+        "CREATE INDEX entry_index_child ON entry_index (child, time_ms)",
+    ]
+
+
 #: Every component and its migrations, in the order components are created.
 #: Features add a component here (their own key, their own steps); never reorder or edit a step.
 COMPONENTS: Final[Mapping[str, Sequence[Migration]]] = {
     "log": (_log_v1,),
     "enrolment": (_enrolment_v1,),
     "roster": (_roster_v1,),
-    "tabel": (_tabel_v1,),
+    "tabel": (_tabel_v1, _tabel_v2),
 }
 
 

@@ -9,6 +9,7 @@ same database gives the same flags; a flag's id names its rule, device and first
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable
@@ -105,7 +106,7 @@ class Context:
     roster: RosterHistory
     params: Params = field(default_factory=Params)
 
-    @property
+    @functools.cached_property
     def zone(self) -> ZoneInfo:
         return self.settings.zone
 

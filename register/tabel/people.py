@@ -30,6 +30,7 @@ class RosterHistory:
         self._times = [t for t, _ in versions]
         self._children = [c for _, c in versions]
         self._zone = zone
+        self._on: dict[dt.date, dict[str, Child]] = {}
         self.known: dict[str, Child] = {}
         for children in self._children:
             self.known.update(children)
@@ -53,6 +54,9 @@ class RosterHistory:
         """The children on the roster on ``day`` (empty if no roster was ever published)."""
         if not self._times:
             return {}
-        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), self._zone)
-        i = bisect.bisect_right(self._times, int(end.timestamp() * 1000)) - 1
-        return self._children[max(i, 0)]
+        found = self._on.get(day)
+        if found is None:
+            end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), self._zone)
+            i = bisect.bisect_right(self._times, int(end.timestamp() * 1000)) - 1
+            found = self._on[day] = self._children[max(i, 0)]
+        return found

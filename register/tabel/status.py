@@ -15,7 +15,7 @@ from typing import Any
 from register.store.base import Store
 from register.tabel import audit
 from register.tabel.calendar import absences, day_kinds, get_settings, month_days
-from register.tabel.events import Dataset, load
+from register.tabel.events import Dataset, load_month
 from register.tabel.people import Child, RosterHistory
 
 
@@ -57,8 +57,13 @@ def clearances(store: Store) -> dict[str, dict[str, Any]]:
 def context(store: Store, kindergarten: str, month: str, data: Dataset | None = None) -> audit.Context:
     days = month_days(month)
     settings = get_settings(store, kindergarten)
+    if data is None:
+        lo = dt.datetime.combine(days[0], dt.time(), settings.zone)
+        hi = dt.datetime.combine(days[-1] + dt.timedelta(days=1), dt.time(), settings.zone)
+        travel = audit.Params().travel_window_min * 60_000
+        data = load_month(store, kindergarten, int(lo.timestamp() * 1000), int(hi.timestamp() * 1000), travel)
     return audit.Context(
-        load(store) if data is None else data,
+        data,
         kindergarten,
         settings,
         days,

@@ -398,3 +398,12 @@ def test_cli_errors_are_one_line(world: World, capsys: pytest.CaptureFixture[str
     assert capsys.readouterr().err.strip().count("\n") == 0
     assert main(["register", "calendar", "set", *common, "--tz", "Mars/Olympus"]) == 2
     assert "time zone" in capsys.readouterr().err
+
+
+def test_database_stored_before_the_index_gives_the_same_tabel(world: World) -> None:
+    before = export.to_csv(world.tabel())
+    with world.store._tx(write=True) as sql:
+        sql.run("DELETE FROM entry_index")
+    assert export.to_csv(world.tabel()) == before  # indexed again on first use
+    with world.store._tx(write=False) as sql:
+        assert sql.one("SELECT count(*) FROM entry_index")[0] == world.gates["north"].ledger.size
