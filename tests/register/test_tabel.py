@@ -7,6 +7,7 @@ a correction) raises no flag; each attack and each detector fixture raises its f
 from __future__ import annotations
 
 import csv
+import json
 import datetime as dt
 import io
 import re
@@ -25,7 +26,7 @@ from register.roster_csv import parse_csv
 from register.service import Register
 from register.store import Store, open_store
 from register.store.roster import import_roster
-from register.tabel import approval, calendar, export, status
+from register.tabel import approval, calendar, export, late, status
 from register.tabel.audit import Flag
 from register.tabel.simulate import Gate, local
 
@@ -407,3 +408,25 @@ def test_database_stored_before_the_index_gives_the_same_tabel(world: World) -> 
     assert export.to_csv(world.tabel()) == before  # indexed again on first use
     with world.store._tx(write=False) as sql:
         assert sql.one("SELECT count(*) FROM entry_index")[0] == world.gates["north"].ledger.size
+
+
+def test_late_entry_for_an_approved_month_raises_an_alarm_at_ingest(world: World) -> None:
+    approval.submit(world.store, K, MONTH, by="director", now_ms=1)
+    approval.approve(world.store, K, MONTH, by="district", now_ms=2)
+    gate = world.gates["north"]
+
+    def alarms() -> list[dict[str, object]]:
+        found = [a for a in world.store.alarms() if a.kind == late.ALARM]
+        assert all(a.index is not None and a.evidence for a in found)
+        return [json.loads(a.evidence or b"") for a in found]
+
+    march = gate.at(local(dt.date(2025, 3, 31), "08:00")).append("in", child="c-006", method="qr").index
+    world.deliver("north", local(dt.date(2025, 3, 31), "20:00"))
+    assert [(a["month"], a["entries"]) for a in alarms()] == [(MONTH, [march])]
+    gate.at(local(dt.date(2025, 4, 1), "08:00")).append("in", child="c-001", method="qr")
+    world.deliver("north", local(dt.date(2025, 4, 1), "20:00"))
+    assert len(alarms()) == 1  # April is not approved
+    old = next(e for e in map(decode_entry, gate.ledger.entries(0, gate.ledger.size)) if e.kind == "in")
+    void = gate.append("correction", ref=old.index, reason="mistaken scan").index  # dated April 1st
+    world.deliver("north", local(dt.date(2025, 4, 1), "21:00"))
+    assert [(a["month"], a["entries"]) for a in alarms()][1:] == [(MONTH, [void])]  # it voids a March entry
