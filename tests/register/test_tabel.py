@@ -7,9 +7,9 @@ a correction) raises no flag; each attack and each detector fixture raises its f
 from __future__ import annotations
 
 import csv
-import json
 import datetime as dt
 import io
+import json
 import re
 import zipfile
 from collections.abc import Iterator
