@@ -23,9 +23,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from kgate import simulation
 from kgate.errors import UsageError
+from kgate.month import write_month
 from kgate.rush import MorningRush, badge_serial, percentile, write_roster_file
 from ledger.clock import FakeClock
 from ledger.keys import load_key
@@ -69,6 +71,7 @@ class DemoSummary:
     camera_faults: int = 0
     p95_frame_to_entry_ms: float = 0.0
     screens: list[str] = field(default_factory=list)
+    tabel: dict[str, Any] = field(default_factory=dict)  # the month's табель (kgate/month.py)
 
 
 def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None = None) -> DemoSummary:
@@ -111,6 +114,7 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
         vkey = ledger.vkey
     report = verify_ledger(db)
     cosigned = sync_to_local_register(db, out / "register")
+    month = write_month(out, kids, on, seed=seed, register_name=REGISTER_NAME)
     present = sum(1 for v in visits if v.arrive)
     stats = rush.stats
     return DemoSummary(
@@ -142,6 +146,7 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
         camera_faults=stats["camera_faults"],
         p95_frame_to_entry_ms=round(percentile(rush.entry_ms, 95), 1),
         screens=sorted(p.name for p in (out / "screens").glob("*.png")),
+        tabel=month.as_json(),
     )
 
 
@@ -216,6 +221,12 @@ def _run(args: argparse.Namespace) -> int:
     print(f"  register:        {summary.register} (embedded, HTTP on 127.0.0.1)")
     print(
         f"  synced:          {summary.cosigned_size} entries cosigned by the register; its database verifies"
+    )
+    t = summary.tabel
+    print(
+        f"  табель {t['month']}:  {t['present']} child-days present, {t['payable']} payable, "
+        f"{t['flags']} flags (the dishonest evening of {t['dishonest_children']} check-ins "
+        f"{'flagged' if t['dishonest_flagged'] else 'NOT flagged'}): tabel.csv, tabel.xlsx, anomalies.json"
     )
     print(f"  time:            {summary.seconds} s")
     kgate = sys.argv[0] if Path(sys.argv[0]).name == "kgate" else "kgate"
