@@ -21,10 +21,11 @@ from tests.register.test_tabel import _xlsx_totals
 pytestmark = pytest.mark.slow
 ALMATY = ZoneInfo("Asia/Almaty")
 PREFIX = b"kgate/entry/v1\n"
+Demo = tuple[Path, dict[str, object]]
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, object]]]:
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     out = tmp_path_factory.mktemp("demo")
     buf = io.StringIO()
     with pytest.MonkeyPatch.context() as mp:
@@ -37,9 +38,7 @@ def table(out: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO((out / "tabel.csv").read_text("utf-8"))))
 
 
-def test_recount_from_the_register_database_equals_the_present_rows(
-    demo: tuple[Path, dict[str, object]],
-) -> None:
+def test_recount_from_the_register_database_equals_the_present_rows(demo: Demo) -> None:
     out, summary = demo
     month = str(summary["tabel"]["month"])  # type: ignore[index]
     present: set[tuple[str, str]] = set()
@@ -68,7 +67,7 @@ def test_recount_from_the_register_database_equals_the_present_rows(
     assert any(r["date"].endswith("-09") and r["status"] == "closed" for r in rows)  # the closed Monday
 
 
-def test_a_mistaken_scan_is_voided(demo: tuple[Path, dict[str, object]]) -> None:
+def test_a_mistaken_scan_is_voided(demo: Demo) -> None:
     out, _ = demo
     with sqlite3.connect(out / "register" / "register.db") as db:
         corrections = [
@@ -80,7 +79,7 @@ def test_a_mistaken_scan_is_voided(demo: tuple[Path, dict[str, object]]) -> None
     assert "mistaken" in corrections[0]["n"]
 
 
-def test_xlsx_totals_equal_the_csv(demo: tuple[Path, dict[str, object]]) -> None:
+def test_xlsx_totals_equal_the_csv(demo: Demo) -> None:
     out, _ = demo
     rows = table(out)
     groups = sorted({r["group"] for r in rows})
@@ -93,7 +92,7 @@ def test_xlsx_totals_equal_the_csv(demo: tuple[Path, dict[str, object]]) -> None
         assert amount == payable * 250_000
 
 
-def test_the_dishonest_evening_is_flagged_and_not_payable(demo: tuple[Path, dict[str, object]]) -> None:
+def test_the_dishonest_evening_is_flagged_and_not_payable(demo: Demo) -> None:
     out, summary = demo
     doc = json.loads((out / "anomalies.json").read_text("utf-8"))
     bursts = [f for f in doc["flags"] if f["rule"] == "burst"]
@@ -105,7 +104,7 @@ def test_the_dishonest_evening_is_flagged_and_not_payable(demo: tuple[Path, dict
     assert all(" 21:4" in t for t in late[0]["evidence"]["times"])  # after closing (19:00)
     rows = {(r["child"], r["date"]): r for r in table(out)}
     for child_day in evening:
-        row = rows[child_day]  # type: ignore[index]
+        row = rows[child_day]
         assert row["status"] == "present" and row["payable"] == "0" and "burst" in row["flags"]
     others = [r for k, r in rows.items() if k not in evening and r["status"] == "present"]
     assert sum(r["payable"] == "1" for r in others) == len(others)  # nothing else held
