@@ -105,6 +105,19 @@ class Context:
     kinds: dict[dt.date, str]
     roster: RosterHistory
     params: Params = field(default_factory=Params)
+    _present: dict[tuple[str, dt.date], list[Event]] | None = None
+
+    def devices(self) -> dict[int, list[Event]]:
+        """This kindergarten's devices and their events (the data also holds others' check-ins)."""
+        return {
+            d: evs for d, evs in self.data.events.items() if evs and evs[0].kindergarten == self.kindergarten
+        }
+
+    def present(self) -> dict[tuple[str, dt.date], list[Event]]:
+        """:func:`presence` over this kindergarten's events, computed once."""
+        if self._present is None:
+            self._present = presence(self, (e for evs in self.devices().values() for e in evs))
+        return self._present
 
     @functools.cached_property
     def zone(self) -> ZoneInfo:
@@ -383,9 +396,7 @@ def _high_rate(ctx: Context, present: dict[tuple[str, dt.date], list[Event]]) ->
 
 def run(ctx: Context) -> list[Flag]:
     """Every rule over the kindergarten's entries; flags touching the month, sorted by id."""
-    devices = {
-        d: evs for d, evs in ctx.data.events.items() if evs and evs[0].kindergarten == ctx.kindergarten
-    }
+    devices = ctx.devices()
     mine = [e for evs in devices.values() for e in evs]
     ins = [e for e in checkins(mine) if ctx.in_month(e)]
     flags = [
@@ -398,7 +409,7 @@ def run(ctx: Context) -> list[Flag]:
         *_backlog(ctx, devices),
         *_roster(ctx, ins),
         *_corrections(ctx, devices),
-        *_high_rate(ctx, presence(ctx, mine)),
+        *_high_rate(ctx, ctx.present()),
     ]
     unique: dict[str, Flag] = {}
     for f in flags:

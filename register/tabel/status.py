@@ -85,8 +85,7 @@ def build(store: Store, kindergarten: str, month: str, data: Dataset | None = No
     """The табель of ``kindergarten`` for ``month`` (YYYY-MM)."""
     ctx = context(store, kindergarten, month, data)
     found = flags(store, ctx)
-    mine = [e for evs in ctx.data.events.values() if evs and evs[0].kindergarten == kindergarten for e in evs]
-    present = audit.presence(ctx, mine)
+    present = ctx.present()
     reasons = absences(store, kindergarten, ctx.days)
     touched: dict[tuple[str, dt.date], list[audit.Flag]] = {}
     for f in found:
