@@ -173,8 +173,7 @@ def load_month(store: Store, kindergarten: str, lo_ms: int, hi_ms: int, travel_m
     data = Dataset()
     devices = store.devices()
     mine = [d for d in devices if d.kindergarten == kindergarten]
-    for device in devices:
-        index.ensure(store, device)
+    index.ensure(store, devices)
     children: set[str] = set()
     for device in mine:
         sizes, received = _receipts(store, device.id)

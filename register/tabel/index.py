@@ -30,13 +30,23 @@ def write(sql: Sql, device_id: int, entries: Iterable[Entry]) -> None:
     sql.many(_INSERT, rows(device_id, entries))
 
 
-def ensure(store: Store, device: Device) -> None:
-    """Index the device's stored entries the index lacks (a database from before the index; idempotent)."""
+def ensure(store: Store, devices: Sequence[Device]) -> None:
+    """Index the devices' stored entries the index lacks (a database from before the index; idempotent).
+
+    One read transaction asks every device's newest indexed entry (a round trip each, not a
+    transaction each: this runs for every табель)."""
     with store._tx(write=False) as sql:
-        row = sql.one("SELECT max(idx) FROM entry_index WHERE device_id = ?", (device.id,))
-    after = -1 if row is None or row[0] is None else int(row[0])
-    if after + 1 >= device.size:
-        return
+        newest = {
+            d.id: sql.one("SELECT max(idx) FROM entry_index WHERE device_id = ?", (d.id,)) for d in devices
+        }
+    for device in devices:
+        row = newest[device.id]
+        after = -1 if row is None or row[0] is None else int(row[0])
+        if after + 1 < device.size:
+            _backfill(store, device, after)
+
+
+def _backfill(store: Store, device: Device, after: int) -> None:
     batch: list[Row] = []
     for idx, _leaf, data in store.iter_entries(device.id):
         if int(idx) <= after:
