@@ -313,3 +313,6 @@ def add_commands(subparsers: Any) -> None:
     from register import trust_cli  # noqa: PLC0415
 
     trust_cli.add_commands(sub, dsub)
+    from register.tabel import cli as tabel_cli  # noqa: PLC0415
+
+    tabel_cli.add_commands(sub)

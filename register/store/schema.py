@@ -143,12 +143,72 @@ def _roster_v1(d: Dialect) -> list[str]:
     ]
 
 
+def _tabel_v1(d: Dialect) -> list[str]:
+    """The табель: calendars, absences with reasons, auditors' flag clearances, month approvals."""
+    return [
+        """CREATE TABLE tabel_settings (
+            kindergarten TEXT PRIMARY KEY,
+            tz TEXT NOT NULL,
+            opens TEXT NOT NULL,
+            closes TEXT NOT NULL,
+            rate_tiyn BIGINT NOT NULL)""",
+        """CREATE TABLE tabel_days (
+            kindergarten TEXT NOT NULL,
+            day TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            note TEXT NOT NULL,
+            PRIMARY KEY (kindergarten, day))""",
+        f"""CREATE TABLE tabel_absences (
+            id {d.serial} PRIMARY KEY,
+            kindergarten TEXT NOT NULL,
+            child TEXT NOT NULL,
+            day TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            document TEXT,
+            entered_by TEXT NOT NULL,
+            time_ms BIGINT NOT NULL)""",
+        "CREATE INDEX tabel_absences_day ON tabel_absences (kindergarten, day)",
+        """CREATE TABLE tabel_clearances (
+            flag TEXT PRIMARY KEY,
+            cleared_by TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            time_ms BIGINT NOT NULL)""",
+        f"""CREATE TABLE tabel_approvals (
+            id {d.serial} PRIMARY KEY,
+            kindergarten TEXT NOT NULL,
+            month TEXT NOT NULL,
+            step TEXT NOT NULL,
+            done_by TEXT NOT NULL,
+            time_ms BIGINT NOT NULL,
+            digest TEXT NOT NULL,
+            document {d.blob} NOT NULL)""",
+    ]
+
+
+def _tabel_v2(d: Dialect) -> list[str]:
+    """The entries' decoded fields, written at ingest, so a month's табель reads only that month's entries."""
+    return [
+        """CREATE TABLE entry_index (
+            device_id BIGINT NOT NULL REFERENCES devices (id),
+            idx BIGINT NOT NULL,
+            kind TEXT NOT NULL,
+            child TEXT,
+            time_ms BIGINT NOT NULL,
+            method TEXT,
+            ref BIGINT,
+            PRIMARY KEY (device_id, idx))""",
+        "CREATE INDEX entry_index_time ON entry_index (device_id, time_ms)",
+        "CREATE INDEX entry_index_child ON entry_index (child, time_ms)",
+    ]
+
+
 #: Every component and its migrations, in the order components are created.
 #: Features add a component here (their own key, their own steps); never reorder or edit a step.
 COMPONENTS: Final[Mapping[str, Sequence[Migration]]] = {
     "log": (_log_v1,),
     "enrolment": (_enrolment_v1,),
     "roster": (_roster_v1,),
+    "tabel": (_tabel_v1, _tabel_v2),
 }
 
 
