@@ -69,10 +69,13 @@ def wheelhouse(facts: DeviceFacts, wheel: Path | None) -> Path:
             raise BundleError(f"--wheel {wheel}: not a kgate wheel file")
         shutil.copy2(wheel, out / wheel.name)
     elif (SOURCE / "pyproject.toml").is_file():
-        _pip("wheel", "--no-deps", "--wheel-dir", str(out), str(SOURCE))
+        _pip("wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(out), str(SOURCE))
     else:
         raise BundleError("this kgate is not a source checkout: pass --wheel FILE (python -m pip wheel .)")
     built = next(out.glob("kgate-*.whl"))
+    stamp, requires = out / ".requires", _requires(built)
+    if stamp.exists() and stamp.read_text() == requires:
+        return out  # the dependencies' wheels are already here
     if native:
         _pip("wheel", "--wheel-dir", str(out), str(built))
     else:  # a Pi from a PC: binary wheels for the device's platform (piwheels.org has armv7l ones)
@@ -80,7 +83,16 @@ def wheelhouse(facts: DeviceFacts, wheel: Path | None) -> Path:
         version = f"--python-version={facts.python[0]}.{facts.python[1]}"
         args = [f"--platform={p}" for p in plat]
         _pip("download", "--only-binary=:all:", *args, version, "--dest", str(out), str(built))
+    stamp.write_text(requires)
     return out
+
+
+def _requires(wheel: Path) -> str:
+    """The wheel's ``Requires-Dist`` lines: when they are unchanged, so are the dependencies' wheels."""
+    with zipfile.ZipFile(wheel) as zf:
+        meta = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        lines = zf.read(meta).decode("utf-8", "replace").splitlines()
+    return "\n".join(sorted(line for line in lines if line.startswith("Requires-Dist:")))
 
 
 def content_hash(wheels: Path) -> str:

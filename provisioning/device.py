@@ -19,6 +19,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -180,9 +181,13 @@ def step_venv(run: Run) -> None:
 ENROL_SCRIPT = """
 import json, sys
 from pathlib import Path
+from kgate.errors import KgateError
 from sync_agent.enrol import enrol
 s = json.load(sys.stdin)
-e = enrol(s["register"], s["token"], state=Path(s["state"]), ca=Path(s["ca"]) if s.get("ca") else None)
+try:
+    e = enrol(s["register"], s["token"], state=Path(s["state"]), ca=Path(s["ca"]) if s.get("ca") else None)
+except KgateError as exc:
+    sys.exit(str(exc))
 print(json.dumps({"origin": e.origin, "kindergarten": e.kindergarten, "gate": e.gate}))
 """
 
@@ -219,7 +224,7 @@ def step_enrol(run: Run) -> None:
     )  # fmt: skip
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines() or ["no output"]
-        raise StepFailed(f"the register refused the enrolment: {lines[-1]}")
+        raise StepFailed(f"enrolment refused, nothing stored: {lines[-1]}")
     ident = json.loads(proc.stdout)
     run.changed.add("enrol")
     run.report(
@@ -311,7 +316,11 @@ def step_selftest(run: Run) -> None:
         return
     notes = []
     # Type=notify: the terminal says READY=1 only once the camera delivered a frame.
-    term = sh("systemctl", "is-active", "--wait", UNITS[0], check=False, timeout=150).strip()
+    deadline = time.monotonic() + 90
+    term = ""
+    while term != "active" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        term = sh("systemctl", "is-active", UNITS[0], check=False).strip()
     notes.append("camera delivers frames" if term == "active" else f"no camera frame (terminal {term})")
     ledger = STATE / "ledger.db"
     if ledger.exists():
@@ -339,6 +348,7 @@ def main(argv: list[str]) -> int:
     if not argv or os.geteuid() != 0:
         print("usage (as root): python3 device.py BUNDLE_DIR [--dry-run] < settings.json", file=sys.stderr)
         return 2
+    os.umask(0o022)  # the venv must be readable by the service user whatever the login's umask
     run = Run(Path(argv[0]), json.load(sys.stdin), "--dry-run" in argv[1:])
     for name, step in STEPS:
         try:

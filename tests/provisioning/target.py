@@ -139,6 +139,7 @@ def _wait_port(port: int, timeout: float) -> None:
 
 def prepare(root: Path, port: int, client_pub: str) -> str:
     """Configure sshd in an unbooted copy: loopback-only on ``port``, key login for root; its host key."""
+    root.chmod(0o755)  # "/" of the container (a mkdtemp's copy is 0700: no service user could run)
     conf = root / "etc" / "ssh" / "sshd_config.d" / "kgate-test.conf"
     conf.parent.mkdir(parents=True, exist_ok=True)
     conf.write_text(
