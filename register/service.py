@@ -17,6 +17,7 @@ from ledger.errors import NoteError
 from ledger.note import CosignatureSigner, add_signatures
 from register.errors import Equivocation, Unverifiable
 from register.ingest import Batch, check_batch, plan_append
+from register.notify.outbox import enqueue as enqueue_notifications
 from register.store import Device, Store, StoredCheckpoint
 
 log = logging.getLogger("kgate.register")
@@ -61,6 +62,7 @@ class Register:
             with self.store.device_log(device.id) as dlog:
                 plan = plan_append(checked, dlog)
                 dlog.apply(plan)
+                enqueue_notifications(dlog.sql, dlog.device, plan.entries, now_ms=self.now_ms())
                 stored = dlog.checkpoint_at(cp.size)
                 if stored is None:
                     try:
