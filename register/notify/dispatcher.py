@@ -145,12 +145,13 @@ class Dispatcher:
         )
         return SENT
 
-    def run_once(self) -> Outcome:
-        """Claim one batch and deliver it."""
+    def run_once(self, tick: Callable[[], object] = lambda: None) -> Outcome:
+        """Claim one batch and deliver it; ``tick`` after each message (the systemd watchdog)."""
         token, items = self.claim()
         counts = {SENT: 0, PENDING: 0, DEAD: 0}
         for item in items:
             counts[self.deliver(token, item)] += 1
+            tick()
         return Outcome(counts[SENT], counts[PENDING], counts[DEAD])
 
     def run(
@@ -158,7 +159,7 @@ class Dispatcher:
     ) -> None:
         """Deliver until ``stop()``; sleeps ``interval`` seconds whenever a pass found nothing to do."""
         while not stop():
-            outcome = self.run_once()
+            outcome = self.run_once(tick)
             tick()
             if outcome == Outcome():
                 deadline = time.monotonic() + interval
