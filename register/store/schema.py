@@ -202,6 +202,53 @@ def _tabel_v2(d: Dialect) -> list[str]:
     ]
 
 
+def _notify_v1(d: Dialect) -> list[str]:
+    """Guardians' contacts and consent (never in a roster document), and the notification outbox.
+
+    One outbox row per (device, entry index, guardian, channel): the unique key that makes re-pushed and
+    pulled entries never notify twice. Rows move pending → sending (claimed, with a lease) → sent | dead.
+    """
+    return [
+        """CREATE TABLE notify_zones (
+            kindergarten TEXT PRIMARY KEY,
+            zone TEXT NOT NULL)""",
+        """CREATE TABLE notify_guardians (
+            kindergarten TEXT NOT NULL,
+            guardian TEXT NOT NULL,
+            lang TEXT NOT NULL,
+            opt_in BOOLEAN NOT NULL,
+            PRIMARY KEY (kindergarten, guardian))""",
+        """CREATE TABLE notify_contacts (
+            kindergarten TEXT NOT NULL,
+            guardian TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            address TEXT NOT NULL,
+            target TEXT,
+            PRIMARY KEY (kindergarten, guardian, channel))""",
+        f"""CREATE TABLE notify_outbox (
+            id {d.serial} PRIMARY KEY,
+            device_id BIGINT NOT NULL REFERENCES devices (id),
+            idx BIGINT NOT NULL,
+            guardian TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            address TEXT NOT NULL,
+            target TEXT,
+            key TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_ms BIGINT NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            due_ms BIGINT NOT NULL,
+            lease_ms BIGINT,
+            claim TEXT,
+            last_error TEXT,
+            sent_ms BIGINT,
+            remote_id TEXT,
+            UNIQUE (device_id, idx, guardian, channel))""",
+        "CREATE INDEX notify_outbox_due ON notify_outbox (state, due_ms)",
+    ]
+
+
 #: Every component and its migrations, in the order components are created.
 #: Features add a component here (their own key, their own steps); never reorder or edit a step.
 COMPONENTS: Final[Mapping[str, Sequence[Migration]]] = {
@@ -209,6 +256,7 @@ COMPONENTS: Final[Mapping[str, Sequence[Migration]]] = {
     "enrolment": (_enrolment_v1,),
     "roster": (_roster_v1,),
     "tabel": (_tabel_v1, _tabel_v2),
+    "notify": (_notify_v1,),
 }
 
 
