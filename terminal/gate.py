@@ -130,6 +130,7 @@ class Gate:
         self._monotonic = monotonic
         self.pickup = pickup
         self.face_check = face_check  # modes qr+face: the badge's child must show their face
+        self.mode = "qr"  # the gate mode (terminal.config.MODES): what the idle screen asks for
         self.card: ResultCard | None = None
         self.status = StatusInfo(roster_version=_safe_version(decider))
         self._faulted = False
@@ -312,6 +313,7 @@ class Gate:
             card=self.card,
             lang=self.lang,
             selected_direction=Direction.chosen(self.feedback.selected_direction),
+            mode=self.mode,
         )
 
     def render(self, preview: Any = None) -> Image.Image | None:

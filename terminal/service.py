@@ -388,6 +388,7 @@ def open_service(config: TerminalConfig, *, notifier: Notifier | None = None) ->
             quiet_seconds=cfg.quiet_seconds,
             pickup=Pickup(roster, policy),
         )
+        gate.mode = cfg.mode
         checkin = None
         closers: list[Callable[[], None]] = [ledger.close, roster.close, feedback.close]
         if cfg.mode == "qr+face":  # the badge names the child, the face must match (1:1)
