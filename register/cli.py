@@ -310,6 +310,7 @@ def add_commands(subparsers: Any) -> None:
     alarms.add_argument("--json", action="store_true", help="one JSON object per line")
     alarms.set_defaults(func=cmd_alarms)
 
-    from register import trust_cli  # noqa: PLC0415
+    from register import console_cli, trust_cli  # noqa: PLC0415
 
     trust_cli.add_commands(sub, dsub)
+    console_cli.add_commands(sub)
