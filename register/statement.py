@@ -40,6 +40,7 @@ class Statement:
     data: bytes
     verified: VerifiedStatement
     name: str
+    verified_with: str  # the register's cosigner vkey
 
     @property
     def sha256(self) -> str:
@@ -104,10 +105,18 @@ def _log_section(store: Store, device: Device, child: str, lo: int, hi: int) -> 
 
 
 def build_statement(
-    store: Store, child: str, month: str, *, kindergarten_name: str | None = None
+    store: Store,
+    child: str,
+    month: str,
+    *,
+    kindergarten_name: str | None = None,
+    register_vkey: str | None = None,
 ) -> Statement:
-    """The statement of ``child``'s ``month`` (YYYY-MM, local to its kindergarten), verified before return."""
-    register_vkey = store.get_meta(META_COSIGNER)
+    """The statement of ``child``'s ``month`` (YYYY-MM, local to its kindergarten), verified before return.
+
+    ``register_vkey`` is the cosigner key to prove against: by default the one the register recorded.
+    """
+    register_vkey = register_vkey or store.get_meta(META_COSIGNER)
     if register_vkey is None:
         raise StoreError("the register has never cosigned a checkpoint on this database (no cosigner key)")
     home, name = child_home(store, child, kindergarten_name)
@@ -136,7 +145,7 @@ def build_statement(
         verified = verify_statement(data, register_vkey)
     except LedgerError as exc:  # the stored log or its cosignature is not what the register believes
         raise StoreError(f"the statement built from this database does not verify: {exc}") from None
-    return Statement(data, verified, name)
+    return Statement(data, verified, name, register_vkey)
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -150,7 +159,7 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def write_statement(statement: Statement, out: Path) -> tuple[Path, Path]:
-    """Write ``out/statement.json`` and ``out/statement.pdf`` (the page shows the JSON's SHA-256)."""
+    """Write ``out/statement.json``, ``statement.pdf`` (showing the JSON's SHA-256), ``register.vkey``."""
     from register.statement_pdf import render_statement  # noqa: PLC0415 - fpdf2 only when printing
 
     pdf = render_statement(statement)
@@ -158,4 +167,5 @@ def write_statement(statement: Statement, out: Path) -> tuple[Path, Path]:
     json_path, pdf_path = out / "statement.json", out / "statement.pdf"
     _write(json_path, statement.data)
     _write(pdf_path, pdf)
+    _write(out / "register.vkey", statement.verified_with.encode() + b"\n")
     return json_path, pdf_path

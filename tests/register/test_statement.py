@@ -206,8 +206,8 @@ def test_statement_is_written_and_verifies(
     code, out = _verify(path, built.register_vkey, capsys)
     assert code == 0, out
     assert "valid: 5 entries of child A in 2026-11" in out
-    vkey_file = tmp_path / "register.vkey"
-    vkey_file.write_text(built.register_vkey + "\n")
+    vkey_file = tmp_path / "out" / "register.vkey"  # written beside the statement
+    assert vkey_file.read_text() == built.register_vkey + "\n"
     assert _verify(path, str(vkey_file), capsys)[0] == 0
     assert independent_verify(doc, built.register_vkey) == NOVEMBER_A
     pdf = (tmp_path / "out" / "statement.pdf").read_bytes()
