@@ -144,7 +144,7 @@ def _roster_v1(d: Dialect) -> list[str]:
 
 
 def _console_v1(d: Dialect) -> list[str]:
-    """Kindergarten districts and zones, console users, audit trail, login throttling, parent codes."""
+    """Kindergarten districts and zones; console users, sessions, audit, login throttling, parent codes."""
     return [
         """CREATE TABLE kindergartens (
             kindergarten TEXT PRIMARY KEY,
@@ -177,6 +177,14 @@ def _console_v1(d: Dialect) -> list[str]:
             child TEXT NOT NULL,
             created_ms BIGINT NOT NULL,
             revoked BOOLEAN NOT NULL DEFAULT FALSE)""",
+        """CREATE TABLE console_sessions (
+            id_hash TEXT PRIMARY KEY,
+            user_id BIGINT REFERENCES users (id),
+            parent_kindergarten TEXT,
+            parent_child TEXT,
+            csrf TEXT NOT NULL,
+            created_ms BIGINT NOT NULL,
+            expires_ms BIGINT NOT NULL)""",
         *_append_only(d, "audit"),
     ]
 
