@@ -45,7 +45,7 @@ def _days(statement: Statement) -> dict[dt.date, dict[str, Any]]:
 
 
 def _qr(pdf: Any, text: str, x: float, y: float) -> float:
-    """Draw ``text`` as a QR code at (x, y); returns its side in mm (quiet zone included)."""
+    """Draw ``text`` as a QR code at (x, y), quiet zone included; returns its side in mm."""
     matrix = segno.make(text, error="m", micro=False).matrix
     pdf.set_fill_color(0, 0, 0)
     for row, bits in enumerate(matrix):
@@ -80,9 +80,8 @@ def render_statement(statement: Statement) -> bytes:
     pdf.set_font("DejaVu", "", 9)
     pdf.cell(0, 5, f"{v.kindergarten} · {v.child} · {v.timezone}", new_x="LMARGIN", new_y="NEXT")
     pdf.cell(0, 5, "Келу табелі / Табель посещения / Attendance statement", new_x="LMARGIN", new_y="NEXT")
-    side = _qr(pdf, f"sha256:{statement.sha256}", 210 - 15 - 34, 8)
-    del side
-    pdf.set_y(38)
+    side = _qr(pdf, f"sha256:{statement.sha256}", 210 - 15 - 34, 6)
+    pdf.set_y(max(40.0, 6 + side + 2))
     widths = (30, 22, 30, 30, 40, 18)
     heads = ("Күні / Дата", "", "Келді / Пришёл", "Кетті / Ушёл", "Қалай / Как", "#")
     pdf.set_font("DejaVu", "B", 8.5)

@@ -11,6 +11,8 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,6 +214,27 @@ def test_statement_is_written_and_verifies(
     assert independent_verify(doc, built.register_vkey) == NOVEMBER_A
     pdf = (tmp_path / "out" / "statement.pdf").read_bytes()
     assert pdf.startswith(b"%PDF") and b"/Count 1" in pdf  # one page
+    assert (
+        _qr_in_pdf(tmp_path / "out" / "statement.pdf")
+        == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    )
+
+
+def _qr_in_pdf(pdf: Path) -> str:
+    """The text of the QR code on the PDF's page, read back by the gate's own decoder from a raster."""
+    if shutil.which("pdftoppm") is None:
+        pytest.skip("pdftoppm (poppler-utils) is not installed")
+    subprocess.run(
+        ["pdftoppm", "-r", "150", "-png", "-singlefile", str(pdf), str(pdf.with_suffix(""))],
+        check=True,
+        timeout=60,
+    )
+    import zxingcpp
+    from PIL import Image
+
+    codes = zxingcpp.read_barcodes(Image.open(pdf.with_suffix(".png")))
+    assert len(codes) == 1
+    return str(codes[0].text)
 
 
 def test_statement_uses_the_newest_cosigned_checkpoint(
