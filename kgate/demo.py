@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from kgate import simulation, trust_demo
 from kgate.errors import UsageError
 from kgate.evening import Evening, departures
+from kgate.month import write_month
 from kgate.rush import MorningRush, badge_serial, percentile
 from ledger.clock import FakeClock
 from ledger.keys import load_key
@@ -85,6 +86,7 @@ class DemoSummary:
     pickups_refused: int = 0
     not_picked_up: int = 0
     faces: dict[str, Any] = field(default_factory=dict)
+    tabel: dict[str, Any] = field(default_factory=dict)  # the month's табель (kgate/month.py)
 
 
 def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None = None) -> DemoSummary:
@@ -127,6 +129,8 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
         report = verify_ledger(db)
         cosigned = sync_to_local_register(db, register)
     verify_register(str(register_dir / "register.db"))
+    # The rest of the month at this kindergarten, then its табель and audit (kgate/month.py).
+    month = write_month(out, kids, on, seed=seed, register_name=REGISTER_NAME)
     present = sum(1 for v in visits if v.arrive)
     stats = rush.stats
     return DemoSummary(
@@ -170,6 +174,7 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
         pickups_refused=evening.pickups_refused,
         not_picked_up=evening.not_picked_up,
         faces=asdict(faces),
+        tabel=month.as_json(),
     )
 
 
@@ -248,6 +253,12 @@ def _run(args: argparse.Namespace) -> int:
         f"  departures:      {summary.checked_out} checked out, {summary.picked_up_with_guardian} with a "
         f'guardian\'s badge (pickup policy "guardian"); {summary.pickups_refused} unauthorized adult '
         f"refused, {summary.not_picked_up} not picked up"
+    )
+    t = summary.tabel
+    print(
+        f"  табель {t['month']}:  {t['present']} child-days present, {t['payable']} payable, "
+        f"{t['flags']} flags (the dishonest evening of {t['dishonest_children']} check-ins "
+        f"{'flagged' if t['dishonest_flagged'] else 'NOT flagged'}): tabel.csv, tabel.xlsx, anomalies.json"
     )
     print(f"  screens:         {len(summary.screens)} screenshots in {Path(summary.out) / 'screens'}")
     print(f"  entries:         {summary.entries} (boot, in, out, rejected), each durably committed")

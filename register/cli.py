@@ -294,6 +294,9 @@ def add_commands(subparsers: Any) -> None:
     keys.set_defaults(func=cmd_keys)
 
     tuf_cli.add_commands(sub)
+    from register.notify import cli as notify_cli  # noqa: PLC0415
+
+    notify_cli.add_commands(sub)
     device = sub.add_parser("device", help="the registry of device keys")
     dsub = device.add_subparsers(dest="device_command", metavar="COMMAND", required=True)
     add = dsub.add_parser("add", help="enrol a device by its verifier key (kgate ledger vkey)")
@@ -321,3 +324,6 @@ def add_commands(subparsers: Any) -> None:
 
     trust_cli.add_commands(sub, dsub)
     console_cli.add_commands(sub)
+    from register.tabel import cli as tabel_cli  # noqa: PLC0415
+
+    tabel_cli.add_commands(sub)

@@ -35,12 +35,12 @@ def cmd_statement(args: argparse.Namespace) -> int:
 
 
 def cmd_kindergarten_set(args: argparse.Namespace) -> int:
-    from register.kindergartens import set_kindergarten  # noqa: PLC0415
+    from register.kindergartens import set_district  # noqa: PLC0415
     from register.store import open_store  # noqa: PLC0415
 
     with open_store(args.db) as store:
-        k = set_kindergarten(store, args.kindergarten, district=args.district, timezone=args.timezone)
-    print(f"{k.name}: district {k.district or '(none)'}, time zone {k.timezone}")
+        set_district(store, args.kindergarten, args.district)
+    print(f"{args.kindergarten}: district {args.district}")
     return 0
 
 
@@ -129,12 +129,13 @@ def add_commands(sub: Any) -> None:
     )
     st.set_defaults(func=cmd_statement)
 
-    kg = sub.add_parser("kindergarten", help="a kindergarten's district and time zone")
+    kg = sub.add_parser("kindergarten", help="a kindergarten's district (the scope of district officials)")
     ksub = kg.add_subparsers(dest="kindergarten_command", metavar="COMMAND", required=True)
-    kset = ksub.add_parser("set", help="set the district and/or time zone of a kindergarten")
+    kset = ksub.add_parser(
+        "set", help="put a kindergarten in a district (its time zone: kgate register calendar set --tz)"
+    )
     kset.add_argument("kindergarten", metavar="K")
-    kset.add_argument("--district", help="the district the kindergarten belongs to")
-    kset.add_argument("--timezone", help="IANA time zone (default Asia/Almaty)")
+    kset.add_argument("--district", required=True, help="the district the kindergarten belongs to")
     kset.add_argument("--db", default=DEFAULT_DB, help=DB_HELP)
     kset.set_defaults(func=cmd_kindergarten_set)
 

@@ -6,6 +6,7 @@ The device is not enrolled yet, so these routes are authenticated by the one-tim
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated, Any
 
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from register.enrol import Enrolment, token_hash
-from register.errors import BadToken, Malformed, TooLarge
+from register.errors import BadToken, Malformed, RequestTimeout, TooLarge
 from register.store.enrolment import get_token
 
 MAX_BODY = 4096
@@ -79,10 +80,14 @@ async def _authenticated_body(request: Request, model: type[BaseModel]) -> tuple
     if length.isdigit() and int(length) > MAX_BODY:
         raise TooLarge(f"body larger than {MAX_BODY} bytes")
     raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY:
-            raise TooLarge(f"body larger than {MAX_BODY} bytes")
+    try:
+        async with asyncio.timeout(request.app.state.ctx.limits.body_timeout):  # no trickling bodies
+            async for chunk in request.stream():
+                raw += chunk
+                if len(raw) > MAX_BODY:
+                    raise TooLarge(f"body larger than {MAX_BODY} bytes")
+    except TimeoutError:
+        raise RequestTimeout("the enrolment request body did not arrive in time") from None
     try:
         return token, model.model_validate(json.loads(raw or b"{}"))
     except (ValueError, ValidationError) as exc:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ledger.checkpoint import Checkpoint, open_checkpoint
-from ledger.entry import decode_entry
+from ledger.entry import Entry, decode_entry
 from ledger.errors import EntryError, NoteError, ProofError
 from ledger.merkle import CompactRange, leaf_hash, tree_hash, verify_consistency
 from ledger.note import Ed25519Verifier, parse_note
@@ -56,6 +56,7 @@ class CheckedBatch:
     batch: Batch
     checkpoint: Checkpoint
     leaves: tuple[bytes, ...]
+    decoded: tuple[Entry, ...] = ()  # the entries parsed (the register indexes them without decoding twice)
 
 
 class LogView(Protocol):
@@ -116,7 +117,7 @@ def check_batch(batch: Batch, verifier: Ed25519Verifier, *, max_entries: int = M
         raise Unverifiable(f"checkpoint size {cp.size} is not start + entries = {end}")
     if not 0 <= batch.old_size <= cp.size:
         raise Unverifiable(f"old_size {batch.old_size} is not between 0 and the checkpoint size {cp.size}")
-    leaves = []
+    leaves, decoded = [], []
     for offset, data in enumerate(batch.entries):
         index = batch.start + offset
         try:
@@ -126,7 +127,8 @@ def check_batch(batch: Batch, verifier: Ed25519Verifier, *, max_entries: int = M
         if entry.index != index:
             raise Unverifiable(f"entry {index}: carries index {entry.index}")
         leaves.append(leaf_hash(data))
-    return CheckedBatch(batch, cp, tuple(leaves))
+        decoded.append(entry)
+    return CheckedBatch(batch, cp, tuple(leaves), tuple(decoded))
 
 
 def plan_append(checked: CheckedBatch, log: LogView) -> Plan:

@@ -1,30 +1,13 @@
-"""Per-kindergarten settings the console and statements need: the district it belongs to, its time zone.
+"""Which district each kindergarten belongs to: what a district official's scope covers.
 
-A kindergarten without a row is in no district and keeps the default zone, ``Asia/Almaty``.
+A kindergarten's time zone, hours and calendar are the табель's (``register/tabel/calendar.py``,
+``kgate register calendar set --tz``); statements and the console read the zone from there.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 from register.errors import ConfigError
 from register.store.base import Store
-
-DEFAULT_TIMEZONE: Final = "Asia/Almaty"
-
-
-@dataclass(frozen=True)
-class Kindergarten:
-    """A kindergarten's district (None: not assigned) and IANA time zone name."""
-
-    name: str
-    district: str | None
-    timezone: str
-
-    def tzinfo(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
 
 
 def _check_text(value: str, what: str) -> str:
@@ -33,42 +16,23 @@ def _check_text(value: str, what: str) -> str:
     return value
 
 
-def check_timezone(name: str) -> str:
-    """``name`` if it is an IANA zone this system knows; ConfigError otherwise."""
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"--timezone {name!r} is not a known IANA time zone (e.g. Asia/Almaty)") from None
-    return name
-
-
-def kindergarten(store: Store, name: str) -> Kindergarten:
-    """The settings of kindergarten ``name`` (defaults when none were set)."""
+def district_of(store: Store, kindergarten: str) -> str | None:
+    """The district of ``kindergarten``, or None when none was set."""
     with store._tx(write=False) as sql:
-        row = sql.one("SELECT district, timezone FROM kindergartens WHERE kindergarten = ?", (name,))
-    if row is None:
-        return Kindergarten(name, None, DEFAULT_TIMEZONE)
-    return Kindergarten(name, row[0], row[1] or DEFAULT_TIMEZONE)
+        row = sql.one("SELECT district FROM kindergartens WHERE kindergarten = ?", (kindergarten,))
+    return None if row is None else str(row[0])
 
 
-def set_kindergarten(
-    store: Store, name: str, *, district: str | None = None, timezone: str | None = None
-) -> Kindergarten:
-    """Set the district and/or the time zone of ``name`` (what is not given stays as it was)."""
-    _check_text(name, "kindergarten")
-    if district is not None:
-        _check_text(district, "--district")
-    if timezone is not None:
-        check_timezone(timezone)
+def set_district(store: Store, kindergarten: str, district: str) -> None:
+    """Put ``kindergarten`` in ``district`` (replacing any earlier district)."""
+    _check_text(kindergarten, "kindergarten")
+    _check_text(district, "--district")
     with store._tx(write=True) as sql:
         sql.run(
-            "INSERT INTO kindergartens (kindergarten, district, timezone) VALUES (?, ?, ?) "
-            "ON CONFLICT (kindergarten) DO UPDATE SET "
-            "district = COALESCE(excluded.district, kindergartens.district), "
-            "timezone = COALESCE(excluded.timezone, kindergartens.timezone)",
-            (name, district, timezone),
+            "INSERT INTO kindergartens (kindergarten, district) VALUES (?, ?) "
+            "ON CONFLICT (kindergarten) DO UPDATE SET district = excluded.district",
+            (kindergarten, district),
         )
-    return kindergarten(store, name)
 
 
 def in_district(store: Store, district: str) -> list[str]:

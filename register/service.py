@@ -13,11 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ledger.entry import Entry
 from ledger.errors import NoteError
 from ledger.note import CosignatureSigner, add_signatures
 from register.errors import Equivocation, Unverifiable
 from register.ingest import Batch, check_batch, plan_append
+from register.notify.outbox import enqueue as enqueue_notifications
 from register.store import Device, Store, StoredCheckpoint
+from register.tabel import index, late
 
 log = logging.getLogger("kgate.register")
 
@@ -61,6 +64,12 @@ class Register:
             with self.store.device_log(device.id) as dlog:
                 plan = plan_append(checked, dlog)
                 dlog.apply(plan)
+                new: tuple[Entry, ...] = ()
+                if plan.entries:  # the табель's index of the new entries, in the same transaction
+                    first = plan.entries[0][0] - batch.start
+                    new = checked.decoded[first : first + len(plan.entries)]
+                    index.write(dlog.sql, device.id, new)
+                enqueue_notifications(dlog.sql, dlog.device, plan.entries, now_ms=self.now_ms())
                 stored = dlog.checkpoint_at(cp.size)
                 if stored is None:
                     try:
@@ -88,6 +97,10 @@ class Register:
             log.info(
                 "device %s: stored entries %d..%d", device.origin, plan.entries[0][0], plan.entries[-1][0]
             )
+            for alarm in late.check(self.store, device, new, now_ms=self.now_ms()):
+                log.warning(
+                    "ALARM %d: device %s delivered entries for an approved month", alarm, device.origin
+                )
         return Receipt(size, cosigned)
 
     def state(self, device: Device) -> tuple[int, str | None]:

@@ -28,9 +28,9 @@ from ledger.statement import (
     verify_statement,
 )
 from register.errors import ConfigError, StoreError, UnknownPerson
-from register.kindergartens import kindergarten
 from register.service import META_COSIGNER
 from register.store.base import Device, Store
+from register.tabel.calendar import get_settings
 
 
 @dataclass(frozen=True)
@@ -120,9 +120,9 @@ def build_statement(
     if register_vkey is None:
         raise StoreError("the register has never cosigned a checkpoint on this database (no cosigner key)")
     home, name = child_home(store, child, kindergarten_name)
-    place = kindergarten(store, home)
+    place = get_settings(store, home)  # the табель's zone: a statement's month is the табель's month
     try:
-        lo, hi = month_bounds(month, place.tzinfo())
+        lo, hi = month_bounds(month, place.zone)
     except ValueError as exc:
         raise ConfigError(f"--month: {exc}") from None
     logs = [
@@ -136,7 +136,7 @@ def build_statement(
         "child": child,
         "month": month,
         "kindergarten": home,
-        "timezone": place.timezone,
+        "timezone": place.tz,
         "register_vkey": register_vkey,
         "logs": logs,
     }

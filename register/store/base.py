@@ -131,6 +131,11 @@ class DeviceLog:
     def size(self) -> int:
         return self._size
 
+    @property
+    def sql(self) -> Sql:
+        """The transaction, for writes that must commit or roll back with the entries (the outbox)."""
+        return self._sql
+
     def leaf_hashes(self, start: int, end: int) -> list[bytes]:
         rows = self._sql.all(
             "SELECT leaf FROM entries WHERE device_id = ? AND idx >= ? AND idx < ? ORDER BY idx",

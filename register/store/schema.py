@@ -144,12 +144,11 @@ def _roster_v1(d: Dialect) -> list[str]:
 
 
 def _console_v1(d: Dialect) -> list[str]:
-    """Kindergarten districts and zones; console users, sessions, audit, login throttling, parent codes."""
+    """Kindergartens' districts; console users, sessions, audit trail, login throttling, parent codes."""
     return [
         """CREATE TABLE kindergartens (
             kindergarten TEXT PRIMARY KEY,
-            district TEXT,
-            timezone TEXT)""",
+            district TEXT NOT NULL)""",
         f"""CREATE TABLE users (
             id {d.serial} PRIMARY KEY,
             name TEXT NOT NULL UNIQUE,
@@ -205,12 +204,120 @@ def _append_only(d: Dialect, table: str) -> list[str]:
     ]
 
 
+def _tabel_v1(d: Dialect) -> list[str]:
+    """The табель: calendars, absences with reasons, auditors' flag clearances, month approvals."""
+    return [
+        """CREATE TABLE tabel_settings (
+            kindergarten TEXT PRIMARY KEY,
+            tz TEXT NOT NULL,
+            opens TEXT NOT NULL,
+            closes TEXT NOT NULL,
+            rate_tiyn BIGINT NOT NULL)""",
+        """CREATE TABLE tabel_days (
+            kindergarten TEXT NOT NULL,
+            day TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            note TEXT NOT NULL,
+            PRIMARY KEY (kindergarten, day))""",
+        f"""CREATE TABLE tabel_absences (
+            id {d.serial} PRIMARY KEY,
+            kindergarten TEXT NOT NULL,
+            child TEXT NOT NULL,
+            day TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            document TEXT,
+            entered_by TEXT NOT NULL,
+            time_ms BIGINT NOT NULL)""",
+        "CREATE INDEX tabel_absences_day ON tabel_absences (kindergarten, day)",
+        """CREATE TABLE tabel_clearances (
+            flag TEXT PRIMARY KEY,
+            cleared_by TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            time_ms BIGINT NOT NULL)""",
+        f"""CREATE TABLE tabel_approvals (
+            id {d.serial} PRIMARY KEY,
+            kindergarten TEXT NOT NULL,
+            month TEXT NOT NULL,
+            step TEXT NOT NULL,
+            done_by TEXT NOT NULL,
+            time_ms BIGINT NOT NULL,
+            digest TEXT NOT NULL,
+            document {d.blob} NOT NULL)""",
+    ]
+
+
+def _tabel_v2(d: Dialect) -> list[str]:
+    """The entries' decoded fields, written at ingest, so a month's табель reads only that month's entries."""
+    return [
+        """CREATE TABLE entry_index (
+            device_id BIGINT NOT NULL REFERENCES devices (id),
+            idx BIGINT NOT NULL,
+            kind TEXT NOT NULL,
+            child TEXT,
+            time_ms BIGINT NOT NULL,
+            method TEXT,
+            ref BIGINT,
+            PRIMARY KEY (device_id, idx))""",
+        "CREATE INDEX entry_index_time ON entry_index (device_id, time_ms)",
+        "CREATE INDEX entry_index_child ON entry_index (child, time_ms)",
+    ]
+
+
+def _notify_v1(d: Dialect) -> list[str]:
+    """Guardians' contacts and consent (never in a roster document), and the notification outbox.
+
+    One outbox row per (device, entry index, guardian, channel): the unique key that makes re-pushed and
+    pulled entries never notify twice. Rows move pending → sending (claimed, with a lease) → sent | dead.
+    """
+    return [
+        """CREATE TABLE notify_zones (
+            kindergarten TEXT PRIMARY KEY,
+            zone TEXT NOT NULL)""",
+        """CREATE TABLE notify_guardians (
+            kindergarten TEXT NOT NULL,
+            guardian TEXT NOT NULL,
+            lang TEXT NOT NULL,
+            opt_in BOOLEAN NOT NULL,
+            PRIMARY KEY (kindergarten, guardian))""",
+        """CREATE TABLE notify_contacts (
+            kindergarten TEXT NOT NULL,
+            guardian TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            address TEXT NOT NULL,
+            target TEXT,
+            PRIMARY KEY (kindergarten, guardian, channel))""",
+        f"""CREATE TABLE notify_outbox (
+            id {d.serial} PRIMARY KEY,
+            device_id BIGINT NOT NULL REFERENCES devices (id),
+            idx BIGINT NOT NULL,
+            guardian TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            address TEXT NOT NULL,
+            target TEXT,
+            key TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_ms BIGINT NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            due_ms BIGINT NOT NULL,
+            lease_ms BIGINT,
+            claim TEXT,
+            last_error TEXT,
+            sent_ms BIGINT,
+            remote_id TEXT,
+            UNIQUE (device_id, idx, guardian, channel))""",
+        "CREATE INDEX notify_outbox_due ON notify_outbox (state, due_ms)",
+    ]
+
+
 #: Every component and its migrations, in the order components are created.
 #: Features add a component here (their own key, their own steps); never reorder or edit a step.
 COMPONENTS: Final[Mapping[str, Sequence[Migration]]] = {
     "log": (_log_v1,),
     "enrolment": (_enrolment_v1,),
     "roster": (_roster_v1,),
+    "tabel": (_tabel_v1, _tabel_v2),
+    "notify": (_notify_v1,),
     "console": (_console_v1,),
 }
 

@@ -20,7 +20,7 @@ from ledger.note import CosignatureSigner
 from ledger.statement import verify_statement
 from register.app import create_app
 from register.console import mount_console
-from register.kindergartens import set_kindergarten
+from register.kindergartens import set_district
 from register.parent_codes import create_parent_code
 from register.service import Register
 from register.store import Store, open_store
@@ -68,8 +68,8 @@ def _start(store: Store, *, console: bool) -> tuple[str, Callable[[], None]]:
 @pytest.fixture
 def console(built: Built) -> Iterator[Console]:  # noqa: F811
     store = open_store(built.db)
-    set_kindergarten(store, "K1", district="Almaly")
-    set_kindergarten(store, "K2", district="Bostandyk")
+    set_district(store, "K1", "Almaly")
+    set_district(store, "K2", "Bostandyk")
     add_user(store, "dir1", "director", "K1", PASSWORD, now_ms=0)
     add_user(store, "dist", "district", "Bostandyk", PASSWORD, now_ms=0, language="kk")
     add_user(store, "aud", "auditor", None, PASSWORD, now_ms=0, language="en")

@@ -411,24 +411,9 @@ def test_statement_of_an_unknown_child_is_one_line(
 def test_kindergarten_time_zone_moves_the_month(
     built: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """In UTC the Oct 31 18:59Z check-in is October and Nov 30 19:00Z is November: the zone is respected."""
-    assert (
-        main(
-            [
-                "register",
-                "kindergarten",
-                "set",
-                "K1",
-                "--timezone",
-                "UTC",
-                "--district",
-                "D1",
-                "--db",
-                built.db,
-            ]
-        )
-        == 0
-    )
+    """The табель's zone cuts the month: in UTC, Oct 31 19:00Z is October and Nov 30 19:00Z November."""
+    set_tz = ["register", "calendar", "set", "--kindergarten", "K1", "--tz", "UTC", "--db", built.db]
+    assert main(set_tz) == 0, capsys.readouterr().err
     doc = json.loads(_statement(built, tmp_path / "utc", capsys).read_bytes())
     assert doc["timezone"] == "UTC"
     times = sorted(

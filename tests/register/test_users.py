@@ -13,7 +13,7 @@ import pytest
 
 from kgate.cli import main
 from register.errors import BadCredentials, ConfigError, LockedOut
-from register.kindergartens import set_kindergarten
+from register.kindergartens import set_district
 from register.parent_codes import create_parent_code, verify_parent_code
 from register.roster_csv import Person
 from register.store import open_store
@@ -173,8 +173,8 @@ def test_audit_trail_is_append_only(db_url: str) -> None:
 
 def test_roles_see_their_scope_only(db_url: str) -> None:
     with open_store(db_url) as store:
-        set_kindergarten(store, "K1", district="Almaly")
-        set_kindergarten(store, "K2", district="Bostandyk")
+        set_district(store, "K1", "Almaly")
+        set_district(store, "K2", "Bostandyk")
         director = add_user(store, "dir1", "director", "K1", PASSWORD, now_ms=T0)
         district = add_user(store, "dist", "district", "Almaly", PASSWORD, now_ms=T0)
         auditor = add_user(store, "aud", "auditor", None, PASSWORD, now_ms=T0)

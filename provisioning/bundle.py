@@ -1,0 +1,143 @@
+"""What ``kgate provision`` copies to a device: the wheelhouse, unit files, snippets and the step runner.
+
+The kgate wheel is built here, on the technician's machine, from the checkout this kgate runs from (or
+taken from ``--wheel``); its dependencies come as wheels too, so the device installs with ``--no-index``
+and needs no access to PyPI. The wheelhouse's identity is a hash over the wheels' *contents* (zip
+timestamps ignored), so a rebuilt but identical wheel does not count as a change on the device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from provisioning.errors import BundleError
+
+HERE = Path(__file__).resolve().parent
+SOURCE = HERE.parent  # the checkout, when kgate runs from one
+DEVICE_UNITS = ("kgate-terminal.service", "kgate-sync.service")
+CAMERAS = ("picamera2", "opencv", "replay")
+PIP_TIMEOUT_S = 600
+PLATFORMS = {
+    "aarch64": ["manylinux2014_aarch64", "manylinux_2_28_aarch64", "linux_aarch64"],
+    "armv7l": ["linux_armv7l", "manylinux2014_armv7l"],
+}
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    """What the wheels must fit: the device's CPU and Python version."""
+
+    arch: str
+    python: tuple[int, int]
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "kgate" / "wheelhouse"
+
+
+def _pip(*args: str) -> None:
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", *args, "--quiet", "--disable-pip-version-check"],
+            capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise BundleError(f"pip {args[0]} took longer than {PIP_TIMEOUT_S} s") from None
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise BundleError(f"pip {args[0]} failed: {tail[0]}")
+
+
+def wheelhouse(facts: DeviceFacts, wheel: Path | None) -> Path:
+    """A directory of kgate's wheel and all its dependencies for the device's platform (cached)."""
+    native = facts.python == sys.version_info[:2] and facts.arch == os.uname().machine
+    tag = f"cp{facts.python[0]}{facts.python[1]}-{facts.arch}"
+    out = cache_dir() / tag
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("kgate-*.whl"):
+        old.unlink()
+    if wheel is not None:
+        if not wheel.is_file() or not wheel.name.startswith("kgate-"):
+            raise BundleError(f"--wheel {wheel}: not a kgate wheel file")
+        shutil.copy2(wheel, out / wheel.name)
+    elif (SOURCE / "pyproject.toml").is_file():
+        _pip("wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(out), str(SOURCE))
+    else:
+        raise BundleError("this kgate is not a source checkout: pass --wheel FILE (python -m pip wheel .)")
+    built = next(out.glob("kgate-*.whl"))
+    stamp, requires = out / ".requires", _requires(built)
+    if stamp.exists() and stamp.read_text() == requires:
+        return out  # the dependencies' wheels are already here
+    if native:
+        _pip("wheel", "--wheel-dir", str(out), str(built))
+    else:  # a Pi from a PC: binary wheels for the device's platform (piwheels.org has armv7l ones)
+        plat = PLATFORMS.get(facts.arch, [f"linux_{facts.arch}"])
+        version = f"--python-version={facts.python[0]}.{facts.python[1]}"
+        args = [f"--platform={p}" for p in plat]
+        _pip("download", "--only-binary=:all:", *args, version, "--dest", str(out), str(built))
+    stamp.write_text(requires)
+    return out
+
+
+def _requires(wheel: Path) -> str:
+    """The wheel's ``Requires-Dist`` lines: when they are unchanged, so are the dependencies' wheels."""
+    with zipfile.ZipFile(wheel) as zf:
+        meta = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        lines = zf.read(meta).decode("utf-8", "replace").splitlines()
+    return "\n".join(sorted(line for line in lines if line.startswith("Requires-Dist:")))
+
+
+def content_hash(wheels: Path) -> str:
+    """SHA-256 over every wheel's member names and contents, in name order (not the zip timestamps)."""
+    digest = hashlib.sha256()
+    for whl in sorted(wheels.glob("*.whl")):
+        digest.update(whl.name.encode() + b"\0")
+        with zipfile.ZipFile(whl) as zf:
+            for name in sorted(zf.namelist()):
+                digest.update(name.encode() + b"\0" + hashlib.sha256(zf.read(name)).digest())
+    return digest.hexdigest()
+
+
+def terminal_toml(camera: str) -> str:
+    """``/etc/kgate/terminal.toml``; ``@ORIGIN@`` is filled in on the device after enrolment."""
+    backend = camera.split(":", 1)[0]
+    lines = ["# written by kgate provision (docs/terminal.md has every setting)", "[ledger]",
+             "origin = @ORIGIN@", "", "[camera]", f'backend = "{backend}"']  # fmt: skip
+    if backend == "replay":
+        lines.append('paths = ["camera"]')  # /etc/kgate/camera, copied by the config step
+    return "\n".join(lines) + "\n"
+
+
+def build(dest: Path, facts: DeviceFacts, *, wheel: Path | None, camera: str) -> str:
+    """Fill ``dest`` with everything the device needs; returns the wheelhouse hash."""
+    backend, _, replay = camera.partition(":")
+    if backend not in CAMERAS or (backend == "replay") != bool(replay):
+        raise BundleError(f"--camera {camera!r}: expected picamera2, opencv or replay:IMAGE")
+    dest.mkdir(parents=True, exist_ok=True)
+    wheels = wheelhouse(facts, wheel)
+    shutil.copytree(wheels, dest / "wheels")
+    digest = content_hash(dest / "wheels")
+    (dest / "wheelhouse.sha256").write_text(digest + "\n")
+    shutil.copy2(HERE / "device.py", dest / "device.py")
+    shutil.copy2(HERE / "system-packages.sh", dest / "system-packages.sh")
+    units = SOURCE / "systemd" if (SOURCE / "systemd").is_dir() else HERE / "systemd"
+    for unit in DEVICE_UNITS:
+        shutil.copy2(units / unit, dest / unit)
+    shutil.copy2(units / "sysusers.d" / "kgate.conf", dest / "sysusers.conf")
+    shutil.copy2(units / "tmpfiles.d" / "kgate.conf", dest / "tmpfiles.conf")
+    (dest / "terminal.toml").write_text(terminal_toml(camera), encoding="utf-8")
+    if replay:
+        src = Path(replay)
+        if not src.is_file():
+            raise BundleError(f"--camera replay:{replay}: no such image file")
+        (dest / "camera").mkdir()
+        shutil.copy2(src, dest / "camera" / src.name)
+    return digest

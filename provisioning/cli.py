@@ -1,0 +1,73 @@
+"""``kgate provision`` and ``kgate decommission``: thin wrappers over :mod:`provisioning.provision`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from kgate.errors import UsageError
+
+
+def _ssh(args: argparse.Namespace) -> Any:
+    from provisioning.ssh import Ssh  # noqa: PLC0415
+
+    if args.known_hosts is not None and not args.known_hosts.is_file() and not args.accept_new:
+        raise UsageError(f"--known-hosts {args.known_hosts}: no such file (or pass --accept-new)")
+    return Ssh(args.host, port=args.port, identity=args.identity, known_hosts=args.known_hosts,
+               accept_new=args.accept_new)  # fmt: skip
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    from provisioning.provision import StepResult, provision, summary  # noqa: PLC0415
+
+    def show(r: StepResult) -> None:
+        print(f"{r.step:<9} {r.status:<12} {r.detail}", flush=True)
+
+    token = args.token
+    if token == "-":  # noqa: S105 (stdin keeps the token out of shell history and ps)
+        token = sys.stdin.readline().strip()
+    results = provision(
+        _ssh(args), register=args.register, token=token, dry_run=args.dry_run, wheel=args.wheel,
+        camera=args.camera, ca=args.ca, on_step=show,
+    )  # fmt: skip
+    print(f"{args.host}: {summary(results)}")
+    return 0
+
+
+def _connection_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("host", metavar="[USER@]HOST", help="the device (root, or a user with passwordless sudo)")
+    p.add_argument("--port", type=int, help="SSH port (default 22)")
+    p.add_argument("--identity", type=Path, metavar="FILE", help="SSH private key to log in with")
+    p.add_argument("--known-hosts", type=Path, metavar="FILE", help="known_hosts file with the device's key")
+    p.add_argument(
+        "--accept-new",
+        action="store_true",
+        help="trust the host key on first contact (a changed key is refused)",
+    )
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add ``kgate provision`` and ``kgate decommission``."""
+    p = subparsers.add_parser(
+        "provision",
+        help="turn a freshly flashed Raspberry Pi OS into an enrolled, running gate over SSH (idempotent)",
+        description="Runs the provisioning steps ON the device (docs/provisioning.md); each step reports "
+        "changed or unchanged, a second run changes nothing. The device key is made on the device.",
+    )
+    _connection_args(p)
+    p.add_argument("--register", required=True, metavar="URL", help="the register's base URL (https)")
+    p.add_argument(
+        "--token", metavar="T", help="one-time enrolment token (kgate register token create; - reads stdin)"
+    )
+    p.add_argument("--ca", type=Path, metavar="FILE", help="CA bundle for the register's TLS certificate")
+    p.add_argument("--dry-run", action="store_true", help="change nothing; say what would change")
+    p.add_argument(
+        "--wheel", type=Path, metavar="FILE", help="install this kgate wheel (default: build one here)"
+    )
+    p.add_argument(
+        "--camera", default="picamera2", metavar="BACKEND",
+        help="picamera2 (default), opencv, or replay:IMAGE for a gate without a camera",
+    )  # fmt: skip
+    p.set_defaults(func=cmd_provision)

@@ -1,0 +1,102 @@
+"""``kgate provision``: copy the bundle to a device over SSH, run the on-device steps, report each one.
+
+The steps themselves live in :mod:`provisioning.device` (run ON the device, also by the Ansible role);
+this module only builds the bundle, moves it, feeds the settings (token included) on stdin, parses the
+JSON lines that come back and removes the bundle from the device again, whatever happened.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kgate.urls import check_url
+from provisioning import bundle
+from provisioning.errors import StepError
+from provisioning.ssh import Ssh
+
+RUN_TIMEOUT_S = 1800  # apt + pip on a Pi's SD card
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One line of the device's report."""
+
+    step: str
+    status: str
+    detail: str
+
+
+def device_facts(ssh: Ssh) -> tuple[bundle.DeviceFacts, bool]:
+    """The device's CPU and Python, and whether we log in as root (else ``sudo -n``)."""
+    probe = "uname -m; id -u; python3 -c 'import sys; print(*sys.version_info[:2])' || echo none"
+    _, out = ssh.run(probe, timeout=60)
+    lines = out.split("\n")
+    version = lines[2].split() if len(lines) > 2 else []
+    if len(version) != 2:
+        raise StepError("step os: the device has no python3 (Raspberry Pi OS and Debian bookworm have it)")
+    return bundle.DeviceFacts(lines[0].strip(), (int(version[0]), int(version[1]))), lines[1].strip() == "0"
+
+
+def provision(
+    ssh: Ssh,
+    *,
+    register: str,
+    token: str | None,
+    dry_run: bool = False,
+    wheel: Path | None = None,
+    camera: str = "picamera2",
+    ca: Path | None = None,
+    on_step: Callable[[StepResult], None] = lambda r: None,
+) -> list[StepResult]:
+    """Provision the device behind ``ssh``; raises :class:`StepError` naming the step that failed."""
+    register = check_url(register, "--register")
+    facts, is_root = device_facts(ssh)
+    settings: dict[str, Any] = {"register": register, "token": token}
+    if ca is not None:
+        settings["ca_pem"] = ca.read_text(encoding="utf-8")
+    with tempfile.TemporaryDirectory(prefix="kgate-bundle-") as tmp:
+        local = Path(tmp) / "bundle"
+        bundle.build(local, facts, wheel=wheel, camera=camera)
+        _, out = ssh.run("mktemp -d /tmp/kgate-provision.XXXXXXXX", timeout=30)
+        remote = out.strip()
+        sudo = "" if is_root else "sudo -n "
+        try:
+            if not is_root:  # the bundle is copied as the login user, then read by root
+                ssh.run(f"chmod 0700 {shlex.quote(remote)}", timeout=30)
+            ssh.copy(local, remote)
+            command = f"{sudo}python3 {remote}/bundle/device.py {remote}/bundle" + (
+                " --dry-run" if dry_run else ""
+            )
+            status, out = ssh.run(command, stdin=json.dumps(settings), timeout=RUN_TIMEOUT_S, ok=(0, 1))
+        finally:
+            ssh.run(f"{sudo}rm -rf {shlex.quote(remote)}", timeout=60, ok=(0, 1))
+    results = []
+    for line in out.splitlines():
+        try:
+            row = json.loads(line)
+            result = StepResult(str(row["step"]), str(row["status"]), str(row["detail"]))
+        except (ValueError, KeyError, TypeError):
+            continue  # not one of ours (a motd, a shell's noise)
+        results.append(result)
+        on_step(result)
+    failed = [r for r in results if r.status == "failed"]
+    if failed:
+        raise StepError(f"step {failed[0].step} failed: {failed[0].detail} (fix it and run again)")
+    if status != 0 or not results:
+        raise StepError("the device's step runner ended without a report (exit status {status})")
+    return results
+
+
+def summary(results: list[StepResult]) -> str:
+    """``3 changed, 5 unchanged`` (and ``would change`` / ``warning`` counts when there are any)."""
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    order = ("changed", "would change", "unchanged", "warning")
+    return ", ".join(f"{counts.get(k, 0)} {k}" for k in order if k in counts or k in ("changed", "unchanged"))

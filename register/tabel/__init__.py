@@ -1,0 +1,1 @@
+"""The electronic табель: calendars, child-day status, exports, approval, and the padding detectors."""

@@ -1,0 +1,175 @@
+"""``kgate provision`` against a real sshd, systemd and register (fixtures: tests/provisioning/conftest.py).
+
+One module-scoped flow, in the order a technician meets it: a wrong token first (refused, nothing
+half-installed), then the real first run, a second run and a dry run that change nothing, and last a
+changed host key (refused). The device key is looked for everywhere on the technician's side.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import segno
+
+from tests.conftest import free_port
+from tests.provisioning.conftest import TIMINGS
+from tests.provisioning.target import Target
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+ROOT = Path(__file__).resolve().parents[2]
+KGATE = str(ROOT / ".venv" / "bin" / "kgate") if (ROOT / ".venv" / "bin" / "kgate").exists() else "kgate"
+UNITS = ("kgate-terminal.service", "kgate-sync.service")
+
+
+@dataclass
+class Register:
+    url: str
+    db: Path
+    state: Path
+
+    def token(self, gate: str = "gate-1") -> str:
+        out = kgate("register", "token", "create", "--kindergarten", "K-042", "--gate", gate,
+                    "--db", str(self.db), "--state", str(self.state))  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+
+def kgate(*argv: str, stdin: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [KGATE, *argv], input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def register(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Register]:
+    """``kgate register serve`` on loopback; the container shares the host network and reaches it too."""
+    home = tmp_path_factory.mktemp("register")
+    port = free_port()
+    db, state = home / "register.db", home / "state"
+    proc = subprocess.Popen(
+        [KGATE, "register", "serve", "--db", str(db), "--state", str(state), "--name", "reg.test",
+         "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+            assert time.monotonic() < deadline and proc.poll() is None, "the register did not start"
+            time.sleep(0.1)
+        yield Register(f"http://127.0.0.1:{port}", db, state)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@dataclass
+class Flow:
+    target: Target
+    register: Register
+    technician: Path
+    args: list[str]
+    bad: subprocess.CompletedProcess[str]
+    after_bad: dict[str, str]
+    first: subprocess.CompletedProcess[str]
+
+
+def device_state(target: Target) -> dict[str, str]:
+    """What a half-finished run could leave: the key, the identity, the config, the units."""
+    paths = ("/var/lib/kgate/device.key", "/var/lib/kgate/enrolment.json", "/etc/kgate/sync.toml")
+    state = {p: str((target.root / p.lstrip("/")).exists()) for p in paths}
+    for unit in UNITS:
+        installed = (target.root / "etc" / "systemd" / "system" / unit).exists()
+        state[unit] = f"installed={installed} {target.run('systemctl', 'is-active', unit).stdout.strip()}"
+    return state
+
+
+@pytest.fixture(scope="module")
+def flow(target: Target, register: Register, technician: Path) -> Flow:
+    known_hosts = technician / "known_hosts"
+    known_hosts.write_text(target.known_hosts_line())
+    image = technician / "badge.png"
+    segno.make("KG1-TEST", error="m").save(str(image), scale=8)
+    args = ["provision", target.host, "--port", str(target.port), "--identity", str(target.identity),
+            "--known-hosts", str(known_hosts), "--register", register.url,
+            "--camera", f"replay:{image}"]  # fmt: skip
+    bad = kgate(*args, "--token", "kgt1-" + "A" * 27)
+    after_bad = device_state(target)
+    start = time.monotonic()
+    first = kgate(*args, "--token", "-", stdin=register.token() + "\n")
+    TIMINGS["first provision"] = time.monotonic() - start
+    return Flow(target, register, technician, args, bad, after_bad, first)
+
+
+def test_wrong_token_is_refused_and_nothing_is_half_installed(flow: Flow) -> None:
+    assert flow.bad.returncode == 1
+    assert "step enrol failed" in flow.bad.stderr and "unknown enrolment token" in flow.bad.stderr
+    assert flow.after_bad == {
+        "/var/lib/kgate/device.key": "False",
+        "/var/lib/kgate/enrolment.json": "False",
+        "/etc/kgate/sync.toml": "False",
+        **{unit: "installed=False inactive" for unit in UNITS},
+    }
+
+
+def test_first_run_provisions_enrols_and_starts_the_units(flow: Flow) -> None:
+    assert flow.first.returncode == 0, flow.first.stdout + flow.first.stderr
+    lines = {line.split()[0]: line.split()[1] for line in flow.first.stdout.splitlines()[:-1]}
+    # the venv came with the refused run before; enrolment, config and units only now
+    assert (lines["enrol"], lines["config"], lines["units"]) == ("changed", "changed", "changed")
+    listed = kgate("register", "device", "list", "--db", str(flow.register.db), "--json")
+    assert "K-042" in listed.stdout and "gate-1" in listed.stdout
+    for unit in UNITS:
+        assert flow.target.run("systemctl", "is-active", unit).stdout.strip() == "active", unit
+    user = flow.target.run("id", "-nG", "kgate").stdout.split()
+    assert {"video", "gpio", "render"} <= set(user)
+
+
+def test_second_run_and_dry_run_change_nothing(flow: Flow) -> None:
+    start = time.monotonic()
+    second = kgate(*flow.args)
+    TIMINGS["second provision"] = time.monotonic() - start
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.splitlines()[-1].endswith(": 0 changed, 8 unchanged"), second.stdout
+    dry = kgate(*flow.args, "--dry-run")
+    assert dry.returncode == 0 and "would change" not in dry.stdout, dry.stdout
+
+
+def test_dry_run_says_what_would_change_and_changes_nothing(flow: Flow) -> None:
+    conf = flow.target.root / "etc" / "kgate" / "terminal.toml"
+    original = conf.read_text()
+    conf.write_text(original + "# edited by hand\n")
+    dry = kgate(*flow.args, "--dry-run")
+    assert dry.returncode == 0 and "config    would change write /etc/kgate/terminal.toml" in dry.stdout
+    assert conf.read_text().endswith("# edited by hand\n")
+    again = kgate(*flow.args)
+    assert "config    changed" in again.stdout and conf.read_text() == original
+
+
+def test_the_device_key_never_reaches_the_technician(flow: Flow) -> None:
+    skey = (flow.target.root / "var" / "lib" / "kgate" / "device.key").read_text().strip()
+    secret = skey.rsplit("+", 1)[1]
+    needles = [secret.encode(), base64.b64decode(secret + "=" * (-len(secret) % 4))[-32:]]
+    transcript = "".join(p.stdout + p.stderr for p in (flow.bad, flow.first))
+    assert secret not in transcript
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kgate"
+    for base in (flow.technician, flow.register.db.parent, home):
+        for path in base.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                assert not any(n in data for n in needles), path
+
+
+def test_a_changed_host_key_is_refused(flow: Flow) -> None:
+    flow.target.new_host_key()
+    changed = kgate(*flow.args)
+    assert changed.returncode == 75
+    assert "host key" in changed.stderr and "refusing to connect" in changed.stderr
