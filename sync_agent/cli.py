@@ -185,6 +185,7 @@ def _roster_update(cfg: Any) -> Any:
         cfg.roster_db,
         timeout=(cfg.connect_timeout, cfg.read_timeout),
         ca=cfg.ca,
+        face_key=Path(cfg.key).with_name("face.key"),  # beside the device key, as the terminal keeps it
     )
 
 

@@ -32,11 +32,11 @@ from ledger.errors import KeyFileError
 from ledger.keys import read_secret, write_secret
 from terminal.face.errors import TemplateStoreError
 from terminal.face.match import Gallery
-from terminal.roster import Child
+from terminal.roster import FACES_DB, Child
 
 KEY_PREFIX = "KGATE-FACE-KEY-1+"
 KEY_WHAT = "face template key"
-DB_NAME = "faces.db"
+DB_NAME = FACES_DB
 KEY_NAME = "face.key"
 _CHECK = b"kgate face template key check v1"
 _AAD = b"kgate-face-template-v1:"
