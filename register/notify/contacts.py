@@ -9,14 +9,13 @@ file is validated before anything is written; an import replaces the kindergarte
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from register.csvfile import read_csv
 from register.notify.errors import ContactsImportError
 from register.roster_csv import _NO, _YES, MAX_BYTES, MAX_ROWS
 from register.store.base import Store
@@ -52,48 +51,25 @@ class Guardian:
 
 def parse_contacts(raw: bytes) -> list[Guardian]:
     """Every row of a contacts CSV, or :class:`ContactsImportError` naming the first bad line and column."""
-    if len(raw) > MAX_BYTES:
-        raise ContactsImportError(f"contacts CSV of {len(raw)} bytes is larger than {MAX_BYTES}")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ContactsImportError(f"line {line}: not UTF-8 (save the file as CSV UTF-8)") from None
-    rows = csv.reader(io.StringIO(text, newline=""), strict=True)
+    table = read_csv(
+        raw,
+        what="contacts CSV",
+        known=COLUMNS,
+        required=("guardian", "lang"),
+        max_bytes=MAX_BYTES,
+        max_rows=MAX_ROWS,
+        error=ContactsImportError,
+    )
     out: list[Guardian] = []
-    try:
-        header = next(rows, None)
-        if header is None:
-            raise ContactsImportError("line 1: empty file (expected a header: " + ",".join(COLUMNS) + ")")
-        cols = [h.strip().lower() for h in header]
-        for i, name in enumerate(cols, 1):
-            if name not in COLUMNS:
-                raise ContactsImportError(
-                    f"line 1, column {i}: unknown column {name!r} (known: {', '.join(COLUMNS)})"
-                )
-            if cols.index(name) != i - 1:
-                raise ContactsImportError(f"line 1, column {i}: column {name!r} appears twice")
-        for name in ("guardian", "lang"):
-            if name not in cols:
-                raise ContactsImportError(f"line 1: missing column {name!r}")
-        seen: dict[str, int] = {}
-        for row in rows:
-            if not any(cell.strip() for cell in row):
-                continue
-            line = rows.line_num
-            if len(row) != len(cols):
-                raise ContactsImportError(f"line {line}: {len(row)} fields, the header has {len(cols)}")
-            if len(out) >= MAX_ROWS:
-                raise ContactsImportError(f"line {line}: more than {MAX_ROWS} rows")
-            g = _row(line, dict(zip(cols, (c.strip() for c in row), strict=True)), cols)
-            if g.guardian in seen:
-                raise ContactsImportError(
-                    f"line {line}: guardian {g.guardian!r} already on line {seen[g.guardian]}"
-                )
-            seen[g.guardian] = line
-            out.append(g)
-    except csv.Error as exc:
-        raise ContactsImportError(f"line {rows.line_num}: not valid CSV: {exc}") from None
+    seen: dict[str, int] = {}
+    for line, cells in table.rows:
+        g = _row(line, {col: cell.strip() for col, cell in cells.items()}, table.columns)
+        if g.guardian in seen:
+            raise ContactsImportError(
+                f"line {line}: guardian {g.guardian!r} already on line {seen[g.guardian]}"
+            )
+        seen[g.guardian] = line
+        out.append(g)
     if not out:
         raise ContactsImportError("line 2: no guardians in the file")
     return out

@@ -385,6 +385,11 @@ class Store:
                 yield idx, _blob(leaf), _blob(data)
             after = int(rows[-1][0])
 
+    def device_hashes(self, device: Device, addresses: Sequence[Address]) -> list[bytes]:
+        """Stored tree hashes of ``device`` in a read transaction (statement proofs); KeyError if missing."""
+        with self._tx(write=False) as sql:
+            return read_hashes(sql, device, addresses)
+
     def stored_hashes(self, device_id: int, level: int, lo: int, hi: int) -> dict[int, bytes]:
         """Interior hashes of one level with index in ``[lo, hi)`` (verification reads them in pages)."""
         with self._tx(write=False) as sql:

@@ -143,6 +143,67 @@ def _roster_v1(d: Dialect) -> list[str]:
     ]
 
 
+def _console_v1(d: Dialect) -> list[str]:
+    """Kindergartens' districts; console users, sessions, audit trail, login throttling, parent codes."""
+    return [
+        """CREATE TABLE kindergartens (
+            kindergarten TEXT PRIMARY KEY,
+            district TEXT NOT NULL)""",
+        f"""CREATE TABLE users (
+            id {d.serial} PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            role TEXT NOT NULL,
+            scope TEXT,
+            pw_hash TEXT NOT NULL,
+            language TEXT NOT NULL,
+            disabled BOOLEAN NOT NULL DEFAULT FALSE,
+            created_ms BIGINT NOT NULL)""",
+        f"""CREATE TABLE audit (
+            id {d.serial} PRIMARY KEY,
+            time_ms BIGINT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            address TEXT)""",
+        """CREATE TABLE login_throttle (
+            subject TEXT PRIMARY KEY,
+            failures INTEGER NOT NULL,
+            last_ms BIGINT NOT NULL,
+            locked_until_ms BIGINT NOT NULL)""",
+        """CREATE TABLE parent_codes (
+            code_hash TEXT PRIMARY KEY,
+            kindergarten TEXT NOT NULL,
+            child TEXT NOT NULL,
+            created_ms BIGINT NOT NULL,
+            revoked BOOLEAN NOT NULL DEFAULT FALSE)""",
+        """CREATE TABLE console_sessions (
+            id_hash TEXT PRIMARY KEY,
+            user_id BIGINT REFERENCES users (id),
+            parent_kindergarten TEXT,
+            parent_child TEXT,
+            csrf TEXT NOT NULL,
+            created_ms BIGINT NOT NULL,
+            expires_ms BIGINT NOT NULL)""",
+        *_append_only(d, "audit"),
+    ]
+
+
+def _append_only(d: Dialect, table: str) -> list[str]:
+    """Triggers that refuse UPDATE and DELETE on ``table`` (an audit trail is never rewritten)."""
+    if d == SQLITE:
+        return [
+            f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+            for op in ("UPDATE", "DELETE")
+        ]
+    return [
+        f"""CREATE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION '{table} is append-only'; END $$""",
+        f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+        f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()",
+    ]
+
+
 def _tabel_v1(d: Dialect) -> list[str]:
     """The табель: calendars, absences with reasons, auditors' flag clearances, month approvals."""
     return [
@@ -257,6 +318,7 @@ COMPONENTS: Final[Mapping[str, Sequence[Migration]]] = {
     "roster": (_roster_v1,),
     "tabel": (_tabel_v1, _tabel_v2),
     "notify": (_notify_v1,),
+    "console": (_console_v1,),
 }
 
 
