@@ -112,7 +112,7 @@ class Dispatcher:
         out = []
         for r in rows:
             payload: dict[str, Any] = json.loads(r[7])
-            message = render(payload, str(payload.get("lang", "ru")), self.parent_url)
+            message = render(payload, str(payload.get("lang", "ru")), self.parent_url, str(r[1]))
             out.append(Outgoing(int(r[0]), r[1], r[2], r[3], r[4], r[5], int(r[6]), message))
         return token, out
 
