@@ -25,7 +25,7 @@ from kgate.errors import UsageError
 
 SUBSCRIBED = 5  # children whose mother opts in
 LANGS = ("kk", "ru", "en")
-PARENT_URL = "https://register.demo.kgate.kz"
+PARENT_URL = "https://register.demo.kgate.kz/console"  # the report link: /console/parent/report
 SENDER = "kgate@register.demo.kgate.kz"
 ZONE = "Asia/Almaty"  # the contacts' default zone (register.notify.contacts.DEFAULT_ZONE)
 
