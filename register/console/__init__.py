@@ -375,5 +375,8 @@ def mount_console(
     policy: LoginPolicy = DEFAULT_POLICY,
 ) -> None:
     """Add the console's routes to the register's ``app`` (only when ``--console`` asks for it)."""
+    from register.notify.report_web import report_router  # noqa: PLC0415
+
     app.state.console = Console(store, secure, clock, policy)
     app.include_router(console_router())
+    app.include_router(report_router())  # "my child was not there" (docs/notifications.md)
