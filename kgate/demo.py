@@ -272,6 +272,12 @@ def _run(args: argparse.Namespace) -> int:
             f"  parents told:    {m['received']} emails to the guardians of {len(m['subscribed_children'])} "
             f"subscribed children (one opted out): {m['folder']}"
         )
+        r = m.get("report", {})
+        if r.get("child"):
+            print(
+                f'  parent report:   "{r["child"]} was not there" on entry #{r["index"]} of {r["device"]}: '
+                "an alarm for the auditors (kgate register alarms), the day held in the табель"
+            )
     print(f"  screens:         {len(summary.screens)} screenshots in {Path(summary.out) / 'screens'}")
     print(f"  entries:         {summary.entries} (boot, in, out, rejected), each durably committed")
     print(f"  checkpoint:      size {summary.checkpoint_size}, signed by {summary.vkey}")

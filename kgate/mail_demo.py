@@ -147,10 +147,43 @@ def deliver(out: Path, sub: Subscription, on: dt.date) -> dict[str, Any]:
         finally:
             dispatcher.close()
         received = sink.count
+        report = _report_one(store, sub, now_ms=int(max(time.time(), end) * 1000))
     return {
         "folder": str(out / "mail"),
         "subscribed_children": sorted(sub.guardians.values()),
         "opted_out_child": sub.opted_out,
         "sent": sent,
         "received": received,
+        "report": report,
     }
+
+
+def _report_one(store: Any, sub: Subscription, *, now_ms: int) -> dict[str, Any]:
+    """One parent taps "my child was not there" on the latest check-in they were told of.
+
+    The parent opens the link of their message and gives the child's access code, exactly as the
+    console's report page does (register/notify/report.py); the report is an alarm for the auditors
+    with the entry attached, and it holds that child-day in the табель until an auditor clears it.
+    """
+    from register.notify.report import report_not_there  # noqa: PLC0415
+    from register.parent_codes import create_parent_code  # noqa: PLC0415
+
+    children = sorted(sub.guardians.values())
+    marks = ",".join("?" * len(children))
+    query = (  # only "?" placeholders are formatted in
+        "SELECT n.key, d.kindergarten FROM notify_outbox n JOIN devices d ON d.id = n.device_id "  # noqa: S608
+        "JOIN entry_index x ON x.device_id = n.device_id AND x.idx = n.idx "
+        f"WHERE x.kind = 'in' AND x.child IN ({marks}) ORDER BY x.time_ms DESC LIMIT 1"
+    )
+    with store._tx(write=False) as sql:
+        row = sql.one(query, tuple(children))
+    if row is None:
+        return {"skipped": "no check-in of a subscribed child was notified"}
+    key, kindergarten = str(row[0]), str(row[1])
+    from register.notify.report import find_event  # noqa: PLC0415
+
+    event = find_event(store, key)
+    assert event is not None
+    code = create_parent_code(store, kindergarten, event.child, now_ms=now_ms, actor="demo")
+    event, new = report_not_there(store, key, code, address="127.0.0.1", now_ms=now_ms)
+    return {"child": event.child, "device": event.origin, "index": event.index, "alarm": new}

@@ -119,3 +119,27 @@ def test_no_message_for_unsubscribed_children(demo: Demo) -> None:
     recipients = {str(m["To"]) for m in mails(out)}
     assert recipients == {f"{c.lower()}.parent@example.kz" for c in subs}
     assert f"{opted_out.lower()}.parent@example.kz" not in recipients
+
+
+def test_one_parents_not_there_report_is_an_alarm_with_the_entry(demo: Demo) -> None:
+    """The demo's parent taps "my child was not there": one alarm, the entry's exact bytes as evidence."""
+    out, summary = demo
+    report = cast(dict[str, dict[str, object]], summary["mail"])["report"]
+    db = sqlite3.connect(out / "register" / "register.db")
+    try:
+        alarms = db.execute(
+            "SELECT d.origin, a.idx, a.evidence FROM alarms a JOIN devices d ON d.id = a.device_id "
+            "WHERE a.kind = 'parent_report'"
+        ).fetchall()
+        (origin, index, evidence), *more = alarms
+        stored = db.execute(
+            "SELECT e.data FROM entries e JOIN devices d ON d.id = e.device_id "
+            "WHERE d.origin = ? AND e.idx = ?",
+            (origin, index),
+        ).fetchone()[0]
+    finally:
+        db.close()
+    assert more == [] and report["alarm"] is True
+    assert (origin, index) == (report["device"], report["index"])
+    entry = decode_entry(bytes(evidence))
+    assert bytes(evidence) == bytes(stored) and entry.kind == "in" and entry.child == report["child"]
