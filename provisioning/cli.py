@@ -36,6 +36,21 @@ def cmd_provision(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_decommission(args: argparse.Namespace) -> int:
+    from provisioning.decommission import decommission  # noqa: PLC0415
+    from provisioning.provision import StepResult, summary  # noqa: PLC0415
+
+    def show(r: StepResult) -> None:
+        print(f"{r.step:<10} {r.status:<12} {r.detail}", flush=True)
+
+    results = decommission(
+        _ssh(args), db=args.db, reason=args.reason, by=args.by, skip_sync=args.skip_sync,
+        dry_run=args.dry_run, on_step=show,
+    )  # fmt: skip
+    print(f"{args.host}: {summary(results)}")
+    return 0
+
+
 def _connection_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("host", metavar="[USER@]HOST", help="the device (root, or a user with passwordless sudo)")
     p.add_argument("--port", type=int, help="SSH port (default 22)")
@@ -71,3 +86,25 @@ def add_commands(subparsers: Any) -> None:
         help="picamera2 (default), opencv, or replay:IMAGE for a gate without a camera",
     )  # fmt: skip
     p.set_defaults(func=cmd_provision)
+
+    d = subparsers.add_parser(
+        "decommission",
+        help="retire a gate over SSH: final sync, keys destroyed, units removed, revoked at the register",
+        description="Stops the units, pushes what is pending (kgate sync once), overwrites and removes the "
+        "device and face keys, removes the units and archives the state (ledger, identity) under "
+        "/var/lib/kgate-decommissioned on the device. With --db the device is then revoked in the register's "
+        "database; without it the exact operator command is printed. A second run changes nothing.",
+    )
+    _connection_args(d)
+    d.add_argument("--db", metavar="URL", help="the register's database: revoke the device there")
+    d.add_argument(
+        "--reason", default="decommissioned", help="recorded with the revocation (default %(default)s)"
+    )
+    d.add_argument("--by", help="who revokes (default: the user running the command)")
+    d.add_argument(
+        "--skip-sync",
+        action="store_true",
+        help="do not push first (register unreachable; the ledger is archived)",
+    )
+    d.add_argument("--dry-run", action="store_true", help="change nothing; say what would change")
+    d.set_defaults(func=cmd_decommission)

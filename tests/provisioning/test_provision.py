@@ -8,6 +8,7 @@ changed host key (refused). The device key is looked for everywhere on the techn
 from __future__ import annotations
 
 import base64
+import json
 import os
 import socket
 import subprocess
@@ -166,6 +167,56 @@ def test_the_device_key_never_reaches_the_technician(flow: Flow) -> None:
             if path.is_file():
                 data = path.read_bytes()
                 assert not any(n in data for n in needles), path
+
+
+def test_decommission_syncs_destroys_the_keys_removes_the_units_and_revokes(
+    flow: Flow, tmp_path: Path
+) -> None:
+    root, reg = flow.target.root, flow.register
+    saved_key = (root / "var" / "lib" / "kgate" / "device.key").read_text()  # to try a push afterwards
+    args = ["decommission", *flow.args[1:8], "--db", str(reg.db)]  # host, port, identity, known-hosts
+    dry = kgate(*args, "--dry-run")
+    assert dry.returncode == 0 and "would change" in dry.stdout, dry.stdout + dry.stderr
+    assert (root / "var" / "lib" / "kgate" / "device.key").exists()
+    assert flow.target.run("systemctl", "is-active", UNITS[0]).stdout.strip() == "active"
+
+    start = time.monotonic()
+    first = kgate(*args)
+    TIMINGS["decommission"] = time.monotonic() - start
+    assert first.returncode == 0, first.stdout + first.stderr
+    status = {line.split()[0]: line.split()[1] for line in first.stdout.splitlines()[:-1]}
+    want = {
+        "identify": "unchanged",
+        **dict.fromkeys(("stop", "final-sync", "keys", "units", "archive"), "changed"),
+    }
+    assert status == {**want, "revoke": "changed"}, first.stdout
+    for name in ("device.key", "face.key"):
+        assert not (root / "var" / "lib" / "kgate" / name).exists()
+        assert not list((root / "var" / "lib" / "kgate-decommissioned").rglob(name))
+    for unit in UNITS:
+        assert not (root / "etc" / "systemd" / "system" / unit).exists()
+        assert flow.target.run("systemctl", "is-active", unit).stdout.strip() == "inactive"
+    revs = kgate("register", "device", "revocations", "--db", str(reg.db))
+    rows = [json.loads(line) for line in revs.stdout.splitlines()]
+    [archived] = (root / "var" / "lib" / "kgate-decommissioned").glob("*/enrolment.json")
+    ident = json.loads(archived.read_text())
+    assert [(r["origin"], r["reason"]) for r in rows] == [(ident["origin"], "decommissioned")]
+    # the ledger is archived and still verifies; a push with the (saved) old key is refused with 403
+    ledger = archived.parent / "ledger.db"
+    assert kgate("verify", str(ledger)).returncode == 0
+    home = tmp_path  # not the technician's side, which test_the_device_key_never_reaches_the_technician scans
+    (home / "device.key").write_text(saved_key)
+    (home / "device.key").chmod(0o600)
+    (home / "sync.toml").write_text(
+        f'ledger = "{ledger}"\nstate = "{home / "sync"}"\nkey = "{home / "device.key"}"\n'
+        f'register = "{reg.url}"\nregister_vkey = "{ident["register_vkey"]}"\n'
+    )
+    push = kgate("sync", "once", "--config", str(home / "sync.toml"))
+    assert push.returncode != 0 and "403" in push.stderr, push.stderr
+
+    again = kgate(*args)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.splitlines()[-1].endswith(": 0 changed, 7 unchanged"), again.stdout
 
 
 def test_a_changed_host_key_is_refused(flow: Flow) -> None:
