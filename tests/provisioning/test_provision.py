@@ -219,6 +219,42 @@ def test_decommission_syncs_destroys_the_keys_removes_the_units_and_revokes(
     assert again.stdout.splitlines()[-1].endswith(": 0 changed, 7 unchanged"), again.stdout
 
 
+def test_the_ansible_role_reprovisions_to_the_state_kgate_provision_makes(flow: Flow, tmp_path: Path) -> None:
+    """After the decommission the playbook enrols the Pi again; ``kgate provision`` then changes nothing."""
+    bundle = tmp_path / "bundle"
+    built = kgate("provision-bundle", str(bundle), "--camera", flow.args[-1])
+    assert built.returncode == 0, built.stderr
+    known_hosts = flow.technician / "known_hosts"
+    (tmp_path / "inventory.yml").write_text(
+        "gates:\n  hosts:\n    gate-1:\n"
+        f"      ansible_host: 127.0.0.1\n      ansible_port: {flow.target.port}\n      ansible_user: root\n"
+        f"      ansible_ssh_private_key_file: {flow.target.identity}\n"
+        f"      ansible_ssh_common_args: -o UserKnownHostsFile={known_hosts}"
+        " -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes\n"
+        "      ansible_python_interpreter: /usr/bin/python3\n"
+        f"      kgate_register: {flow.register.url}\n      kgate_bundle: {bundle}\n"
+        "      kgate_token: \"{{ lookup('ansible.builtin.env', 'KGATE_TEST_TOKEN') }}\"\n"
+    )
+    token = flow.register.token()
+    env = {**os.environ, "ANSIBLE_HOME": str(tmp_path / "ansible"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"), "KGATE_TEST_TOKEN": token}  # fmt: skip
+    playbook = str(ROOT / ".venv" / "bin" / "ansible-playbook")
+    start = time.monotonic()
+    run = subprocess.run(
+        [playbook, "-i", str(tmp_path / "inventory.yml"), str(ROOT / "provisioning/ansible/site.yml")],
+        capture_output=True, text=True, timeout=900, check=False, env=env,
+    )  # fmt: skip
+    TIMINGS["ansible run"] = time.monotonic() - start
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert '\\"step\\": \\"enrol\\", \\"status\\": \\"changed\\"' in run.stdout, run.stdout[-3000:]
+    assert "failed=0" in run.stdout and "changed=1" in run.stdout
+    for unit in UNITS:
+        assert flow.target.run("systemctl", "is-active", unit).stdout.strip() == "active", unit
+    after = kgate(*flow.args)
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert after.stdout.splitlines()[-1].endswith(": 0 changed, 8 unchanged"), after.stdout
+
+
 def test_a_changed_host_key_is_refused(flow: Flow) -> None:
     flow.target.new_host_key()
     changed = kgate(*flow.args)
