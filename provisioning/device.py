@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -55,6 +56,7 @@ class Run:
     settings: dict[str, Any]
     dry_run: bool
     changed: set[str] = field(default_factory=set)
+    ledger_before: int | None = None  # entries before the units step (re)started the terminal
 
     def report(self, step: str, status: str, detail: str = "", **extra: str) -> None:
         print(json.dumps({"step": step, "status": status, "detail": detail, **extra}), flush=True)
@@ -302,6 +304,7 @@ def step_units(run: Run) -> None:
         return
 
     def apply() -> None:
+        run.ledger_before = ledger_size()
         for unit in stale:
             install_file(run.bundle / unit, SYSTEMD / unit, 0o644)
         sh("systemctl", "daemon-reload")
@@ -311,33 +314,76 @@ def step_units(run: Run) -> None:
     run.act("units", f"install {len(stale)}, enable {len(disabled)}, start {len(stopped)}", apply)
 
 
+def ledger_size() -> int | None:
+    """The ledger's entry count from ``kgate verify`` (None: no ledger); fails if it does not verify."""
+    ledger = STATE / "ledger.db"
+    if not ledger.exists() or not KGATE.exists():
+        return None
+    out = sh("runuser", "-u", SERVICE_USER, "--", str(KGATE), "verify", "--json", str(ledger), timeout=120)
+    return int(json.loads(out)["size"])
+
+
+def roster_version() -> int | None:
+    """The roster version installed in the terminal's database (read-only), or None."""
+    path = STATE / "roster.db"
+    if not path.exists():
+        return None
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    return int(row[0]) if row else None
+
+
 def step_selftest(run: Run) -> None:
-    """Check what a technician would check by hand; changes nothing on the device."""
+    """The four checks a technician would make by hand, one line each; changes nothing on the device."""
     if run.dry_run:
-        run.report("selftest", "unchanged", "skipped in a dry run")
+        for check in ("camera", "ledger", "register", "roster"):
+            run.report(check, "unchanged", "self-test skipped in a dry run")
         return
-    notes = []
     # Type=notify: the terminal says READY=1 only once the camera delivered a frame.
     deadline = time.monotonic() + 90
     term = ""
     while term != "active" and time.monotonic() < deadline:
         time.sleep(0.5)
         term = sh("systemctl", "is-active", UNITS[0], check=False).strip()
-    notes.append("camera delivers frames" if term == "active" else f"no camera frame (terminal {term})")
-    ledger = STATE / "ledger.db"
-    if ledger.exists():
-        sh("runuser", "-u", SERVICE_USER, "--", str(KGATE), "verify", str(ledger), timeout=120)
-        notes.append("ledger verifies")
+    if term == "active":
+        run.report("camera", "unchanged", "the terminal is running: the camera delivered a frame")
+    else:
+        run.report("camera", "warning", f"no camera frame: the terminal is {term} (journalctl -u {UNITS[0]})")
+
+    # The terminal appends its `boot` entry through its own ledger path each time it starts.
+    size = ledger_size()
+    if size is None:
+        run.report("ledger", "warning", f"no ledger yet at {STATE}/ledger.db (the terminal did not start)")
+    elif "units" in run.changed and size <= (run.ledger_before or 0):
+        run.report("ledger", "warning", f"{size} entries: the restarted terminal appended no boot entry")
+    elif "units" in run.changed:
+        grew = size - (run.ledger_before or 0)
+        run.report(
+            "ledger", "unchanged", f"{size} entries, +{grew} appended by the terminal's start, verifies"
+        )
+    else:
+        run.report("ledger", "unchanged", f"{size} entries, verifies (the terminal was not restarted)")
+
     register = run.settings["register"].rstrip("/")
     try:
         with urllib.request.urlopen(register + "/", timeout=10) as resp:  # noqa: S310 (http(s) only)
-            notes.append(f"register reachable (HTTP {resp.status})")
+            code = resp.status
     except urllib.error.HTTPError as exc:
-        notes.append(f"register reachable (HTTP {exc.code})")
+        code = exc.code
     except OSError as exc:
         raise StepFailed(f"the register at {register} is not reachable from the device: {exc}") from None
-    status = "unchanged" if term == "active" else "warning"
-    run.report("selftest", status, "; ".join(notes))
+    run.report("register", "unchanged", f"{register} reachable from the device (HTTP {code})")
+
+    version = roster_version()
+    if version is None:
+        run.report("roster", "unchanged", "no roster published yet: none delivered to this gate")
+    else:
+        run.report("roster", "unchanged", f"delivered version {version}")
 
 
 STEPS: tuple[tuple[str, Callable[[Run], None]], ...] = (

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -126,6 +127,17 @@ def test_first_run_provisions_enrols_and_starts_the_units(flow: Flow) -> None:
     lines = {line.split()[0]: line.split()[1] for line in flow.first.stdout.splitlines()[:-1]}
     # the venv came with the refused run before; enrolment, config and units only now
     assert (lines["enrol"], lines["config"], lines["units"]) == ("changed", "changed", "changed")
+    # the self-test, one line per check: camera frame, ledger append (the terminal's boot entry) and
+    # verify, the register reachable, the roster (none published in this test)
+    report = {
+        line.split(None, 2)[0]: " ".join(line.split()[1:]) for line in flow.first.stdout.splitlines()[:-1]
+    }
+    assert report["camera"] == "unchanged the terminal is running: the camera delivered a frame", report
+    assert re.fullmatch(
+        r"unchanged \d+ entries, \+[1-9]\d* appended by the terminal's start, verifies", report["ledger"]
+    )
+    assert report["register"].startswith(f"unchanged {flow.register.url} reachable from the device (HTTP ")
+    assert report["roster"] == "unchanged no roster published yet: none delivered to this gate"
     listed = kgate("register", "device", "list", "--db", str(flow.register.db), "--json")
     assert "K-042" in listed.stdout and "gate-1" in listed.stdout
     for unit in UNITS:
@@ -134,12 +146,52 @@ def test_first_run_provisions_enrols_and_starts_the_units(flow: Flow) -> None:
     assert {"video", "gpio", "render"} <= set(user)
 
 
+def test_the_terminal_unit_runs_every_native_library_under_memory_deny_write_execute(flow: Flow) -> None:
+    """A oneshot copy of kgate-terminal.service (same hardening) runs tests/provisioning/mdwe_check.py."""
+    unit = (ROOT / "systemd" / UNITS[0]).read_text()
+    assert "\nMemoryDenyWriteExecute=yes\n" in unit
+    drop = (
+        "Type=",
+        "NotifyAccess=",
+        "WatchdogSec=",
+        "Restart",
+        "TimeoutStartSec=",
+        "ExecStart=",
+        "WantedBy=",
+    )
+    lines = [line for line in unit.splitlines() if not line.startswith(drop)]
+    script = "/usr/local/lib/kgate-mdwe-check.py"
+    at = lines.index("[Service]") + 1
+    lines[at:at] = ["Type=oneshot", f"ExecStart=/opt/kgate/venv/bin/python {script}"]
+    root = flow.target.root
+    (root / script.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+    (root / script.lstrip("/")).write_text((Path(__file__).parent / "mdwe_check.py").read_text())
+    (root / "run" / "systemd" / "system").mkdir(parents=True, exist_ok=True)
+    (root / "run" / "systemd" / "system" / "kgate-mdwe-check.service").write_text("\n".join(lines) + "\n")
+    out = root / "var" / "lib" / "kgate" / "mdwe-check.json"
+    try:
+        flow.target.run("systemctl", "daemon-reload")
+        started = flow.target.run("systemctl", "start", "kgate-mdwe-check.service", timeout=300)
+        log = flow.target.run("journalctl", "-u", "kgate-mdwe-check", "-o", "cat", "--no-pager").stdout
+        assert started.returncode == 0, started.stderr + log[-3000:]
+        result = json.loads(out.read_text())
+    finally:
+        out.unlink(missing_ok=True)
+        (root / "run" / "systemd" / "system" / "kgate-mdwe-check.service").unlink()
+        flow.target.run("systemctl", "daemon-reload")
+    assert result == {"wx_mapping_refused": True, "opencv": True, "zxing": ["KG1-MDWE"],
+                      "pyzbar": ["KG1-MDWE"], "dlib_hog": 0, "dlib_descriptor": 128}  # fmt: skip
+    # and the provisioned terminal itself runs with the setting (active, so its libraries loaded)
+    shown = flow.target.run("systemctl", "show", "-p", "MemoryDenyWriteExecute,ActiveState", UNITS[0]).stdout
+    assert "MemoryDenyWriteExecute=yes" in shown and "ActiveState=active" in shown, shown
+
+
 def test_second_run_and_dry_run_change_nothing(flow: Flow) -> None:
     start = time.monotonic()
     second = kgate(*flow.args)
     TIMINGS["second provision"] = time.monotonic() - start
     assert second.returncode == 0, second.stderr
-    assert second.stdout.splitlines()[-1].endswith(": 0 changed, 8 unchanged"), second.stdout
+    assert second.stdout.splitlines()[-1].endswith(": 0 changed, 11 unchanged"), second.stdout
     dry = kgate(*flow.args, "--dry-run")
     assert dry.returncode == 0 and "would change" not in dry.stdout, dry.stdout
 
@@ -252,7 +304,7 @@ def test_the_ansible_role_reprovisions_to_the_state_kgate_provision_makes(flow: 
         assert flow.target.run("systemctl", "is-active", unit).stdout.strip() == "active", unit
     after = kgate(*flow.args)
     assert after.returncode == 0, after.stdout + after.stderr
-    assert after.stdout.splitlines()[-1].endswith(": 0 changed, 8 unchanged"), after.stdout
+    assert after.stdout.splitlines()[-1].endswith(": 0 changed, 11 unchanged"), after.stdout
 
 
 def test_a_changed_host_key_is_refused(flow: Flow) -> None:
