@@ -32,7 +32,7 @@ def main() -> int:
         result["wx_mapping_refused"] = False
     except OSError:
         result["wx_mapping_refused"] = True
-    qr = segno.make("KG1-MDWE", error="m")
+    qr = segno.make_qr("KG1-MDWE", error="m")  # not a Micro QR: zbar reads only full QR
     Path("/tmp/qr.png").parent.mkdir(exist_ok=True)
     qr.save("/tmp/qr.png", scale=8, border=4)  # PrivateTmp=yes: the unit's own /tmp
     gray = cv2.imread("/tmp/qr.png", cv2.IMREAD_GRAYSCALE)

@@ -147,7 +147,10 @@ def test_first_run_provisions_enrols_and_starts_the_units(flow: Flow) -> None:
 
 
 def test_the_terminal_unit_runs_every_native_library_under_memory_deny_write_execute(flow: Flow) -> None:
-    """A oneshot copy of kgate-terminal.service (same hardening) runs tests/provisioning/mdwe_check.py."""
+    """A oneshot copy of kgate-terminal.service (same hardening) runs tests/provisioning/mdwe_check.py.
+
+    (In /etc/systemd/system: the container's /run is a tmpfs the host side does not see.)
+    """
     unit = (ROOT / "systemd" / UNITS[0]).read_text()
     assert "\nMemoryDenyWriteExecute=yes\n" in unit
     drop = (
@@ -166,8 +169,8 @@ def test_the_terminal_unit_runs_every_native_library_under_memory_deny_write_exe
     root = flow.target.root
     (root / script.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
     (root / script.lstrip("/")).write_text((Path(__file__).parent / "mdwe_check.py").read_text())
-    (root / "run" / "systemd" / "system").mkdir(parents=True, exist_ok=True)
-    (root / "run" / "systemd" / "system" / "kgate-mdwe-check.service").write_text("\n".join(lines) + "\n")
+    (root / "etc" / "systemd" / "system").mkdir(parents=True, exist_ok=True)
+    (root / "etc" / "systemd" / "system" / "kgate-mdwe-check.service").write_text("\n".join(lines) + "\n")
     out = root / "var" / "lib" / "kgate" / "mdwe-check.json"
     try:
         flow.target.run("systemctl", "daemon-reload")
@@ -177,7 +180,7 @@ def test_the_terminal_unit_runs_every_native_library_under_memory_deny_write_exe
         result = json.loads(out.read_text())
     finally:
         out.unlink(missing_ok=True)
-        (root / "run" / "systemd" / "system" / "kgate-mdwe-check.service").unlink()
+        (root / "etc" / "systemd" / "system" / "kgate-mdwe-check.service").unlink()
         flow.target.run("systemctl", "daemon-reload")
     assert result == {"wx_mapping_refused": True, "opencv": True, "zxing": ["KG1-MDWE"],
                       "pyzbar": ["KG1-MDWE"], "dlib_hog": 0, "dlib_descriptor": 128}  # fmt: skip
