@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "kgate.demo",
     "kgate.verify",
     "ledger.cli",
+    "ledger.statement_cli",
     "terminal.cli",
     "terminal.face.cli",
     "sync_agent.cli",

@@ -61,11 +61,16 @@ def open_durable(
     what: str = "database",
     vfs: str | None = None,
     busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    journal: str = "wal",
 ) -> sqlite3.Connection:
     """A connection for writing, in autocommit mode, with WAL + ``synchronous=FULL`` checked.
 
-    Creates the file if it does not exist (callers that must not create check first).
+    Creates the file if it does not exist (callers that must not create check first). ``journal="delete"``
+    is for data that must really go when deleted (face templates, with ``secure_delete``): a WAL keeps
+    old page images until a checkpoint.
     """
+    if journal not in ("wal", "delete"):
+        raise ValueError(f"journal must be 'wal' or 'delete', not {journal!r}")
     path = Path(path)
     try:
         conn = sqlite3.connect(
@@ -78,9 +83,9 @@ def open_durable(
     except sqlite3.Error as exc:
         raise storage_error(exc, path, what) from None
     try:
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if mode != "wal":
-            raise StorageError(f"{what} {path}: cannot switch to WAL journal mode (got {mode!r})")
+        mode = conn.execute(f"PRAGMA journal_mode={journal}").fetchone()[0]
+        if mode != journal:
+            raise StorageError(f"{what} {path}: cannot switch to journal mode {journal} (got {mode!r})")
         conn.execute("PRAGMA synchronous=FULL")
         sync = conn.execute("PRAGMA synchronous").fetchone()[0]
         if sync != 2:

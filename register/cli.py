@@ -74,6 +74,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             authorities = default_authorities(host, port, keys.cosigner.name)
         app = create_app(register, limits=limits, authorities=authorities)
         app.state.rosters_dir = _state_dir(args) / "rosters"  # register/tuf_cli.py repos_dir
+        if args.console:
+            from register.console import mount_console  # noqa: PLC0415 - jinja2 only with --console
+
+            mount_console(app, store, secure=args.tls_cert is not None)
         logging.getLogger("kgate.register").info(
             "serving on %s:%d as %s, cosigner %s", host, port, " ".join(authorities), keys.cosigner.vkey
         )
@@ -255,6 +259,9 @@ def add_commands(subparsers: Any) -> None:
     )
     serve.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate chain (PEM)")
     serve.add_argument("--tls-key", type=Path, help="the private key of --tls-cert (PEM)")
+    serve.add_argument(
+        "--console", action="store_true", help="also serve the web console under /console (docs/console.md)"
+    )
     serve.set_defaults(func=cmd_serve)
 
     pull = sub.add_parser(
@@ -287,6 +294,9 @@ def add_commands(subparsers: Any) -> None:
     keys.set_defaults(func=cmd_keys)
 
     tuf_cli.add_commands(sub)
+    from register.notify import cli as notify_cli  # noqa: PLC0415
+
+    notify_cli.add_commands(sub)
     device = sub.add_parser("device", help="the registry of device keys")
     dsub = device.add_subparsers(dest="device_command", metavar="COMMAND", required=True)
     add = dsub.add_parser("add", help="enrol a device by its verifier key (kgate ledger vkey)")
@@ -310,9 +320,10 @@ def add_commands(subparsers: Any) -> None:
     alarms.add_argument("--json", action="store_true", help="one JSON object per line")
     alarms.set_defaults(func=cmd_alarms)
 
-    from register import trust_cli  # noqa: PLC0415
+    from register import console_cli, trust_cli  # noqa: PLC0415
 
     trust_cli.add_commands(sub, dsub)
+    console_cli.add_commands(sub)
     from register.tabel import cli as tabel_cli  # noqa: PLC0415
 
     tabel_cli.add_commands(sub)

@@ -162,3 +162,20 @@ class RosterImportError(RegisterError, ValueError):
 
 class UnknownPerson(RegisterError, LookupError):
     """No child or guardian with this id in the kindergarten's roster."""
+
+
+class BadCredentials(Unauthenticated):
+    """Console login or parent code refused: wrong name, password or code, or a disabled user (401).
+
+    One message for all of them, so a guess learns nothing about which part was wrong.
+    """
+
+
+class LockedOut(RateLimited):
+    """Too many failed logins for this user or from this address: refused until the lock ends (429)."""
+
+    code = "locked_out"
+
+
+class UnknownUser(RegisterError, LookupError):
+    """No console user of that name."""

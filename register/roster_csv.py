@@ -8,12 +8,12 @@ separated by ``;``). Every error names the line and the column; the caller chang
 
 from __future__ import annotations
 
-import csv
-import io
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
+from kgate.text import unsafe_character
+from register.csvfile import read_csv
 from register.errors import RosterImportError
 from terminal.roster import CHILD_ID, SERIAL
 
@@ -41,65 +41,39 @@ class Person:
 
 
 def clean_text(value: str, where: str) -> str:
-    """NFC text without control, format (bidi, zero-width), private-use or unassigned characters."""
+    """NFC text without control, format (bidi, zero-width), private-use or unassigned characters.
+
+    The same rule as the gate screen's (:func:`kgate.text.check_display_text`): a name the register
+    accepts is one the gate will show.
+    """
     text = unicodedata.normalize("NFC", value).strip()
     if not text or len(text) > MAX_TEXT:
         raise RosterImportError(f"{where}: must be non-empty text of at most {MAX_TEXT} characters")
-    for ch in text:
-        cat = unicodedata.category(ch)
-        if cat[0] == "C" or cat in ("Zl", "Zp"):
-            raise RosterImportError(
-                f"{where}: control or bidi/invisible character U+{ord(ch):04X} is not allowed"
-            )
+    found = unsafe_character(text)
+    if found is not None:
+        char = text[found[0]]
+        raise RosterImportError(
+            f"{where}: control or bidi/invisible character U+{ord(char):04X} is not allowed ({found[1]})"
+        )
     return text
 
 
 def parse_csv(raw: bytes) -> list[Person]:
     """Every row of a roster CSV, or :class:`RosterImportError` naming the first bad line and column."""
-    if len(raw) > MAX_BYTES:
-        raise RosterImportError(f"roster CSV of {len(raw)} bytes is larger than {MAX_BYTES}")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise RosterImportError(f"line {line}: not UTF-8 (save the file as CSV UTF-8)") from None
-    rows = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        header = next(rows, None)
-        if header is None:
-            raise RosterImportError("line 1: empty file (expected a header: " + ",".join(COLUMNS) + ")")
-        cols = [h.strip().lower() for h in header]
-        for i, name in enumerate(cols, 1):
-            if name not in COLUMNS:
-                raise RosterImportError(
-                    f"line 1, column {i}: unknown column {name!r} (known: {', '.join(COLUMNS)})"
-                )
-            if cols.index(name) != i - 1:
-                raise RosterImportError(f"line 1, column {i}: column {name!r} appears twice")
-        for name in REQUIRED:
-            if name not in cols:
-                raise RosterImportError(f"line 1: missing column {name!r}")
-        people = [_person(line, dict(zip(cols, row, strict=True)), cols) for line, row in _rows(rows, cols)]
-    except csv.Error as exc:
-        raise RosterImportError(f"line {rows.line_num}: not valid CSV: {exc}") from None
+    table = read_csv(
+        raw,
+        what="roster CSV",
+        known=COLUMNS,
+        required=REQUIRED,
+        max_bytes=MAX_BYTES,
+        max_rows=MAX_ROWS,
+        error=RosterImportError,
+    )
+    people = [_person(line, cells, table.columns) for line, cells in table.rows]
     if not people:
         raise RosterImportError("line 2: no children or guardians in the file")
     _check_references(people)
     return people
-
-
-def _rows(rows: Any, cols: list[str]) -> list[tuple[int, list[str]]]:
-    """The non-blank rows with the line each ends on (a csv reader's ``line_num`` right after reading it)."""
-    out: list[tuple[int, list[str]]] = []
-    for row in rows:
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(cols):
-            raise RosterImportError(f"line {rows.line_num}: {len(row)} fields, the header has {len(cols)}")
-        if len(out) >= MAX_ROWS:
-            raise RosterImportError(f"line {rows.line_num}: more than {MAX_ROWS} rows")
-        out.append((rows.line_num, row))
-    return out
 
 
 def _person(line: int, cells: dict[str, str], cols: list[str]) -> Person:

@@ -18,6 +18,7 @@ from ledger.errors import NoteError
 from ledger.note import CosignatureSigner, add_signatures
 from register.errors import Equivocation, Unverifiable
 from register.ingest import Batch, check_batch, plan_append
+from register.notify.outbox import enqueue as enqueue_notifications
 from register.store import Device, Store, StoredCheckpoint
 from register.tabel import index, late
 
@@ -67,7 +68,8 @@ class Register:
                 if plan.entries:  # the табель's index of the new entries, in the same transaction
                     first = plan.entries[0][0] - batch.start
                     new = checked.decoded[first : first + len(plan.entries)]
-                    index.write(dlog._sql, device.id, new)
+                    index.write(dlog.sql, device.id, new)
+                enqueue_notifications(dlog.sql, dlog.device, plan.entries, now_ms=self.now_ms())
                 stored = dlog.checkpoint_at(cp.size)
                 if stored is None:
                     try:

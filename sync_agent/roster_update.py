@@ -146,8 +146,12 @@ def update_roster(
     timeout: tuple[float, float] = (5.0, 30.0),
     ca: Path | None = None,
     clock: Callable[[], float] = time.time,
+    face_key: Path | None = None,
 ) -> RosterUpdate:
     """Fetch and verify ``kindergarten``'s newest roster, then install it into ``roster_db``.
+
+    The install runs face template retention (:meth:`terminal.roster.Roster.install`; ``face_key``:
+    the template key, default ``face.key`` beside the roster database).
 
     Raises :class:`RosterRefused` when anything fails verification (nothing installed),
     :class:`RosterUnavailable` when the register cannot be reached, :class:`NotEnrolled` without a root.
@@ -189,7 +193,9 @@ def update_roster(
             raise RosterError("the signed targets name another roster version than the document")
         expires = _verified_expiry(metadata_dir)
         with open_roster(roster_db) as roster:
-            installed = roster.install(data, expires)
+            installed = roster.install(data, expires, face_key=face_key)
+            if roster.faces_removed:
+                log.info("roster: face templates of %d child(ren) deleted", roster.faces_removed)
     except RosterError as exc:
         shutil.rmtree(cache, ignore_errors=True)  # do not keep a verified-but-refused target around
         raise RosterRefused(f"roster update refused: {exc}") from None

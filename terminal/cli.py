@@ -85,14 +85,12 @@ def run_roster_load(args: argparse.Namespace) -> int:
     from terminal.roster import RosterError, load_roster  # noqa: PLC0415
 
     try:
-        roster = load_roster(args.db, args.file)
+        roster = load_roster(args.db, args.file, face_key=args.face_key)
     except sqlite3.Error as exc:
         raise RosterError(f"cannot install into the roster database {args.db}: {exc}") from None
     with roster:
         print(f"roster v{roster.version} installed in {args.db}: {len(roster.children())} children")
-        from terminal.face.templates import prune_for_roster  # noqa: PLC0415
-
-        removed = prune_for_roster(args.db, roster.children(), args.face_key)
+        removed = roster.faces_removed
     if removed:
         print(f"face templates of {removed} withdrawn or departed child(ren) deleted")
     return 0

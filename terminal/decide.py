@@ -1,4 +1,5 @@
-"""Gate decisions in mode ``qr``: badge bytes + time + In/Out selection -> accept (in/out) or refuse.
+"""Gate decisions: badge bytes (or, in mode ``face``, a recognised child) + time + In/Out selection ->
+accept (in/out) or refuse.
 
 :meth:`Decider.decide` does not change any state: the gate calls :meth:`Decider.record` only after the
 ledger stored the entry, so a failed COMMIT never counts as a check-in (nor as a logged refusal).
@@ -58,6 +59,9 @@ class Reason(StrEnum):
     PICKUP_NEEDS_GUARDIAN = "pickup_needs_guardian"
     FACE_MISMATCH = "face_mismatch"  # qr+face: the face is not the badge's child (terminal/face/check.py)
     NO_FACE = "no_face"  # qr+face: no usable face seen with the badge
+    FACE_UNKNOWN = "face_unknown"  # face: nobody close enough, or two children too close to call
+    FACE_LIVENESS = "face_liveness"  # face: the face matched but moved like a picture (never accepted)
+    NO_FACE_CONSENT = "no_face_consent"  # face: the child has no face consent (use the badge)
 
 
 #: Debounce repeats: shown on screen, but not a refusal worth a red light or a ledger entry.
@@ -181,7 +185,53 @@ class Decider:
         On a stale roster (its signed metadata expired, :meth:`terminal.roster.Roster.is_stale`) the
         decision is the same, and its evidence says ``roster_stale: true`` so every entry records it.
         """
-        decision = self._decide(code, now, selected_direction)
+        return self._stale(self._decide(code, now, selected_direction))
+
+    def decide_child(
+        self,
+        child: Child,
+        now: dt.datetime | None = None,
+        selected_direction: Direction | None = None,
+        *,
+        method: str = "face",
+        evidence: Mapping[str, str | int | bool] | None = None,
+    ) -> Decision:
+        """Decide for a child already recognised without a badge (mode ``face``), by the badge's rules:
+        opening hours, face consent, in/out by the child's state today, debounce. ``evidence`` is kept."""
+        at = self._local(now or self.now())
+        version = self.roster.version
+        extra = dict(evidence or {})
+        if not self.config.opens <= at.time().replace(tzinfo=None) < self.config.closes:
+            decision = self._refuse(at, Reason.CLOSED, None, child, version)
+        elif not child.consent_face:  # the face flow offers only consenting children; never trust it
+            decision = self._refuse(at, Reason.NO_FACE_CONSENT, None, child, version)
+        else:
+            decision = self._direction(at, child, selected_direction, None, version)
+        return self._stale(replace(decision, method=method, evidence={**decision.evidence, **extra}))
+
+    def refusal(
+        self,
+        reason: Reason,
+        now: dt.datetime | None = None,
+        *,
+        method: str = METHOD,
+        evidence: Mapping[str, str | int | bool] | None = None,
+    ) -> Decision:
+        """A refusal that no badge produced (an unknown face, a failed liveness check), rate-limited
+        like a badge's: ``log_rejected`` once per reason within ``rejected_log_seconds``."""
+        at = self._local(now or self.now())
+        decision = self._refuse(at, reason, None, None, self.roster.version)
+        merged = {**decision.evidence, **(evidence or {})}
+        return self._stale(replace(decision, method=method, evidence=merged))
+
+    def rate_limited(self, decision: Decision) -> Decision:
+        """``decision`` (a refusal turned so after the decider, e.g. a face mismatch) with ``log_rejected``
+        set by the same per serial-and-reason window as the decider's own refusals."""
+        if decision.accepted or decision.reason is None:
+            return decision
+        return replace(decision, log_rejected=self._should_log(decision.serial, decision.reason, decision.at))
+
+    def _stale(self, decision: Decision) -> Decision:
         is_stale = getattr(self.roster, "is_stale", None)
         if is_stale is not None and is_stale(decision.at):
             return replace(decision, evidence={**decision.evidence, "roster_stale": True})
@@ -201,7 +251,17 @@ class Decider:
             return self._refuse(at, Reason.UNKNOWN, serial, None, version)
         if record.revoked:
             return self._refuse(at, Reason.REVOKED, serial, record.child, version)
-        child = record.child
+        return self._direction(at, record.child, selected_direction, serial, version)
+
+    def _direction(
+        self,
+        at: dt.datetime,
+        child: Child,
+        selected_direction: Direction | None,
+        serial: str | None,
+        version: int | None,
+    ) -> Decision:
+        """In or out by the child's state today (or the buttons), or a debounce repeat."""
         state = self._days.get(child.id)
         if state is not None and state.day != at.date():
             state = None
@@ -215,19 +275,21 @@ class Decider:
         # a repeat of the last scan, unless staff chose the other direction with a button
         if state is not None and recent and selected_direction in (None, state.direction):
             reason = Reason.ALREADY_IN if state.direction is Direction.IN else Reason.ALREADY_OUT
-            evidence: dict[str, str | int | bool] = {"badge": serial}
+            evidence: dict[str, str | int | bool] = {"badge": serial} if serial else {}
             return Decision(at, False, child, state.direction, reason, serial, METHOD, evidence, version)
-        return Decision(
-            at, True, child, direction, None, serial, evidence={"badge": serial}, roster_version=version
-        )
+        badge: dict[str, str | int | bool] = {"badge": serial} if serial else {}
+        return Decision(at, True, child, direction, None, serial, evidence=badge, roster_version=version)
 
     def _refuse(
         self, at: dt.datetime, reason: Reason, serial: str | None, child: Child | None, version: int | None
     ) -> Decision:
-        last = self._logged.get((serial, reason))
-        log = last is None or not 0 <= (at - last).total_seconds() < self.config.rejected_log_seconds
+        log = self._should_log(serial, reason, at)
         evidence: dict[str, str | int | bool] = {"badge": serial} if serial else {}
         return Decision(at, False, child, None, reason, serial, METHOD, evidence, version, log)
+
+    def _should_log(self, serial: str | None, reason: Reason, at: dt.datetime) -> bool:
+        last = self._logged.get((serial, reason))
+        return last is None or not 0 <= (at - last).total_seconds() < self.config.rejected_log_seconds
 
     def record(self, decision: Decision) -> None:
         """Note a decision whose ledger entry was stored (an in/out, or a logged refusal)."""

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from ledger.store import Appended
     from terminal.face.check import FaceCheck
+    from terminal.face.checkin import FaceResult
     from terminal.screen.gate import GateScreen
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,16 @@ REFUSAL_KEYS: Mapping[Reason, str] = {
     **PICKUP_KEYS,
     Reason.FACE_MISMATCH: "refused.face_mismatch",
     Reason.NO_FACE: "refused.no_face",
+    Reason.FACE_UNKNOWN: "refused.face_unknown",
+    Reason.FACE_LIVENESS: "refused.face_liveness",
+    Reason.NO_FACE_CONSENT: "refused.no_face_consent",
 }
+
+#: Mode ``face``: refusals that are shown but never become a ledger entry or a red beep. Strangers
+#: (parents, staff, siblings) walk through the camera's view all day; an entry for each would bury the
+#: audit trail. A failed liveness check *is* recorded (rate-limited): it is what a presentation attack
+#: looks like. docs/faces.md, "Mode face".
+SHOWN_ONLY = frozenset({Reason.FACE_UNKNOWN})
 
 
 class EntrySink(Protocol):
@@ -120,6 +130,7 @@ class Gate:
         self._monotonic = monotonic
         self.pickup = pickup
         self.face_check = face_check  # modes qr+face: the badge's child must show their face
+        self.mode = "qr"  # the gate mode (terminal.config.MODES): what the idle screen asks for
         self.card: ResultCard | None = None
         self.status = StatusInfo(roster_version=_safe_version(decider))
         self._faulted = False
@@ -151,11 +162,44 @@ class Gate:
             log.exception("gate: decision failed")
             return self._fault(None, f"decision failed: {type(exc).__name__}")
         if decision.accepted and self.face_check is not None:
-            try:
-                decision = self.face_check.verify(decision)
+            try:  # a face refusal is rate-limited like the decider's own (docs/faces.md)
+                decision = self.decider.rate_limited(self.face_check.verify(decision))
             except Exception as exc:  # e.g. the template key is unreadable: do not acknowledge
                 log.exception("gate: face check failed")
                 return self._fault(decision, f"face check failed: {type(exc).__name__}")
+        return self._act(bytes(data), decision)
+
+    def handle_face(self, result: FaceResult, now: dt.datetime | None = None) -> Outcome:
+        """Mode ``face``: act on one identification like on a badge. Never raises.
+
+        A recognised consenting child goes through the decider's rules (hours, in/out, debounce) with
+        ``method: "face"`` and the face evidence; an unknown face or two children too close to call is
+        only shown ("use your badge"); a failed liveness check is refused and recorded (rate-limited).
+        """
+        identity = result.identity
+        direction = Direction.chosen(self.feedback.selected_direction)
+        try:
+            if identity.child_id is not None and result.child is not None:
+                decision = self.decider.decide_child(
+                    result.child, now, direction, method="face", evidence=identity.evidence
+                )
+                if self.pickup is not None:
+                    decision = self.pickup.review(decision)
+            elif identity.reason == "no_face":
+                return Outcome(OutcomeKind.IDLE)
+            else:
+                reason = Reason.FACE_LIVENESS if identity.reason == "liveness" else Reason.FACE_UNKNOWN
+                decision = self.decider.refusal(reason, now, method="face", evidence=identity.evidence)
+        except Exception as exc:  # e.g. the roster database is unreadable: do not acknowledge
+            log.exception("gate: face decision failed")
+            return self._fault(None, f"face decision failed: {type(exc).__name__}")
+        if decision.reason in SHOWN_ONLY:
+            self._show(decision)
+            return Outcome(OutcomeKind.PENDING, decision)
+        return self._act(f"face:{identity.child_id}:{decision.reason}".encode(), decision)
+
+    def _act(self, key: bytes, decision: Decision) -> Outcome:
+        """Accept, show a repeat or a prompt, or refuse (``key``: what the quiet period remembers)."""
         if decision.accepted:
             return self._accept(decision)
         if decision.is_repeat:
@@ -164,7 +208,7 @@ class Gate:
         if decision.reason in PROMPTS:
             self._show(decision)
             return Outcome(OutcomeKind.PENDING, decision)
-        return self._refuse(bytes(data), decision)
+        return self._refuse(key, decision)
 
     # -- outcomes -----------------------------------------------------------------------------------
     def _accept(self, decision: Decision) -> Outcome:
@@ -269,6 +313,7 @@ class Gate:
             card=self.card,
             lang=self.lang,
             selected_direction=Direction.chosen(self.feedback.selected_direction),
+            mode=self.mode,
         )
 
     def render(self, preview: Any = None) -> Image.Image | None:

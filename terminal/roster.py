@@ -62,6 +62,10 @@ CREATE TABLE IF NOT EXISTS guardian_badges (
 """
 
 
+#: The face template database beside the roster (terminal/face/templates.py): retention prunes it.
+FACES_DB = "faces.db"
+
+
 class RosterError(TerminalError, ValueError):
     """A roster file is invalid, or would roll the installed roster back; nothing was installed."""
 
@@ -260,6 +264,7 @@ class Roster:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
+        self.faces_removed = 0  # children whose face templates the last install's retention deleted
 
     def __enter__(self) -> Self:
         return self
@@ -336,14 +341,42 @@ class Roster:
         guardian = None if row is None else self.guardian(row[0])
         return None if guardian is None else GuardianBadge(serial, guardian, bool(row[1]))
 
-    def install(self, data: RosterData, expires: dt.datetime | None = None) -> bool:
+    def install(
+        self, data: RosterData, expires: dt.datetime | None = None, *, face_key: Path | None = None
+    ) -> bool:
         """Install a validated roster in one transaction; ``False`` if this exact roster is installed.
 
         ``expires`` (aware): until when the signed metadata that delivered it is valid; re-installing
         the same roster with a later ``expires`` only moves the expiry forward. Raises
         :class:`RosterError` for a lower version, the same version with other content, or a roster of
         another kindergarten than the installed one.
+
+        Then, on every call (a changed roster or not), face template retention: the templates beside
+        the roster keep only children in it with face consent (``face_key``: the template key, default
+        ``face.key`` beside the roster). The one install path, so ``kgate roster load`` and the sync
+        agent's TUF update both run it. A retention failure is a :class:`RosterError` saying the roster
+        itself was installed.
         """
+        changed = self._install(data, expires)
+        self.faces_removed = self._retain_faces(face_key)
+        return changed
+
+    def _retain_faces(self, face_key: Path | None) -> int:
+        """Face template retention (docs/faces.md); without a template database there is nothing to do
+        and numpy/cryptography are not even imported (never dlib: templates need no face models)."""
+        if not self.path.with_name(FACES_DB).exists():
+            return 0
+        from terminal.face.errors import TemplateStoreError  # noqa: PLC0415 - templates import us
+        from terminal.face.templates import prune_for_roster  # noqa: PLC0415
+
+        try:
+            return prune_for_roster(self.path, self.children(), face_key)
+        except TemplateStoreError as exc:
+            raise RosterError(
+                f"roster v{self.version} installed, but face templates could not be pruned: {exc}"
+            ) from None
+
+    def _install(self, data: RosterData, expires: dt.datetime | None) -> bool:
         if expires is not None and expires.tzinfo is None:
             raise ValueError("expires must be timezone-aware")
         conn = self._conn
@@ -404,8 +437,9 @@ def open_roster(db_path: Path | str) -> Roster:
     return Roster(conn, path)
 
 
-def load_roster(db_path: Path | str, json_path: Path | str) -> Roster:
-    """Validate the roster file at ``json_path`` and install it into ``db_path``; returns the open roster."""
+def load_roster(db_path: Path | str, json_path: Path | str, *, face_key: Path | None = None) -> Roster:
+    """Validate the roster file at ``json_path`` and install it into ``db_path`` (with face template
+    retention, ``face_key`` as in :meth:`Roster.install`); returns the open roster."""
     try:
         raw = read_limited(json_path, MAX_ROSTER_BYTES, "roster file")
     except InputError as exc:
@@ -413,7 +447,7 @@ def load_roster(db_path: Path | str, json_path: Path | str) -> Roster:
     data = parse_roster(raw)
     roster = open_roster(db_path)
     try:
-        roster.install(data)
+        roster.install(data, face_key=face_key)
     except BaseException:
         roster.close()
         raise

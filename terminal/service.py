@@ -35,9 +35,9 @@ from kgate import __version__
 from kgate.sdnotify import Notifier
 from ledger.clock import SystemClock
 from ledger.store import open_ledger
-from terminal.config import ConfigError, GateConfig, TerminalConfig
+from terminal.config import GateConfig, TerminalConfig
 from terminal.decide import Decider
-from terminal.gate import Gate, OutcomeKind
+from terminal.gate import Gate, Outcome, OutcomeKind
 from terminal.pickup import Pickup, PickupPolicy
 from terminal.roster import Child, open_roster
 from terminal.scan import ScanConfig, ScanPipeline
@@ -46,6 +46,7 @@ from terminal.today import Today, today_from_ledger
 
 if TYPE_CHECKING:
     from terminal.face.check import FaceCheck
+    from terminal.face.checkin import FaceCheckin, FaceResult
 
 log = logging.getLogger(__name__)
 _HOUSEKEEPING_SECONDS = 10.0  # clock-sync flag, free disk, status file
@@ -107,8 +108,10 @@ class TerminalService:
         clock_synced: Callable[[], bool] | None = None,
         closers: Sequence[Callable[[], None]] = (),
         monotonic: Callable[[], float] = time.monotonic,
+        face_checkin: FaceCheckin | None = None,
     ) -> None:
         self.camera = camera
+        self.face_checkin = face_checkin  # mode face: check-in by face (badges still work)
         self.pipeline = pipeline
         self.gate = gate
         self.display = display
@@ -199,7 +202,25 @@ class TerminalService:
                 self.stats.watchdog_pings += 1
         if self.gate.face_check is not None:  # qr+face: the cheap face detection on every frame
             self.gate.face_check.observe(frame.image)
-        outcome = self.gate.handle(self.pipeline.scan(frame))
+        if self.face_checkin is not None:  # face: detection every frame, a descriptor when ready
+            result = self._face(frame)
+            if result is not None:
+                self._count(self.gate.handle_face(result), read_at)
+        self._count(self.gate.handle(self.pipeline.scan(frame)), read_at)
+        self._expire_card(now)
+        self._housekeeping(now)
+        self._show(preview_rgb(frame))
+
+    def _face(self, frame: Frame) -> FaceResult | None:
+        assert self.face_checkin is not None
+        try:
+            return self.face_checkin.observe(frame.image)
+        except Exception:  # e.g. the template key became unreadable: badges must keep working
+            log.exception("terminal: face check-in failed")
+            return None
+
+    def _count(self, outcome: Outcome, read_at: float) -> None:
+        """Statistics, today's list and the log for one outcome of this frame."""
         if outcome.kind is not OutcomeKind.IDLE:
             self.stats.outcomes[outcome.kind] = self.stats.outcomes.get(outcome.kind, 0) + 1
             decision = outcome.decision
@@ -210,9 +231,6 @@ class TerminalService:
             elif outcome.kind is OutcomeKind.REFUSED and decision is not None and decision.child is not None:
                 self.today.alert(decision.child.id, str(decision.reason), decision.at)  # a refused pickup
             log.info("terminal: %s%s", outcome.kind, _describe(outcome))
-        self._expire_card(now)
-        self._housekeeping(now)
-        self._show(preview_rgb(frame))
 
     def _camera_lost(self, exc: BaseException, retry_in: float) -> None:
         with contextlib.suppress(Exception):
@@ -329,11 +347,9 @@ def _safely(call: Callable[[], None]) -> None:
 
 
 def _face_check(config: TerminalConfig, stack: contextlib.ExitStack) -> FaceCheck:
-    """The face check of mode ``qr+face`` (docs/faces.md); mode ``face`` has no gate flow yet."""
+    """The face check of modes ``qr+face`` and ``face`` (docs/faces.md): dlib loads only in these."""
     from terminal.face.check import open_face_check  # noqa: PLC0415 - dlib loads only in face modes
 
-    if config.gate.mode != "qr+face":
-        raise ConfigError(f"gate.mode: {config.gate.mode!r} has no gate flow yet; use qr or qr+face")
     check = open_face_check(config.roster_path, config.ledger.key)
     stack.callback(check.close)
     return check
@@ -372,8 +388,17 @@ def open_service(config: TerminalConfig, *, notifier: Notifier | None = None) ->
             quiet_seconds=cfg.quiet_seconds,
             pickup=Pickup(roster, policy),
         )
-        if cfg.mode != "qr":
+        gate.mode = cfg.mode
+        checkin = None
+        closers: list[Callable[[], None]] = [ledger.close, roster.close, feedback.close]
+        if cfg.mode == "qr+face":  # the badge names the child, the face must match (1:1)
             gate.face_check = _face_check(config, stack)
+            closers.append(gate.face_check.close)
+        elif cfg.mode == "face":  # 1:N by face; a badge is accepted alone, as in mode qr
+            from terminal.face.checkin import FaceCheckin  # noqa: PLC0415
+
+            checkin = FaceCheckin(_face_check(config, stack), roster.children)
+            closers.append(checkin.close)
         service_box: list[TerminalService] = []
         options = dict(config.display.options)
         if display_backend(config.display.backend).interactive:  # a window: our size, our keys
@@ -402,7 +427,8 @@ def open_service(config: TerminalConfig, *, notifier: Notifier | None = None) ->
             status_file=config.service.status_file,
             disk_path=config.ledger.path.parent,
             clock_synced=lambda: system_clock.read().synced,
-            closers=(ledger.close, roster.close, feedback.close),
+            closers=closers,
+            face_checkin=checkin,
         )
         service_box.append(service)
         stack.pop_all()

@@ -2,7 +2,8 @@
 
 ``systemd-analyze security --offline=true`` scores how much a unit could do if compromised (0 is
 locked down, 10 is unconfined). Thresholds, documented in docs/terminal.md: the terminal ≤ 1.5 (it
-has no network at all), the sync agent and the register ≤ 2.0 (they need IPv4/IPv6).
+has no network at all), the sync agent, the register and its notification dispatcher ≤ 2.0 (they
+need IPv4/IPv6).
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ from kgate.cli import build_parser
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = ROOT / "systemd"
 INSTALLED_KGATE = "/opt/kgate/venv/bin/kgate"
-MAX_EXPOSURE = {"kgate-terminal.service": 1.5, "kgate-sync.service": 2.0, "kgate-register.service": 2.0}
+MAX_EXPOSURE = {
+    "kgate-terminal.service": 1.5,
+    "kgate-sync.service": 2.0,
+    "kgate-register.service": 2.0,
+    "kgate-notify.service": 2.0,
+}
 ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(
     ANALYZE is None, reason="systemd-analyze is not installed (apt install systemd)"
@@ -82,6 +88,14 @@ def test_daemons_talk_to_systemd(name: str) -> None:
     assert settings["User"] == "kgate" and settings["StateDirectory"] == "kgate"
     assert settings["ConfigurationDirectory"] == "kgate" and settings["CapabilityBoundingSet"] == ""
     # the command line in the unit is one our CLI accepts
+    argv = shlex.split(settings["ExecStart"])
+    assert argv[0] == INSTALLED_KGATE
+    build_parser().parse_args(argv[1:])
+
+
+def test_notify_unit_runs_a_command_our_cli_accepts() -> None:
+    settings = dict(directives(UNITS / "kgate-notify.service"))
+    assert settings["Type"] == "notify" and settings["WatchdogSec"] and settings["Restart"] == "always"
     argv = shlex.split(settings["ExecStart"])
     assert argv[0] == INSTALLED_KGATE
     build_parser().parse_args(argv[1:])

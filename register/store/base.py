@@ -131,6 +131,11 @@ class DeviceLog:
     def size(self) -> int:
         return self._size
 
+    @property
+    def sql(self) -> Sql:
+        """The transaction, for writes that must commit or roll back with the entries (the outbox)."""
+        return self._sql
+
     def leaf_hashes(self, start: int, end: int) -> list[bytes]:
         rows = self._sql.all(
             "SELECT leaf FROM entries WHERE device_id = ? AND idx >= ? AND idx < ? ORDER BY idx",
@@ -379,6 +384,11 @@ class Store:
             for idx, leaf, data in rows:  # types are the verifier's to check: a damaged row is named
                 yield idx, _blob(leaf), _blob(data)
             after = int(rows[-1][0])
+
+    def device_hashes(self, device: Device, addresses: Sequence[Address]) -> list[bytes]:
+        """Stored tree hashes of ``device`` in a read transaction (statement proofs); KeyError if missing."""
+        with self._tx(write=False) as sql:
+            return read_hashes(sql, device, addresses)
 
     def stored_hashes(self, device_id: int, level: int, lo: int, hi: int) -> dict[int, bytes]:
         """Interior hashes of one level with index in ``[lo, hi)`` (verification reads them in pages)."""

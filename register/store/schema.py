@@ -143,6 +143,67 @@ def _roster_v1(d: Dialect) -> list[str]:
     ]
 
 
+def _console_v1(d: Dialect) -> list[str]:
+    """Kindergartens' districts; console users, sessions, audit trail, login throttling, parent codes."""
+    return [
+        """CREATE TABLE kindergartens (
+            kindergarten TEXT PRIMARY KEY,
+            district TEXT NOT NULL)""",
+        f"""CREATE TABLE users (
+            id {d.serial} PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            role TEXT NOT NULL,
+            scope TEXT,
+            pw_hash TEXT NOT NULL,
+            language TEXT NOT NULL,
+            disabled BOOLEAN NOT NULL DEFAULT FALSE,
+            created_ms BIGINT NOT NULL)""",
+        f"""CREATE TABLE audit (
+            id {d.serial} PRIMARY KEY,
+            time_ms BIGINT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            address TEXT)""",
+        """CREATE TABLE login_throttle (
+            subject TEXT PRIMARY KEY,
+            failures INTEGER NOT NULL,
+            last_ms BIGINT NOT NULL,
+            locked_until_ms BIGINT NOT NULL)""",
+        """CREATE TABLE parent_codes (
+            code_hash TEXT PRIMARY KEY,
+            kindergarten TEXT NOT NULL,
+            child TEXT NOT NULL,
+            created_ms BIGINT NOT NULL,
+            revoked BOOLEAN NOT NULL DEFAULT FALSE)""",
+        """CREATE TABLE console_sessions (
+            id_hash TEXT PRIMARY KEY,
+            user_id BIGINT REFERENCES users (id),
+            parent_kindergarten TEXT,
+            parent_child TEXT,
+            csrf TEXT NOT NULL,
+            created_ms BIGINT NOT NULL,
+            expires_ms BIGINT NOT NULL)""",
+        *_append_only(d, "audit"),
+    ]
+
+
+def _append_only(d: Dialect, table: str) -> list[str]:
+    """Triggers that refuse UPDATE and DELETE on ``table`` (an audit trail is never rewritten)."""
+    if d == SQLITE:
+        return [
+            f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+            for op in ("UPDATE", "DELETE")
+        ]
+    return [
+        f"""CREATE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION '{table} is append-only'; END $$""",
+        f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+        f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()",
+    ]
+
+
 def _tabel_v1(d: Dialect) -> list[str]:
     """The табель: calendars, absences with reasons, auditors' flag clearances, month approvals."""
     return [
@@ -202,6 +263,53 @@ def _tabel_v2(d: Dialect) -> list[str]:
     ]
 
 
+def _notify_v1(d: Dialect) -> list[str]:
+    """Guardians' contacts and consent (never in a roster document), and the notification outbox.
+
+    One outbox row per (device, entry index, guardian, channel): the unique key that makes re-pushed and
+    pulled entries never notify twice. Rows move pending → sending (claimed, with a lease) → sent | dead.
+    """
+    return [
+        """CREATE TABLE notify_zones (
+            kindergarten TEXT PRIMARY KEY,
+            zone TEXT NOT NULL)""",
+        """CREATE TABLE notify_guardians (
+            kindergarten TEXT NOT NULL,
+            guardian TEXT NOT NULL,
+            lang TEXT NOT NULL,
+            opt_in BOOLEAN NOT NULL,
+            PRIMARY KEY (kindergarten, guardian))""",
+        """CREATE TABLE notify_contacts (
+            kindergarten TEXT NOT NULL,
+            guardian TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            address TEXT NOT NULL,
+            target TEXT,
+            PRIMARY KEY (kindergarten, guardian, channel))""",
+        f"""CREATE TABLE notify_outbox (
+            id {d.serial} PRIMARY KEY,
+            device_id BIGINT NOT NULL REFERENCES devices (id),
+            idx BIGINT NOT NULL,
+            guardian TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            address TEXT NOT NULL,
+            target TEXT,
+            key TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_ms BIGINT NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            due_ms BIGINT NOT NULL,
+            lease_ms BIGINT,
+            claim TEXT,
+            last_error TEXT,
+            sent_ms BIGINT,
+            remote_id TEXT,
+            UNIQUE (device_id, idx, guardian, channel))""",
+        "CREATE INDEX notify_outbox_due ON notify_outbox (state, due_ms)",
+    ]
+
+
 #: Every component and its migrations, in the order components are created.
 #: Features add a component here (their own key, their own steps); never reorder or edit a step.
 COMPONENTS: Final[Mapping[str, Sequence[Migration]]] = {
@@ -209,6 +317,8 @@ COMPONENTS: Final[Mapping[str, Sequence[Migration]]] = {
     "enrolment": (_enrolment_v1,),
     "roster": (_roster_v1,),
     "tabel": (_tabel_v1, _tabel_v2),
+    "notify": (_notify_v1,),
+    "console": (_console_v1,),
 }
 
 

@@ -46,12 +46,20 @@ def add_commands(subparsers: Any) -> None:
     enrol = sub.add_parser(
         "enrol",
         parents=[where],
-        help="store face templates of a consenting child from photos (never the photos themselves)",
+        help="store face templates of a consenting child from photos or the gate's camera (never images)",
         description="Every photo must show exactly one face, large, sharp and frontal; otherwise nothing "
-        "is stored. A child without consent_face in the roster is refused.",
+        "is stored. A child without consent_face in the roster is refused. With --camera (staff at the "
+        "gate, the terminal service stopped) the frames come from the camera in --config and are checked "
+        "in memory; only templates are stored.",
     )
     enrol.add_argument("--child", required=True, metavar="ID", help="the child's roster id")
-    enrol.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
+    enrol.add_argument(
+        "--camera", action="store_true", help="take the photos from the camera in --config, not from files"
+    )
+    enrol.add_argument(
+        "--frames", type=int, default=3, metavar="N", help="with --camera: good frames to keep (default 3)"
+    )
+    enrol.add_argument("photos", nargs="*", type=Path, metavar="PHOTO")
     enrol.set_defaults(func=run_enrol)
 
     forget = sub.add_parser("forget", parents=[where], help="delete every face template of a child")
@@ -98,18 +106,36 @@ def run_identify(args: argparse.Namespace) -> int:
 
 
 def run_enrol(args: argparse.Namespace) -> int:
-    """Consent first, then all photos checked, then stored."""
-    from terminal.face.enrol import consenting_child, enrol  # noqa: PLC0415
+    """Consent first, then all photos (or camera frames) checked, then stored."""
+    from kgate.errors import UsageError  # noqa: PLC0415
+    from terminal.face.enrol import consenting_child, enrol, enrol_from_camera  # noqa: PLC0415
     from terminal.face.pipeline import FacePipeline  # noqa: PLC0415
     from terminal.face.templates import open_templates  # noqa: PLC0415
     from terminal.roster import open_roster  # noqa: PLC0415
 
+    if args.camera == bool(args.photos):
+        raise UsageError("face enrol: give either PHOTO files or --camera")
+    if not 1 <= args.frames <= 10:
+        raise UsageError("face enrol: --frames must be between 1 and 10")
     roster_path, faces, key = _paths(args)
     with open_roster(roster_path) as roster:
-        consenting_child(roster, args.child)  # refuse before loading models or creating a key
-        with open_templates(faces, key) as store:
-            count = enrol(store, roster, FacePipeline(), args.child, args.photos)
-            total = store.count(args.child)
+        consenting_child(roster, args.child)  # refuse before loading models, the camera or a key
+        if args.camera:
+            from hardware.camera import open_camera  # noqa: PLC0415
+            from terminal.config import load_config  # noqa: PLC0415
+
+            camera = open_camera(load_config(args.config).camera)
+            try:
+                with open_templates(faces, key) as store:
+                    pipeline = FacePipeline()
+                    count = enrol_from_camera(store, roster, pipeline, args.child, camera, count=args.frames)
+                    total = store.count(args.child)
+            finally:
+                camera.close()
+        else:
+            with open_templates(faces, key) as store:
+                count = enrol(store, roster, FacePipeline(), args.child, args.photos)
+                total = store.count(args.child)
     print(f"child {args.child}: {count} template(s) stored ({total} in all)")
     return 0
 

@@ -20,6 +20,7 @@ import os
 import sqlite3
 import struct
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Self
 
@@ -30,13 +31,15 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledger.errors import KeyFileError
 from ledger.keys import read_secret, write_secret
+from ledger.sqlite import open_durable, transaction
 from terminal.face.errors import TemplateStoreError
 from terminal.face.match import Gallery
-from terminal.roster import Child
+from terminal.roster import FACES_DB, Child
 
 KEY_PREFIX = "KGATE-FACE-KEY-1+"
 KEY_WHAT = "face template key"
-DB_NAME = "faces.db"
+WHAT = "face template database"
+DB_NAME = FACES_DB
 KEY_NAME = "face.key"
 _CHECK = b"kgate face template key check v1"
 _AAD = b"kgate-face-template-v1:"
@@ -183,21 +186,8 @@ class TemplateStore:
         self._conn.execute("VACUUM")
         return removed
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._conn)
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def __enter__(self) -> None:
-        self._conn.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        self._conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._conn, self.path, what=WHAT)
 
 
 def open_templates(db_path: Path | str, key_path: Path | str, *, create: bool = True) -> TemplateStore:
@@ -209,11 +199,10 @@ def open_templates(db_path: Path | str, key_path: Path | str, *, create: bool = 
         raise TemplateStoreError(f"no face template database at {db_path}")
     if is_new:
         db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    # A rollback journal, not a WAL: with secure_delete a forgotten template leaves no old page behind.
+    conn = open_durable(db_path, what=WHAT, journal="delete")
     try:
         conn.execute("PRAGMA secure_delete = ON")
-        conn.execute("PRAGMA journal_mode = DELETE")
-        conn.execute("PRAGMA synchronous = FULL")
         conn.executescript(_SCHEMA)
         if is_new:
             os.chmod(db_path, 0o600)

@@ -8,6 +8,9 @@ MESSAGES: Final[dict[str, str]] = {
     "prompt.paused": "Check-in is paused: please ask a member of staff",
     "prompt.mode_in": "Mode: check in",
     "prompt.mode_out": "Mode: check out",
+    "prompt.look_at_camera": "Look at the camera, or show the badge",
+    "prompt.badge_and_face": "Show the badge and look at the camera",
+    "prompt.face_guide": "Face in the frame",
     # accepted card
     "greeting": "Hello, {name}!",
     "farewell": "Goodbye, {name}!",
@@ -24,6 +27,8 @@ MESSAGES: Final[dict[str, str]] = {
     "refused.face_mismatch": "Badge and face do not match",
     "refused.no_face": "Look at the camera, then show the badge again",
     "refused.no_face_consent": "No face consent\u00a0— please use your badge",
+    "refused.face_unknown": "Face not recognised\u00a0— please use your badge",
+    "refused.face_liveness": "Look at the camera, or use your badge",
     "refused.closed": "Outside opening hours",
     "refused.hours": "Open {opens}–{closes}",
     "refused.hint": "Please ask a member of staff",

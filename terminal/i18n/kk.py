@@ -8,6 +8,9 @@ MESSAGES: Final[dict[str, str]] = {
     "prompt.paused": "Тіркеу уақытша тоқтады: қызметкерге хабарласыңыз",
     "prompt.mode_in": "Кіру режимі",
     "prompt.mode_out": "Шығу режимі",
+    "prompt.look_at_camera": "Камераға қараңыз немесе бейджікті көрсетіңіз",
+    "prompt.badge_and_face": "Бейджікті көрсетіп, камераға қараңыз",
+    "prompt.face_guide": "Бетіңіз жақтаудың ішінде болсын",
     # accepted card
     "greeting": "Сәлем, {name}!",
     "farewell": "Сау бол, {name}!",
@@ -24,6 +27,8 @@ MESSAGES: Final[dict[str, str]] = {
     "refused.face_mismatch": "Бейджік пен бет сәйкес емес",
     "refused.no_face": "Камераға қараңыз да, бейджікті қайта көрсетіңіз",
     "refused.no_face_consent": "Бет тануға келісім жоқ\u00a0— бейджікті пайдаланыңыз",
+    "refused.face_unknown": "Бет танылмады\u00a0— бейджікті пайдаланыңыз",
+    "refused.face_liveness": "Камераға қараңыз немесе бейджікті пайдаланыңыз",
     "refused.closed": "Қазір жұмыс уақыты емес",
     "refused.hours": "Жұмыс уақыты: {opens}–{closes}",
     "refused.hint": "Тәрбиешіге жүгініңіз",

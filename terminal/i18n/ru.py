@@ -12,6 +12,9 @@ MESSAGES: Final[dict[str, str]] = {
     "prompt.paused": "Отметка приостановлена: обратитесь к воспитателю",
     "prompt.mode_in": "Режим: приход",
     "prompt.mode_out": "Режим: уход",
+    "prompt.look_at_camera": "Посмотрите в камеру или покажите бейдж",
+    "prompt.badge_and_face": "Покажите бейдж и посмотрите в камеру",
+    "prompt.face_guide": "Лицо в рамку",
     # accepted card
     "greeting": "Привет, {name}!",
     "farewell": "Пока, {name}!",
@@ -28,6 +31,8 @@ MESSAGES: Final[dict[str, str]] = {
     "refused.face_mismatch": "Бейдж и лицо не совпадают",
     "refused.no_face": "Посмотрите в камеру и покажите бейдж ещё раз",
     "refused.no_face_consent": "Нет согласия на распознавание лица\u00a0— используйте бейдж",
+    "refused.face_unknown": "Лицо не распознано\u00a0— используйте бейдж",
+    "refused.face_liveness": "Посмотрите в камеру или используйте бейдж",
     "refused.closed": "Сейчас нерабочее время",
     "refused.hours": "Часы работы: {opens}–{closes}",
     "refused.hint": "Обратитесь к воспитателю",

@@ -37,7 +37,7 @@ def render_card(card: ResultCard, size: tuple[int, int], lay: Layout, faces: Fon
         draw.text((x, y), theme.CARD_SYMBOL[card.kind], font=symbol_font, fill=ink)
         y += line_height(symbol_font) + lay.px(6)
         reason = t(card.message_key or _DEFAULT_KEY[card.kind], lang)
-        blocks = [(reason, 52, 28, True, 2), (card.name, 34, 22, True, 2), (group, 30, 20, False, 1)]
+        blocks = [(reason, 52, 28, True, 3), (card.name, 34, 22, True, 2), (group, 30, 20, False, 1)]
     for text, points, smallest, bold, max_lines in blocks:
         if text:
             font, lines = fit(

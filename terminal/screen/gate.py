@@ -21,8 +21,8 @@ from terminal.screen.card import render_card
 from terminal.screen.config import FONT_BOLD, FONT_REGULAR, ScreenConfig
 from terminal.screen.fonts import check_coverage, find_font
 from terminal.screen.layout import Layout, box_size, layout
-from terminal.screen.preview import draw_guide, frame_to_image
-from terminal.screen.state import ResultCard, ScreenState, StatusInfo, TodayList
+from terminal.screen.preview import draw_face_guide, draw_guide, frame_to_image
+from terminal.screen.state import IDLE_PROMPTS, ResultCard, ScreenState, StatusInfo, TodayList
 from terminal.screen.status import render_alerts, render_status
 from terminal.screen.text import FontPair, draw_lines, fit, line_height
 from terminal.screen.today import render_today
@@ -74,11 +74,16 @@ class GateScreen:
                 frame_to_image(state.preview, (x1 - x0, y1 - y0), mirror=self.config.mirror_preview), (x0, y0)
             )
         if self.config.framing_guide and state.status.camera_ok:
-            draw_guide(draw, lay)
+            if state.face_mode:  # where the face should be, and a caption saying so
+                draw_face_guide(draw, lay, self.faces, t("prompt.face_guide", lang))
+            else:
+                draw_guide(draw, lay)
         if state.card:
             panel = self._card(state.card)
         else:  # while the gate cannot record, do not invite anyone to show a badge
-            prompt = "prompt.paused" if state.status.alerts else "prompt.show_badge"
+            prompt = IDLE_PROMPTS.get(state.mode, "prompt.show_badge")
+            if state.status.alerts:
+                prompt = "prompt.paused"
             panel = self._idle(lang, state.selected_direction, prompt)
         image.paste(panel, lay.panel[:2])
         image.paste(self._status(_to_minute(state.status), lang), lay.status[:2])

@@ -10,6 +10,11 @@ from PIL import Image, ImageDraw
 
 from terminal.screen import theme
 from terminal.screen.layout import Layout
+from terminal.screen.text import FontPair, fit
+
+#: The face guide's height as a fraction of the preview's. A face must be about 140 px tall in a
+#: 1280x720 frame to be detected (docs/faces.md); the oval asks for a face well above that.
+FACE_GUIDE_HEIGHT = 0.62
 
 
 def frame_to_image(frame: np.ndarray[Any, Any], size: tuple[int, int], *, mirror: bool) -> Image.Image:
@@ -65,6 +70,20 @@ def draw_guide(draw: ImageDraw.ImageDraw, lay: Layout) -> None:
     ):
         draw.rectangle(_norm(x, y, x + dx * arm, y + dy * w), fill=theme.GUIDE)
         draw.rectangle(_norm(x, y, x + dx * w, y + dy * arm), fill=theme.GUIDE)
+
+
+def draw_face_guide(draw: ImageDraw.ImageDraw, lay: Layout, faces: FontPair, caption: str) -> None:
+    """An oval in the middle of the preview where the face should be, with ``caption`` on a band below."""
+    x0, y0, x1, y1 = lay.preview
+    height = round((y1 - y0) * FACE_GUIDE_HEIGHT)
+    width = round(height * 0.76)
+    cx, cy = (x0 + x1) // 2, y0 + round((y1 - y0) * 0.44)
+    box = (cx - width // 2, cy - height // 2, cx + width // 2, cy + height // 2)
+    draw.ellipse(box, outline=theme.GUIDE, width=lay.px(5))
+    band = lay.px(44)
+    draw.rectangle((x0, y1 - band, x1 - 1, y1 - 1), fill=theme.PANEL)
+    font, lines = fit(faces, caption, (x1 - x0) - 2 * lay.px(12), lay.px(26), min_size=lay.px(14), bold=True)
+    draw.text((cx, y1 - band // 2), lines[0], font=font, fill=theme.TEXT, anchor="mm")
 
 
 def _norm(x0: int, y0: int, x1: int, y1: int) -> tuple[int, int, int, int]:

@@ -69,13 +69,33 @@ class StatusInfo:
 
 @dataclass(frozen=True)
 class ScreenState:
-    """One frame's worth of screen: preview (H×W×3 uint8 RGB), optional card, status, UI language."""
+    """One frame's worth of screen: preview (H×W×3 uint8 RGB), optional card, status, UI language.
+
+    ``mode``: the gate mode (``qr``, ``qr+face``, ``face``); the face modes show a face guide and ask
+    the child to look at the camera.
+    """
 
     status: StatusInfo = StatusInfo()
     preview: npt.NDArray[np.uint8] | None = field(default=None, compare=False, repr=False)
     card: ResultCard | None = None
     lang: str = DEFAULT_LANG
     selected_direction: Direction | None = None
+    mode: str = "qr"
+
+    @property
+    def face_mode(self) -> bool:
+        """True in the modes that look at faces."""
+        return self.mode in FACE_MODES
+
+
+#: Gate modes that use the camera for faces (terminal/config.py MODES).
+FACE_MODES = frozenset({"qr+face", "face"})
+#: The idle prompt of each mode.
+IDLE_PROMPTS = {
+    "qr": "prompt.show_badge",
+    "qr+face": "prompt.badge_and_face",
+    "face": "prompt.look_at_camera",
+}
 
 
 @dataclass(frozen=True)

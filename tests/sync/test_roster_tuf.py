@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -34,12 +36,12 @@ K = "k-7"
 SERIAL = new_serial()
 
 
-def doc(version: int, name: str = "Аружан") -> bytes:
+def doc(version: int, name: str = "Аружан", *, consent: bool = False) -> bytes:
     return json.dumps(
         {
             "version": version,
             "kindergarten": K,
-            "children": [{"id": "c-1", "name": name, "group": "Күн"}],
+            "children": [{"id": "c-1", "name": name, "group": "Күн", "consent_face": consent}],
             "guardians": [{"id": "g-1", "name": "Дана", "children": ["c-1"]}],
             "badges": [{"serial": SERIAL, "child": "c-1"}],
         },
@@ -111,6 +113,38 @@ def test_happy_path_installs_and_same_roster_twice_is_a_no_op(setup: Setup) -> N
     with open_roster(setup.roster_db) as roster:
         expires = roster.expires
         assert expires is not None and roster.lookup_guardian(SERIAL) is None
+
+
+def test_update_runs_face_template_retention_without_loading_dlib(setup: Setup, tmp_path: Path) -> None:
+    import numpy as np
+
+    from terminal.face.templates import open_templates
+
+    setup.repo.publish(doc(2, consent=True), 2)
+    assert setup.update().installed
+    faces, key = tmp_path / "faces.db", tmp_path / "device-face.key"  # the key beside the device key
+    with open_templates(faces, key) as store:
+        store.add("c-1", [np.full(128, 0.01, dtype=np.float32)])
+        store.add("c-gone", [np.full(128, 0.02, dtype=np.float32)])  # a child no longer in the roster
+
+    def update() -> Any:
+        return update_roster(
+            setup.state, setup.url, K, setup.device, setup.roster_db, timeout=(2.0, 5.0), face_key=key
+        )
+
+    assert not update().installed  # the same roster again: retention still runs
+    with open_templates(faces, key) as store:
+        assert (store.count("c-1"), store.count("c-gone")) == (1, 0)
+    setup.repo.publish(doc(3, consent=False), 3)  # the parent withdrew consent
+    assert update().installed
+    with open_templates(faces, key) as store:
+        assert store.count() == 0
+    # The retention path needs no face models: importing it does not import dlib.
+    probe = "import sys, terminal.roster, terminal.face.templates; print('dlib' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "False"
 
 
 def test_refresh_moves_the_expiry_forward(setup: Setup) -> None:

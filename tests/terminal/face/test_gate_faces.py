@@ -130,3 +130,30 @@ def test_no_face_seen_is_refused(
     assert entry.kind == "rejected" and entry.evidence["face_method"] == FaceMethod.NO_USABLE_FACE
     assert entry.reason == "no_face"
     assert gate.card is not None and gate.card.message_key == "refused.no_face"
+
+
+@pytest.mark.slow
+def test_face_mismatch_refusals_are_rate_limited(
+    pipeline: FacePipeline, store: TemplateStore, roster: Roster, ledger: Ledger, photos: dict[str, Path]
+) -> None:
+    """Badge sharing tried again and again: refused every time, one rejected entry per log window."""
+    clock = FakeClock(int(MORNING.timestamp() * 1000))
+    now = [0.0]
+    check = FaceCheck(pipeline, store, monotonic=lambda: now[0])
+    config = DecideConfig(timezone="Asia/Almaty", rejected_log_seconds=60)
+    gate = Gate(
+        ledger, Decider(roster, config, clock), NullFeedback(), face_check=check, monotonic=lambda: now[0]
+    )
+    ann_face = load_rgb(photos["ann_gate"])
+    for _ in range(3):  # Ann's face with Bob's badge, every 10 s (past the gate's quiet period)
+        check.observe(ann_face, bgr=False)
+        assert gate.handle_code(encode_badge(BOB).encode()).kind is OutcomeKind.REFUSED
+        now[0] += 10
+        clock.advance(10)
+    reasons = [decode_entry(e).reason for e in ledger.entries(0, ledger.size)]
+    assert reasons == ["face_mismatch"]
+    clock.advance(60)  # a new log window: recorded again
+    now[0] += 60
+    check.observe(ann_face, bgr=False)
+    gate.handle_code(encode_badge(BOB).encode())
+    assert [decode_entry(e).reason for e in ledger.entries(0, ledger.size)] == ["face_mismatch"] * 2

@@ -4,6 +4,7 @@ face on the camera stream, and the entry carries the face evidence; nothing but 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -14,7 +15,7 @@ from hardware.camera.synthetic import render_badge_photo
 from ledger.entry import decode_entry
 from ledger.store import open_reader
 from terminal.badge import encode_badge, new_serial
-from terminal.config import ConfigError, load_config
+from terminal.config import load_config
 from terminal.face.check import FaceMethod
 from terminal.face.enrol import template_from_photo
 from terminal.face.images import load_rgb
@@ -89,5 +90,37 @@ def test_service_in_qr_face_mode(tmp_path: Path, pipeline: FacePipeline) -> None
     images = [p for p in state.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".ppm"}]
     assert images == []
 
-    with pytest.raises(ConfigError, match=r"gate\.mode: 'face' has no gate flow yet"):
-        serve(load_config(config(tmp_path, state, photos, "face")), max_frames=1)
+
+@pytest.mark.slow
+def test_service_in_face_mode(tmp_path: Path, pipeline: FacePipeline) -> None:
+    """Mode face: three camera frames of a consenting enrolled child check them in, no badge shown."""
+    faces = shared_path("data", "faces", "face_recognition")
+    state, photos = tmp_path / "state", tmp_path / "camera"
+    state.mkdir()
+    photos.mkdir()
+    roster = {
+        "version": 1,
+        "children": [
+            {"id": "c-1", "name": "Ann", "group": "Sun", "consent_face": True},
+            {"id": "c-2", "name": "Bob", "group": "Sun", "consent_face": False},
+        ],
+        "badges": [],
+    }
+    (tmp_path / "roster.json").write_text(json.dumps(roster))
+    load_roster(state / "roster.db", tmp_path / "roster.json").close()
+    with open_templates(state / "faces.db", state / "face.key") as store:
+        store.add(
+            "c-1", [template_from_photo(pipeline, load_rgb(faces / "train__obama__obama.jpg"), "enrol")]
+        )
+    for n, name in enumerate(("obama3.jpg", "train__obama__obama2.jpg", "obama3.jpg")):
+        shutil.copy(faces / name, photos / f"frame{n}.jpg")  # the camera stand-in replays the photos
+
+    stats = serve(load_config(config(tmp_path, state, photos, "face")), max_frames=10)
+    assert stats.frames == 3 and stats.outcomes == {"accepted": 1}
+    with open_reader(state / "ledger.db") as reader:
+        entries = [decode_entry(e) for e in reader.entries(0, reader.size)]
+    [checkin] = [e for e in entries if e.kind == "in"]
+    assert (checkin.child, checkin.method) == ("c-1", "face")
+    assert checkin.evidence["face_method"] == FaceMethod.FACE_MATCH
+    images = [p for p in state.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".ppm"}]
+    assert images == []

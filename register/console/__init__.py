@@ -1,0 +1,382 @@
+"""The register's web console (docs/console.md): server-rendered pages under ``/console``, no JavaScript.
+
+Mounted only by ``kgate register serve --console``. Sessions are server-side (:mod:`.sessions`); the
+cookie is ``HttpOnly``, ``SameSite=Strict``, ``Path=/console`` and ``Secure`` when served over TLS; every
+form carries its session's CSRF token and a POST without the right one is refused (403) before
+anything else happens. Pages a role may not see answer 404, the same as pages that do not exist.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRouter
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from register.console.i18n import words
+from register.console.sessions import Session, create_session, end_session, get_session
+from register.errors import BadCredentials, LockedOut, RegisterError
+from register.parent_codes import verify_parent_code
+from register.statement import build_statement, child_home
+from register.store.base import Store
+from register.users import DEFAULT_POLICY, LoginPolicy, User, login, user_by_id, visible_kindergartens
+
+COOKIE = "kgate_session"
+MAX_FORM = 4096
+_TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(default=True),
+)
+_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+    "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass
+class Console:
+    """What the routes need: the store, whether cookies are Secure, the clock, the login policy."""
+
+    store: Store
+    secure: bool
+    clock: Callable[[], float]
+    policy: LoginPolicy
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+
+def _console(request: Request) -> Console:
+    console: Console = request.app.state.console
+    return console
+
+
+def _page(
+    template: str, *, status: int = 200, lang: str = "ru", session: Session | None = None, **ctx: Any
+) -> HTMLResponse:
+    t = words(lang)
+    html = _TEMPLATES.get_template(template).render(
+        t=t, lang=lang, csrf=session.csrf if session else "", title=ctx.pop("title", t["console"]), **ctx
+    )
+    return HTMLResponse(html, status_code=status, headers=_HEADERS)
+
+
+def _set_cookie(response: Response, console: Console, session: Session) -> None:
+    response.set_cookie(
+        COOKIE,
+        session.id,
+        max_age=(session.expires_ms - console.now_ms()) // 1000,
+        path="/console",
+        secure=console.secure,
+        httponly=True,
+        samesite="strict",
+    )
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The url-encoded form body, capped at MAX_FORM bytes (one value per name)."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM:
+            return {}
+    pairs = urllib.parse.parse_qsl(body.decode("utf-8", "replace"), max_num_fields=10)
+    return dict(pairs)
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _session(request: Request) -> Session | None:
+    console = _console(request)
+    return await run_in_threadpool(
+        get_session, console.store, request.cookies.get(COOKIE), now_ms=console.now_ms()
+    )
+
+
+async def _anonymous(request: Request) -> tuple[Session, bool]:
+    """The request's session, or a new anonymous one (True: its cookie must be set)."""
+    found = await _session(request)
+    if found is not None:
+        return found, False
+    console = _console(request)
+    return await run_in_threadpool(create_session, console.store, now_ms=console.now_ms()), True
+
+
+async def _user(request: Request) -> tuple[Session, User] | None:
+    session = await _session(request)
+    if session is None or session.user_id is None:
+        return None
+    user = await run_in_threadpool(user_by_id, _console(request).store, session.user_id)
+    return None if user is None or user.disabled else (session, user)
+
+
+def _to(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303, headers=_HEADERS)
+
+
+def _refused_csrf() -> HTMLResponse:
+    return _page("error.html", status=403, error="CSRF token missing or wrong: reload the form")
+
+
+def console_router() -> APIRouter:
+    router = APIRouter(prefix="/console", include_in_schema=False)
+
+    @router.get("/login")
+    async def login_form(request: Request) -> Response:
+        session, new = await _anonymous(request)
+        response = _page("login.html", session=session)
+        if new:
+            _set_cookie(response, _console(request), session)
+        return response
+
+    @router.post("/login")
+    async def login_post(request: Request) -> Response:
+        console = _console(request)
+        form = await _form(request)
+        session = await _session(request)
+        if session is None or not session.csrf_ok(form.get("csrf")):
+            return _refused_csrf()
+        try:
+            user = await run_in_threadpool(
+                login,
+                console.store,
+                form.get("name", ""),
+                form.get("password", ""),
+                address=_address(request),
+                now_ms=console.now_ms(),
+                policy=console.policy,
+            )
+        except LockedOut as exc:
+            page = _page("login.html", status=429, session=session, error=words("ru")["locked"])
+            page.headers["Retry-After"] = str(exc.retry_after)
+            return page
+        except BadCredentials:
+            return _page("login.html", status=401, session=session, error=words("ru")["wrong"])
+        fresh = await run_in_threadpool(
+            create_session, console.store, now_ms=console.now_ms(), user_id=user.id, replaces=session.id
+        )
+        response = _to("/console/")
+        _set_cookie(response, console, fresh)
+        return response
+
+    @router.post("/logout")
+    async def logout(request: Request) -> Response:
+        form = await _form(request)
+        session = await _session(request)
+        if session is None or not session.csrf_ok(form.get("csrf")):
+            return _refused_csrf()
+        await run_in_threadpool(end_session, _console(request).store, session.id)
+        response = _to("/console/login")
+        response.delete_cookie(
+            COOKIE, path="/console", secure=_console(request).secure, httponly=True, samesite="strict"
+        )
+        return response
+
+    @router.get("/")
+    async def home(request: Request) -> Response:
+        found = await _user(request)
+        if found is None:
+            return _to("/console/login")
+        session, user = found
+        rows = await run_in_threadpool(_overview, _console(request).store, user)
+        return _page("home.html", lang=user.language, session=session, who=_who(user), kindergartens=rows)
+
+    @router.get("/k/{kindergarten}")
+    async def kindergarten_page(request: Request, kindergarten: str) -> Response:
+        found = await _user(request)
+        if found is None:
+            return _to("/console/login")
+        session, user = found
+        ctx = await run_in_threadpool(_kindergarten, _console(request).store, user, kindergarten)
+        if ctx is None:  # not in the user's scope, or no such kindergarten: the same answer
+            return _page(
+                "error.html", status=404, lang=user.language, error=words(user.language)["not_found"]
+            )
+        return _page(
+            "kindergarten.html",
+            lang=user.language,
+            session=session,
+            who=_who(user),
+            title=kindergarten,
+            **ctx,
+        )
+
+    @router.get("/parent")
+    async def parent_form(request: Request) -> Response:
+        session, new = await _anonymous(request)
+        response = _page("parent_code.html", session=session)
+        if new:
+            _set_cookie(response, _console(request), session)
+        return response
+
+    @router.post("/parent")
+    async def parent_post(request: Request) -> Response:
+        console = _console(request)
+        form = await _form(request)
+        session = await _session(request)
+        if session is None or not session.csrf_ok(form.get("csrf")):
+            return _refused_csrf()
+        try:
+            access = await run_in_threadpool(
+                verify_parent_code,
+                console.store,
+                form.get("code", ""),
+                address=_address(request),
+                now_ms=console.now_ms(),
+                policy=console.policy,
+            )
+        except LockedOut as exc:
+            page = _page("parent_code.html", status=429, session=session, error=words("ru")["locked"])
+            page.headers["Retry-After"] = str(exc.retry_after)
+            return page
+        except BadCredentials:
+            return _page("parent_code.html", status=401, session=session, error=words("ru")["wrong"])
+        fresh = await run_in_threadpool(
+            create_session,
+            console.store,
+            now_ms=console.now_ms(),
+            parent=(access.kindergarten, access.child),
+            replaces=session.id,
+        )
+        response = _to("/console/parent/month")
+        _set_cookie(response, console, fresh)
+        return response
+
+    @router.get("/parent/month")
+    async def parent_month(request: Request, month: str | None = None) -> Response:
+        console = _console(request)
+        session = await _session(request)
+        if session is None or session.parent_child is None or session.parent_kindergarten is None:
+            return _to("/console/parent")
+        month = month or _this_month(console)
+        try:
+            ctx = await run_in_threadpool(
+                _parent_month, console.store, session.parent_kindergarten, session.parent_child, month
+            )
+        except RegisterError as exc:
+            return _page("error.html", status=400, session=session, error=str(exc))
+        return _page("parent_month.html", session=session, title=ctx["name"], month=month, **ctx)
+
+    @router.get("/parent/statement.json")
+    async def parent_statement(request: Request, month: str) -> Response:
+        console = _console(request)
+        session = await _session(request)
+        if session is None or session.parent_child is None or session.parent_kindergarten is None:
+            return _to("/console/parent")
+        try:
+            statement = await run_in_threadpool(
+                build_statement,
+                console.store,
+                session.parent_child,
+                month,
+                kindergarten_name=session.parent_kindergarten,
+            )
+        except RegisterError as exc:
+            return _page("error.html", status=400, session=session, error=str(exc))
+        headers = {**_HEADERS, "Content-Disposition": 'attachment; filename="statement.json"'}
+        return Response(statement.data, media_type="application/json", headers=headers)
+
+    return router
+
+
+def _who(user: User) -> str:
+    return f"{user.name} ({user.role}{': ' + user.scope if user.scope else ''})"
+
+
+def _this_month(console: Console) -> str:
+    return dt.datetime.fromtimestamp(console.clock(), ZoneInfo("Asia/Almaty")).strftime("%Y-%m")
+
+
+def _overview(store: Store, user: User) -> list[dict[str, Any]]:
+    """The kindergartens ``user`` sees, with their device and child counts."""
+    visible = visible_kindergartens(store, user)
+    with store._tx(write=False) as sql:
+        devices = dict(sql.all("SELECT kindergarten, count(*) FROM devices GROUP BY kindergarten"))
+        children = dict(sql.all("SELECT kindergarten, count(*) FROM roster_children GROUP BY kindergarten"))
+    names = sorted(set(devices) | set(children) | (visible or set()))
+    return [
+        {"name": k, "devices": int(devices.get(k, 0)), "children": int(children.get(k, 0))}
+        for k in names
+        if visible is None or k in visible
+    ]
+
+
+def _kindergarten(store: Store, user: User, kindergarten: str) -> dict[str, Any] | None:
+    visible = visible_kindergartens(store, user)
+    if visible is not None and kindergarten not in visible:
+        return None
+    with store._tx(write=False) as sql:
+        children = sql.all(
+            "SELECT id, name, grp FROM roster_children WHERE kindergarten = ? ORDER BY grp, name",
+            (kindergarten,),
+        )
+    devices = [d for d in store.devices() if d.kindergarten == kindergarten]
+    if not children and not devices:
+        return None
+    return {
+        "devices": [
+            {
+                "gate": d.gate,
+                "origin": d.origin,
+                "size": d.size,
+                "last_seen": "—"
+                if d.last_seen_ms is None
+                else dt.datetime.fromtimestamp(d.last_seen_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            }
+            for d in devices
+        ],
+        "children": [{"id": c[0], "name": c[1], "group": c[2]} for c in children],
+    }
+
+
+def _parent_month(store: Store, kindergarten: str, child: str, month: str) -> dict[str, Any]:
+    """The child's month, from the same verified statement the parent may download."""
+    _, name = child_home(store, child, kindergarten)
+    statement = build_statement(store, child, month, kindergarten_name=kindergarten)
+    v = statement.verified
+    tz = ZoneInfo(v.timezone)
+    gates = {d.origin: d.gate for d in store.devices()}
+    rows = []
+    for proven in sorted(v.entries, key=lambda p: p.entry.time_ms):
+        local = dt.datetime.fromtimestamp(proven.entry.time_ms / 1000, tz)
+        rows.append(
+            {
+                "date": local.date().isoformat(),
+                "time": local.strftime("%H:%M"),
+                "kind": proven.entry.kind,
+                "method": proven.entry.method or "",
+                "gate": gates.get(proven.origin, proven.origin),
+            }
+        )
+    return {"name": name, "kindergarten": kindergarten, "timezone": v.timezone, "entries": rows}
+
+
+def mount_console(
+    app: FastAPI,
+    store: Store,
+    *,
+    secure: bool,
+    clock: Callable[[], float] = time.time,
+    policy: LoginPolicy = DEFAULT_POLICY,
+) -> None:
+    """Add the console's routes to the register's ``app`` (only when ``--console`` asks for it)."""
+    from register.notify.report_web import report_router  # noqa: PLC0415
+
+    app.state.console = Console(store, secure, clock, policy)
+    app.include_router(console_router())
+    app.include_router(report_router())  # "my child was not there" (docs/notifications.md)

@@ -1,0 +1,57 @@
+"""The console's words in Kazakh, Russian and English; a user's language is stored with the user."""
+
+from __future__ import annotations
+
+from typing import Final
+
+_WORDS: Final[dict[str, tuple[str, str, str]]] = {
+    # key: (kk, ru, en)
+    "login": ("Кіру", "Войти", "Log in"),
+    "logout": ("Шығу", "Выйти", "Log out"),
+    "name": ("Аты", "Имя", "Name"),
+    "password": ("Құпия сөз", "Пароль", "Password"),
+    "parent_page": ("Ата-аналарға", "Для родителей", "For parents"),
+    "kindergartens": ("Балабақшалар", "Детские сады", "Kindergartens"),
+    "kindergarten": ("Балабақша", "Детский сад", "Kindergarten"),
+    "devices": ("Құрылғылар", "Устройства", "Devices"),
+    "children": ("Балалар", "Дети", "Children"),
+    "child": ("Бала", "Ребёнок", "Child"),
+    "group": ("Топ", "Группа", "Group"),
+    "gate": ("Кіреберіс", "Вход", "Gate"),
+    "origin": ("Журнал", "Журнал", "Log"),
+    "entries": ("Жазбалар", "Записи", "Entries"),
+    "last_seen": ("Соңғы байланыс", "Последняя связь", "Last seen"),
+    "access_code": ("Кіру коды", "Код доступа", "Access code"),
+    "open": ("Ашу", "Открыть", "Open"),
+    "month": ("Ай", "Месяц", "Month"),
+    "date": ("Күні", "Дата", "Date"),
+    "time": ("Уақыты", "Время", "Time"),
+    "event": ("Оқиға", "Событие", "Event"),
+    "method": ("Тәсіл", "Способ", "Method"),
+    "nothing": ("Жазба жоқ", "Записей нет", "No entries"),
+    "verify_hint": (
+        "kgate statement verify арқылы тексеруге болады",
+        "можно проверить командой kgate statement verify",
+        "check it with kgate statement verify",
+    ),
+    "console": ("kgate басқару", "kgate консоль", "kgate console"),
+    "wrong": (
+        "Қате аты, құпия сөз немесе код",
+        "Неверное имя, пароль или код",
+        "Wrong name, password or code",
+    ),
+    "locked": (
+        "Тым көп қате әрекет: кейінірек",
+        "Слишком много попыток: позже",
+        "Too many attempts: try later",
+    ),
+    "not_found": ("Табылмады", "Не найдено", "Not found"),
+    "forbidden": ("Рұқсат жоқ", "Запрещено", "Forbidden"),
+}
+LANGUAGES: Final = ("kk", "ru", "en")
+
+
+def words(language: str) -> dict[str, str]:
+    """Every console word in ``language`` (Russian for an unknown one)."""
+    i = LANGUAGES.index(language) if language in LANGUAGES else 1
+    return {key: forms[i] for key, forms in _WORDS.items()}

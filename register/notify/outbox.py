@@ -1,0 +1,99 @@
+"""The transactional outbox: notifications written in the transaction that stores the entries.
+
+:func:`enqueue` runs inside :meth:`register.service.Register.ingest`'s device transaction, right after
+the new entries are inserted: for each ``in``/``out`` entry of a child, one row per (guardian, channel)
+of that child's guardians who opted in. The row is unique on (device, index, guardian, channel) and
+inserted with ``ON CONFLICT DO NOTHING``, so a re-pushed or pulled entry never notifies twice, and a
+rolled-back ingest leaves no notification behind. The row carries everything the message needs
+(``payload``), so retries send the same words even if the roster changes meanwhile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any, Final
+
+from ledger.entry import decode_entry
+from ledger.errors import EntryError
+from register.notify.contacts import DEFAULT_ZONE
+from register.store.base import Device, Sql
+
+LATE_AFTER_MS: Final = 10 * 60_000  # an entry stored this much after its gate time is delivered "late"
+PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
+
+
+def notification_key(origin: str, index: int, guardian: str) -> str:
+    """The deterministic id of one entry's message to one guardian (Message-ID, Idempotency-Key)."""
+    return hashlib.sha256(f"kgate-notify\n{origin}\n{index}\n{guardian}".encode()).hexdigest()[:32]
+
+
+def first_name(name: str) -> str:
+    parts = name.split(maxsplit=1)
+    return parts[0] if parts else name
+
+
+def enqueue(sql: Sql, device: Device, entries: Sequence[tuple[int, bytes, bytes]], *, now_ms: int) -> int:
+    """Write the notifications for newly stored ``entries`` ``(index, data, leaf)``; returns rows added."""
+    events = []
+    for idx, data, _leaf in entries:
+        if b"\x62in" not in data and b"\x63out" not in data:
+            continue  # cheap pre-filter on the CBOR text "in"/"out"; decoded below
+        try:
+            entry = decode_entry(bytes(data))
+        except EntryError:
+            continue  # verified bytes of an entry this kgate cannot parse: nothing to tell parents
+        if entry.kind in ("in", "out") and entry.child is not None:
+            events.append((idx, entry))
+    if not events:
+        return 0
+    k = device.kindergarten
+    children = sorted({e.child for _, e in events if e.child is not None})
+    marks = ",".join("?" * len(children))
+    subs: dict[str, list[tuple[str, str, str, str | None]]] = {}
+    for child, guardian, channel, address, target in sql.all(
+        "SELECT p.child, p.guardian, c.channel, c.address, c.target FROM roster_pickup p "  # noqa: S608
+        "JOIN notify_guardians g ON g.kindergarten = p.kindergarten AND g.guardian = p.guardian "
+        "JOIN notify_contacts c ON c.kindergarten = g.kindergarten AND c.guardian = g.guardian "
+        f"WHERE p.kindergarten = ? AND g.opt_in AND p.child IN ({marks}) "
+        "ORDER BY p.guardian, c.channel",
+        (k, *children),
+    ):
+        subs.setdefault(str(child), []).append((str(guardian), str(channel), str(address), target))
+    if not subs:
+        return 0
+    langs = dict(sql.all("SELECT guardian, lang FROM notify_guardians WHERE kindergarten = ?", (k,)))
+    names = dict(sql.all("SELECT id, name FROM roster_children WHERE kindergarten = ?", (k,)))
+    adults = dict(sql.all("SELECT id, name FROM roster_guardians WHERE kindergarten = ?", (k,)))
+    zone_row = sql.one("SELECT zone FROM notify_zones WHERE kindergarten = ?", (k,))
+    zone = DEFAULT_ZONE if zone_row is None else str(zone_row[0])
+    rows: list[tuple[Any, ...]] = []
+    for idx, entry in events:
+        assert entry.child is not None
+        picked = entry.evidence.get("guardian") if entry.kind == "out" else None
+        for guardian, channel, address, target in subs.get(entry.child, []):
+            payload = {
+                "kind": entry.kind,
+                "child": entry.child,
+                "child_name": first_name(str(names.get(entry.child, entry.child))),
+                "time_ms": entry.time_ms,
+                "late": now_ms - entry.time_ms > LATE_AFTER_MS,
+                "kindergarten": k,
+                "gate": device.gate,
+                "zone": zone,
+                "lang": langs.get(guardian, "ru"),
+                "picked_up_by": None if not isinstance(picked, str) else str(adults.get(picked, picked)),
+            }
+            rows.append((
+                device.id, idx, guardian, channel, address, target,
+                notification_key(device.origin, idx, guardian),
+                json.dumps(payload, ensure_ascii=False, sort_keys=True), now_ms, PENDING, now_ms,
+            ))  # fmt: skip
+    sql.many(
+        "INSERT INTO notify_outbox (device_id, idx, guardian, channel, address, target, key, payload, "
+        "created_ms, state, due_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (device_id, idx, guardian, channel) DO NOTHING",
+        rows,
+    )
+    return len(rows)
