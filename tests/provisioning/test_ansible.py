@@ -61,3 +61,18 @@ def test_no_token_is_committed_in_clear() -> None:
         for line in text.splitlines():
             if line.strip().startswith("kgate_token:") and "roles" not in path.parts:
                 assert "lookup(" in line or "!vault" in line, (path, line)
+
+
+def test_provision_bundle_refuses_bad_input_with_one_line(tmp_path: Path) -> None:
+    kgate = str(BIN / "kgate")
+    bad = subprocess.run([kgate, "provision-bundle", str(tmp_path / "b"), "--platform", "aarch64"],
+                         capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.startswith(
+        "kgate: error: --platform 'aarch64': expected ARCH-X.Y"
+    )
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    taken = subprocess.run([kgate, "provision-bundle", str(tmp_path / "mine")],
+                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert taken.returncode == 2 and "is not a kgate bundle" in taken.stderr
+    assert len(taken.stderr.splitlines()) == 1 and (tmp_path / "mine" / "notes.txt").exists()
