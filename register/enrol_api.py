@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Request
@@ -18,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from register.enrol import Enrolment, token_hash
 from register.errors import BadToken, Malformed, RequestTimeout, TooLarge
 from register.store.enrolment import get_token
+from register.tuf_repo import published_root, repository_id
 
 MAX_BODY = 4096
 
@@ -48,6 +50,19 @@ class EnrolResponse(BaseModel):
     register_name: str
     cosigner_vkey: str
     replaced: str | None
+    #: The id of the kindergarten's roster repository (GET /v1/rosters/<id>/...), None if it cannot name one.
+    roster_repository: str | None = None
+    #: That repository's newest root.json (the gate's trust anchor for rosters, trusted on first use
+    #: through this token-authenticated channel); None until a roster was published (docs/rosters.md).
+    roster_root: str | None = None
+
+
+def _roster_trust(request: Request, kindergarten: str) -> tuple[str | None, str | None]:
+    """The roster repository id and its root.json text (None when nothing was published yet)."""
+    repo_id = repository_id(kindergarten)
+    base = getattr(request.app.state, "rosters_dir", None)
+    root = published_root(Path(base), kindergarten) if base is not None and repo_id else None
+    return repo_id, root.decode("utf-8") if root else None
 
 
 def _enrolment(request: Request) -> Enrolment:
@@ -112,6 +127,7 @@ def enrol_router() -> APIRouter:
         ident = await run_in_threadpool(
             _enrolment(request).enrol, token, body.challenge, body.vkey, body.signature
         )
-        return EnrolResponse(**ident.as_json())
+        repo_id, root = await run_in_threadpool(_roster_trust, request, ident.kindergarten)
+        return EnrolResponse(**ident.as_json(), roster_repository=repo_id, roster_root=root)
 
     return router

@@ -72,6 +72,29 @@ def kindergarten_dir(repos: Path, kindergarten: str) -> Path:
     return repos / kindergarten
 
 
+def repository_id(kindergarten: str) -> str | None:
+    """The id ``kindergarten``'s roster repository is keyed by: the device's kindergarten id itself.
+
+    ``kgate register tuf publish --kindergarten K`` and the roster routes (which serve a device only
+    its own kindergarten) use the same string; None when it cannot name a repository (not ASCII).
+    """
+    return kindergarten if KINDERGARTEN.fullmatch(kindergarten) and ".." not in kindergarten else None
+
+
+def published_root(repos: Path, kindergarten: str) -> bytes | None:
+    """The newest ``root.json`` of ``kindergarten``'s repository, or None when nothing was published yet."""
+    repo_id = repository_id(kindergarten)
+    if repo_id is None:
+        return None
+    metadata = repos / repo_id / "metadata"
+    if not (metadata / "timestamp.json").is_file():
+        return None
+    try:
+        return (metadata / "root.json").read_bytes()
+    except FileNotFoundError:
+        return None
+
+
 def load_signer(keys_dir: Path, file: str) -> CryptoSigner:
     """The Ed25519 key in ``keys_dir/file`` (PKCS#8 PEM, 0600), generated on first use."""
     path = keys_dir / file

@@ -190,6 +190,7 @@ def _roster_update(cfg: Any) -> Any:
         timeout=(cfg.connect_timeout, cfg.read_timeout),
         ca=cfg.ca,
         face_key=Path(cfg.key).with_name("face.key"),  # beside the device key, as the terminal keeps it
+        tuf_dir=cfg.roster_tuf,
     )
 
 
@@ -214,7 +215,7 @@ def cmd_roster_update(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides)
     if args.root is not None:
         try:
-            install_root(cfg.state, args.root.read_bytes())
+            install_root(cfg.state, args.root.read_bytes(), tuf_dir=cfg.roster_tuf)
         except OSError as exc:
             raise UsageError(f"cannot read root {args.root}: {exc.strerror}") from None
     try:

@@ -54,6 +54,7 @@ class SyncConfig:
     roster_db: Path | None = None  # the terminal's roster database; with kindergarten: TUF roster updates
     kindergarten: str | None = None
     roster_interval: float = 600.0
+    roster_tuf: Path | None = None  # the trusted roster metadata (root.json); default STATE/roster-tuf
 
     def __post_init__(self) -> None:
         check_url(self.register, "register URL")
@@ -76,7 +77,7 @@ class SyncConfig:
         return CosignatureVerifier.from_vkey(self.register_vkey)
 
 
-_PATHS = {"ledger", "state", "key", "ca", "terminal_status", "roster_db"}
+_PATHS = {"ledger", "state", "key", "ca", "terminal_status", "roster_db", "roster_tuf"}
 _NUMBERS = {"connect_timeout", "read_timeout", "poll_interval", "push_interval", "heartbeat_interval",
             "backoff_base", "backoff_cap", "roster_interval"}  # fmt: skip
 

@@ -5,7 +5,10 @@
 2. The device makes its key named with that origin (or loads the existing one); the private key never
    leaves the device.
 3. ``POST /v1/enrol`` with the challenge, the vkey and the signature of :func:`proof_message`; the
-   register answers with the identity, which is written to ``STATE/enrolment.json`` and ``STATE/sync.toml``.
+   register answers with the identity, which is written to ``STATE/enrolment.json`` and ``STATE/sync.toml``,
+   and with the kindergarten's roster repository: its id goes into ``sync.toml`` (``kindergarten``, with
+   ``roster_db``), its root metadata to ``STATE/roster-tuf/root.json`` — the gate's trust anchor for
+   rosters. Before the first roster is published there is no root yet; the agent fetches it then.
 
 Every request has a timeout, TLS is verified (``--ca``), plain http goes only to loopback, redirects are
 not followed, answers are size-capped.
@@ -17,7 +20,7 @@ import base64
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -31,9 +34,11 @@ from ledger.keys import fsync_dir, load_key, load_or_create_key
 from ledger.note import CosignatureVerifier, Ed25519Signer
 from sync_agent.client import _json_object, _read_capped, _short
 from sync_agent.errors import BadResponseError, RejectedError, TransportError
+from sync_agent.roster_update import ROOT_FILE, TUF_DIR, check_root, install_root
 
 IDENTITY_FILE: Final = "enrolment.json"
 CONFIG_FILE: Final = "sync.toml"
+ROSTER_DB: Final = "roster.db"  # the terminal's default roster database (terminal/config.py)
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,20 @@ class Enrolled:
     register_url: str
     register_vkey: str
     replaced: str | None
+    roster_repository: str | None = None  # the kindergarten's roster repository id (None: none possible)
+    roster_root: str | None = None  # the installed trusted root.json (None: no roster published yet)
+
+    @property
+    def roster_note(self) -> str:
+        """One line on how this gate gets its rosters, for ``kgate enrol`` to print."""
+        if self.roster_repository is None:
+            return f"no rosters: kindergarten {self.kindergarten!r} cannot name a roster repository"
+        if self.roster_root is None:
+            return (
+                f"no roster published yet for {self.roster_repository!r}: "
+                "the sync agent fetches its root with the first roster"
+            )
+        return f"roster trust root for {self.roster_repository!r} installed at {self.roster_root}"
 
 
 def _post(
@@ -137,12 +156,41 @@ def enrol(
     except BadKeyError as exc:
         raise BadResponseError(f"the register's cosigner key is invalid: {exc}") from None
     replaced = ident.get("replaced")
+    repo_id, root = _roster_trust(ident)
     result = Enrolled(
         origin, _text(ident, "kindergarten"), _text(ident, "gate"), name, base, vkey,
-        replaced if isinstance(replaced, str) else None,
+        replaced if isinstance(replaced, str) else None, repo_id,
     )  # fmt: skip
+    if root is not None:
+        result = replace(result, roster_root=str(_install_root(state, root)))
     _write_state(state, result, key_path, ca)
     return result
+
+
+def _roster_trust(ident: dict[str, Any]) -> tuple[str | None, bytes | None]:
+    """The roster repository id and root.json bytes from the register's answer, checked before use."""
+    repo_id, root = ident.get("roster_repository"), ident.get("roster_root")
+    if repo_id is not None and (not isinstance(repo_id, str) or not repo_id or len(repo_id) > 64):
+        raise BadResponseError("the register's answer has no valid 'roster_repository'")
+    if root is None:
+        return repo_id, None
+    if repo_id is None or not isinstance(root, str):
+        raise BadResponseError("the register's answer has a 'roster_root' without a roster repository")
+    data = root.encode("utf-8")
+    try:
+        check_root(data)
+    except ValueError as exc:
+        raise BadResponseError(f"the register's roster root metadata is invalid: {exc}") from None
+    return repo_id, data
+
+
+def _install_root(state: Path, root: bytes) -> Path:
+    """Install the trusted roster root unless the gate already has one (then TUF rotation updates it)."""
+    path = state / TUF_DIR / ROOT_FILE
+    if path.exists():
+        return path.resolve()
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return install_root(state, root).resolve()
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -172,4 +220,8 @@ def _write_state(state: Path, e: Enrolled, key_path: Path, ca: Path | None) -> N
     ]
     if ca is not None:
         lines.append(f"ca = {_toml(str(ca.resolve()))}")
+    if e.roster_repository is not None:  # kgate sync run updates the terminal's roster over TUF
+        lines.append(f"roster_db = {_toml(str((state / ROSTER_DB).resolve()))}")
+        lines.append(f"kindergarten = {_toml(e.roster_repository)}")
+        lines.append(f"roster_tuf = {_toml(str((state / TUF_DIR).resolve()))}")
     _atomic_write(state / CONFIG_FILE, "# written by kgate enrol\n" + "\n".join(lines) + "\n")

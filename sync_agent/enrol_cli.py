@@ -22,6 +22,7 @@ def cmd_enrol(args: argparse.Namespace) -> int:
         print(
             f"enrolled as {result.origin} at {result.kindergarten} / {result.gate}; wrote {state}/sync.toml"
         )
+        print(result.roster_note)
     return 0
 
 

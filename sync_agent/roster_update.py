@@ -21,7 +21,7 @@ from pathlib import Path
 
 import requests
 from tuf.api import exceptions as tuf_errors
-from tuf.api.metadata import Metadata
+from tuf.api.metadata import Metadata, Root
 from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig
 
 from kgate.urls import check_url
@@ -33,6 +33,7 @@ from terminal.roster import RosterError, open_roster, parse_roster
 
 log = logging.getLogger(__name__)
 TARGET = "roster.json"
+MAX_ROOT = 512 * 1024  # bytes; a root is a few keys
 TUF_DIR = "roster-tuf"
 ROOT_FILE = "root.json"
 
@@ -113,10 +114,30 @@ class RosterUpdate:
     expires: dt.datetime
 
 
-def install_root(state: Path, root_json: bytes) -> Path:
-    """Install the trusted root a gate is enrolled with; refuses to replace one (rotation is TUF's job)."""
+class NoRosterYet(RosterUnavailable):
+    """The register has published no roster for this kindergarten yet: try again later."""
+
+
+def check_root(raw: bytes) -> None:
+    """Raise ValueError unless ``raw`` is TUF root metadata signed by its own threshold of root keys."""
+    try:
+        md = Metadata.from_bytes(raw)
+        if not isinstance(md.signed, Root):
+            raise ValueError(f"{md.signed.type} metadata, not root")
+        md.signed.verify_delegate(Root.type, md.signed_bytes, md.signatures)
+    except ValueError:
+        raise
+    except Exception as exc:  # tuf raises several types for bad metadata
+        raise ValueError(f"{type(exc).__name__}: {exc}") from None
+
+
+def install_root(state: Path, root_json: bytes, *, tuf_dir: Path | None = None) -> Path:
+    """Install the trusted root a gate is enrolled with; refuses to replace one (rotation is TUF's job).
+
+    ``tuf_dir``: where the trusted metadata lives (default ``STATE/roster-tuf``).
+    """
     Metadata.from_bytes(root_json)  # a parse check; trust comes from how the file got here
-    tuf_dir = state / TUF_DIR
+    tuf_dir = tuf_dir or state / TUF_DIR
     tuf_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = tuf_dir / ROOT_FILE
     if path.exists():
@@ -125,6 +146,28 @@ def install_root(state: Path, root_json: bytes) -> Path:
     tmp.write_bytes(root_json)
     tmp.replace(path)
     return path
+
+
+def _bootstrap_root(fetcher: SignedFetcher, base: str, state: Path, tuf_dir: Path, kindergarten: str) -> None:
+    """Trust on first use of the newest root, fetched with a device-signed GET (docs/rosters.md).
+
+    Used only when enrolment could not hand the root over because nothing was published yet; the same
+    channel (TLS with the pinned CA, the enrolled device key) that the enrolment answer came through.
+    """
+    try:
+        raw = fetcher.download_bytes(f"{base}/metadata/{ROOT_FILE}", MAX_ROOT)
+    except tuf_errors.DownloadHTTPError as exc:
+        if exc.status_code == 404:
+            raise NoRosterYet(f"no roster published yet for {kindergarten!r}") from None
+        raise RosterUnavailable(f"roster root: {exc}") from None
+    except tuf_errors.DownloadError as exc:
+        raise RosterUnavailable(f"roster root: register unreachable: {exc}") from None
+    try:
+        check_root(raw)
+    except ValueError as exc:
+        raise RosterRefused(f"the register's roster root for {kindergarten!r} is invalid: {exc}") from None
+    install_root(state, raw, tuf_dir=tuf_dir)
+    log.info("roster: trusted root for %r installed (first use)", kindergarten)
 
 
 def _verified_expiry(metadata_dir: Path) -> dt.datetime:
@@ -147,6 +190,7 @@ def update_roster(
     ca: Path | None = None,
     clock: Callable[[], float] = time.time,
     face_key: Path | None = None,
+    tuf_dir: Path | None = None,
 ) -> RosterUpdate:
     """Fetch and verify ``kindergarten``'s newest roster, then install it into ``roster_db``.
 
@@ -154,16 +198,19 @@ def update_roster(
     the template key, default ``face.key`` beside the roster database).
 
     Raises :class:`RosterRefused` when anything fails verification (nothing installed),
-    :class:`RosterUnavailable` when the register cannot be reached, :class:`NotEnrolled` without a root.
+    :class:`RosterUnavailable` when the register cannot be reached (:class:`NoRosterYet`: nothing
+    published yet). Without a trusted root (the gate was enrolled before the first roster was
+    published), the first update fetches it over the device-signed channel: see :func:`_bootstrap_root`.
+    ``tuf_dir``: the trusted metadata directory (default ``STATE/roster-tuf``).
     """
     base = f"{check_url(register_url, 'register URL')}/v1/rosters/{kindergarten}"
-    metadata_dir = state / TUF_DIR
-    if not (metadata_dir / ROOT_FILE).is_file():
-        raise NotEnrolled(f"no trusted roster root {metadata_dir / ROOT_FILE} (kgate register tuf root)")
-    cache = metadata_dir / "targets"
-    cache.mkdir(exist_ok=True)
+    metadata_dir = tuf_dir or state / TUF_DIR
     fetcher = SignedFetcher(signer, timeout=timeout, ca=ca, clock=clock)
     try:
+        if not (metadata_dir / ROOT_FILE).is_file():
+            _bootstrap_root(fetcher, base, state, metadata_dir, kindergarten)
+        cache = metadata_dir / "targets"
+        cache.mkdir(exist_ok=True)
         updater = Updater(
             str(metadata_dir),
             f"{base}/metadata/",

@@ -199,11 +199,13 @@ def make_server(db_url: str) -> Iterator[Callable[..., Server]]:
     """Start a register on loopback (optionally with limits); every started server stops at teardown."""
     started: list[tuple[uvicorn.Server, threading.Thread, Store]] = []
 
-    def start(limits: Limits | None = None) -> Server:
+    def start(limits: Limits | None = None, rosters_dir: Path | None = None) -> Server:
         store = open_store(db_url)
         cosigner = CosignatureSigner.generate(REGISTER)
         register = Register(store, cosigner, max_batch=(limits or Limits()).max_batch)
         app = create_app(register, limits=limits)
+        if rosters_dir is not None:  # as `kgate register serve`: STATE/rosters (register/tuf_cli.py)
+            app.state.rosters_dir = rosters_dir
         port = free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
         server = uvicorn.Server(config)
