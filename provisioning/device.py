@@ -42,6 +42,8 @@ ARCHES = {"aarch64", "armv7l", "x86_64"}
 MIN_PYTHON = (3, 11)
 SERVICE_USER = "kgate"
 CMD_TIMEOUT = 900  # apt and pip on a slow SD card
+ROSTER_ROOT = STATE / "roster-tuf" / "root.json"  # installed by the enrolment once a roster is published
+ROSTER_WAIT_S = 60  # the sync agent's first roster update after its start
 
 
 class StepFailed(Exception):
@@ -254,6 +256,10 @@ def config_texts(run: Run, ident: dict[str, Any]) -> dict[str, str]:
     ]
     if run.settings.get("ca_pem"):
         sync.append(f'ca = "{CONFIG}/register-ca.pem"')
+    repo = ident.get("roster_repository")
+    if isinstance(repo, str):  # the agent updates the terminal's roster over TUF (docs/rosters.md)
+        sync += [f'roster_db = "{STATE}/roster.db"', f"kindergarten = {_toml(repo)}",
+                 f'roster_tuf = "{ROSTER_ROOT.parent}"']  # fmt: skip
     return {"terminal.toml": terminal, "sync.toml": "\n".join(sync) + "\n"}
 
 
@@ -380,10 +386,19 @@ def step_selftest(run: Run) -> None:
     run.report("register", "unchanged", f"{register} reachable from the device (HTTP {code})")
 
     version = roster_version()
-    if version is None:
-        run.report("roster", "unchanged", "no roster published yet: none delivered to this gate")
-    else:
+    # A trusted root (from the enrolment) means a roster is published: the agent's first update,
+    # right after its start, delivers it.
+    deadline = time.monotonic() + ROSTER_WAIT_S
+    while version is None and ROSTER_ROOT.exists() and time.monotonic() < deadline:
+        time.sleep(1)
+        version = roster_version()
+    if version is not None:
         run.report("roster", "unchanged", f"delivered version {version}")
+    elif ROSTER_ROOT.exists():
+        run.report("roster", "warning", f"published but not delivered in {ROSTER_WAIT_S} s "
+                   f"(journalctl -u {UNITS[1]})")  # fmt: skip
+    else:
+        run.report("roster", "unchanged", "no roster published yet: none delivered to this gate")
 
 
 STEPS: tuple[tuple[str, Callable[[Run], None]], ...] = (

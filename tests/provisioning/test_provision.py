@@ -94,6 +94,17 @@ def device_state(target: Target) -> dict[str, str]:
     return state
 
 
+def publish_roster(register: Register, path: Path) -> None:
+    """Roster version 1 for K-042 (the tokens' kindergarten), as an operator publishes it."""
+    doc = {"version": 1, "kindergarten": "K-042", "guardians": [], "badges": [],
+           "children": [{"id": "c-1", "name": "Аружан", "group": "Күн", "consent_face": False}]}  # fmt: skip
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    out = kgate(
+        "register", "tuf", "publish", "--kindergarten", "K-042", "--state", str(register.state), str(path)
+    )
+    assert out.returncode == 0, out.stderr
+
+
 @pytest.fixture(scope="module")
 def flow(target: Target, register: Register, technician: Path) -> Flow:
     known_hosts = technician / "known_hosts"
@@ -105,6 +116,7 @@ def flow(target: Target, register: Register, technician: Path) -> Flow:
             "--camera", f"replay:{image}"]  # fmt: skip
     bad = kgate(*args, "--token", "kgt1-" + "A" * 27)
     after_bad = device_state(target)
+    publish_roster(register, technician / "roster.json")  # enrolment hands the gate the roster's root
     start = time.monotonic()
     first = kgate(*args, "--token", "-", stdin=register.token() + "\n")
     TIMINGS["first provision"] = time.monotonic() - start
@@ -128,7 +140,7 @@ def test_first_run_provisions_enrols_and_starts_the_units(flow: Flow) -> None:
     # the venv came with the refused run before; enrolment, config and units only now
     assert (lines["enrol"], lines["config"], lines["units"]) == ("changed", "changed", "changed")
     # the self-test, one line per check: camera frame, ledger append (the terminal's boot entry) and
-    # verify, the register reachable, the roster (none published in this test)
+    # verify, the register reachable, the roster (published before: delivered by the agent's first update)
     report = {
         line.split(None, 2)[0]: " ".join(line.split()[1:]) for line in flow.first.stdout.splitlines()[:-1]
     }
@@ -137,7 +149,7 @@ def test_first_run_provisions_enrols_and_starts_the_units(flow: Flow) -> None:
         r"unchanged \d+ entries, \+[1-9]\d* appended by the terminal's start, verifies", report["ledger"]
     )
     assert report["register"].startswith(f"unchanged {flow.register.url} reachable from the device (HTTP ")
-    assert report["roster"] == "unchanged no roster published yet: none delivered to this gate"
+    assert report["roster"] == "unchanged delivered version 1", report
     listed = kgate("register", "device", "list", "--db", str(flow.register.db), "--json")
     assert "K-042" in listed.stdout and "gate-1" in listed.stdout
     for unit in UNITS:
