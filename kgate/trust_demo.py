@@ -146,7 +146,7 @@ def prepare_gate(
     from register.tuf_cli import keys_dir, repos_dir  # noqa: PLC0415
     from register.tuf_repo import RosterRepository  # noqa: PLC0415
     from sync_agent.enrol import enrol  # noqa: PLC0415
-    from sync_agent.roster_update import install_root, update_roster  # noqa: PLC0415
+    from sync_agent.roster_update import update_roster  # noqa: PLC0415
 
     adults = guardians(kids, seed)
     consents = consent(kids, seed)
@@ -168,8 +168,7 @@ def prepare_gate(
     token = Enrolment(register.store).create_token(KINDERGARTEN, GATE, expires_s=3600)
     state = device_dir / "sync"
     key = device_dir / "device.key"
-    enrolled = enrol(register.url, token, state=state, key=key, timeout=(5.0, 30.0))
-    install_root(state, (repo.metadata / "root.json").read_bytes())  # handed over with the token
+    enrolled = enrol(register.url, token, state=state, key=key, timeout=(5.0, 30.0))  # installs the root
     update = update_roster(
         state, register.url, KINDERGARTEN, load_key(key), device_dir / "roster.db", timeout=(5.0, 30.0)
     )
