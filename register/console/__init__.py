@@ -258,7 +258,9 @@ def console_router() -> APIRouter:
         return response
 
     @router.get("/parent/month")
-    async def parent_month(request: Request, month: str | None = None) -> Response:
+    async def parent_month(
+        request: Request, month: str | None = None, reported: str | None = None
+    ) -> Response:
         console = _console(request)
         session = await _session(request)
         if session is None or session.parent_child is None or session.parent_kindergarten is None:
@@ -270,7 +272,9 @@ def console_router() -> APIRouter:
             )
         except RegisterError as exc:
             return _page("error.html", status=400, session=session, error=str(exc))
-        return _page("parent_month.html", session=session, title=ctx["name"], month=month, **ctx)
+        return _page(
+            "parent_month.html", session=session, title=ctx["name"], month=month, reported=reported, **ctx
+        )
 
     @router.get("/parent/statement.json")
     async def parent_statement(request: Request, month: str) -> Response:
@@ -331,6 +335,7 @@ def _kindergarten(store: Store, user: User, kindergarten: str) -> dict[str, Any]
     return {
         "devices": [
             {
+                "id": d.id,
                 "gate": d.gate,
                 "origin": d.origin,
                 "size": d.size,
@@ -375,5 +380,8 @@ def mount_console(
     policy: LoginPolicy = DEFAULT_POLICY,
 ) -> None:
     """Add the console's routes to the register's ``app`` (only when ``--console`` asks for it)."""
+    from register.console.pages import pages_router  # noqa: PLC0415 - it imports this module's helpers
+
     app.state.console = Console(store, secure, clock, policy)
     app.include_router(console_router())
+    app.include_router(pages_router())
