@@ -12,7 +12,7 @@ import datetime as dt
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from register.console.i18n import words
 from register.console.sessions import Session, create_session, end_session, get_session
+from register.console.views import TabelCache
 from register.errors import BadCredentials, LockedOut, RegisterError
 from register.parent_codes import verify_parent_code
 from register.statement import build_statement, child_home
@@ -54,6 +55,7 @@ class Console:
     secure: bool
     clock: Callable[[], float]
     policy: LoginPolicy
+    tabel_cache: TabelCache = field(default_factory=TabelCache)
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)

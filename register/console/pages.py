@@ -120,7 +120,7 @@ def pages_router() -> APIRouter:
         m = _month(console, month)
         if m is None:
             return _not_found(user)
-        t = await run_in_threadpool(views.tabel, console.store, kindergarten, m)
+        t = await run_in_threadpool(console.tabel_cache.get, console.store, kindergarten, m)
         return _render(
             "tabel.html", session, user, title=f"{words(user.language)['tabel']} {kindergarten} {m}",
             kindergarten=kindergarten, month=m, tabel=t,

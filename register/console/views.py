@@ -12,6 +12,7 @@ import csv
 import datetime as dt
 import io
 import json
+import threading
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -204,6 +205,57 @@ def tabel(store: Store, kindergarten: str, month: str) -> TabelPage:
         days, children, per_day, sum(r.status == "present" for r in rows), payable, payable * t.rate_tiyn,
         t.rate_tiyn, doc is not None, approval.steps(store, kindergarten, month), REASONS,
     )  # fmt: skip
+
+
+class TabelCache:
+    """Built табель pages, reused while nothing they are computed from has changed (bounded, LRU).
+
+    The fingerprint covers every input of :func:`register.tabel.status.build`: all devices' sizes (new
+    entries anywhere, since ``two_places`` reads other kindergartens' check-ins), absences, clearances,
+    approvals, roster versions, and the kindergarten's calendar and settings. Building a 300-child month
+    takes about half a second; checking the fingerprint a few milliseconds.
+    """
+
+    def __init__(self, size: int = 32) -> None:
+        self._size = size
+        self._pages: dict[tuple[str, str], tuple[tuple[Any, ...], TabelPage]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, store: Store, kindergarten: str, month: str) -> TabelPage:
+        key = (kindergarten, month)
+        mark = _fingerprint(store, kindergarten)
+        with self._lock:
+            hit = self._pages.pop(key, None)
+            if hit is not None and hit[0] == mark:
+                self._pages[key] = hit  # most recently used last
+                return hit[1]
+        page = tabel(store, kindergarten, month)
+        mark = _fingerprint(store, kindergarten)  # tabel() may have recorded an alarm: not an input
+        with self._lock:
+            self._pages[key] = (mark, page)
+            while len(self._pages) > self._size:
+                self._pages.pop(next(iter(self._pages)))
+        return page
+
+
+def _fingerprint(store: Store, kindergarten: str) -> tuple[Any, ...]:
+    with store._tx(write=False) as sql:
+        counts = sql.one(
+            "SELECT (SELECT count(*) FROM devices), (SELECT coalesce(sum(size), 0) FROM devices), "
+            "(SELECT coalesce(max(id), 0) FROM tabel_absences), (SELECT count(*) FROM tabel_clearances), "
+            "(SELECT coalesce(max(id), 0) FROM tabel_approvals), (SELECT count(*) FROM roster_versions)"
+        )
+        days = sql.all(
+            "SELECT day, kind FROM tabel_days WHERE kindergarten = ? ORDER BY day", (kindergarten,)
+        )
+        settings = sql.one(
+            "SELECT tz, opens, closes, rate_tiyn FROM tabel_settings WHERE kindergarten = ?", (kindergarten,)
+        )
+    return (
+        tuple(int(c) for c in counts),
+        tuple((str(d), str(k)) for d, k in days),
+        None if settings is None else tuple(str(v) for v in settings),
+    )
 
 
 def _now_ms() -> int:
