@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kgate import simulation, trust_demo
+from kgate.console_demo import console_lines, write_console_demo
 from kgate.errors import UsageError
 from kgate.evening import Evening, departures
 from kgate.month import write_month
@@ -87,6 +88,7 @@ class DemoSummary:
     not_picked_up: int = 0
     faces: dict[str, Any] = field(default_factory=dict)
     tabel: dict[str, Any] = field(default_factory=dict)  # the month's табель (kgate/month.py)
+    console: dict[str, Any] = field(default_factory=dict)  # users, parent code, statement (console_demo)
 
 
 def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None = None) -> DemoSummary:
@@ -131,6 +133,7 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
     verify_register(str(register_dir / "register.db"))
     # The rest of the month at this kindergarten, then its табель and audit (kgate/month.py).
     month = write_month(out, kids, on, seed=seed, register_name=REGISTER_NAME)
+    console = write_console_demo(out, on)  # users, a parent code, a statement (kgate/console_demo.py)
     present = sum(1 for v in visits if v.arrive)
     stats = rush.stats
     return DemoSummary(
@@ -175,6 +178,7 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
         not_picked_up=evening.not_picked_up,
         faces=asdict(faces),
         tabel=month.as_json(),
+        console=console,
     )
 
 
@@ -268,6 +272,7 @@ def _run(args: argparse.Namespace) -> int:
     print(
         f"  synced:          {summary.cosigned_size} entries cosigned by the register; its database verifies"
     )
+    print("\n".join(console_lines(summary.console)))
     print(f"  time:            {summary.seconds} s")
     kgate = sys.argv[0] if Path(sys.argv[0]).name == "kgate" else "kgate"
     print(f"Try: {kgate} verify {summary.ledger}   or   {kgate} verify {summary.register}")
