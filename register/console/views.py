@@ -61,9 +61,11 @@ def overview(store: Store, visible: set[str] | None, *, page: int, apage: int, n
     with store._tx(write=False) as sql:
         total = int(sql.one(f"SELECT count(*) FROM devices d{where}", params)[0])  # noqa: S608
         cols = "d.id, d.origin, d.kindergarten, d.gate, d.last_seen_ms, d.heartbeat, d.size, d.disabled"
+        # the page first, then the last push of its 100 devices only
+        inner = f"SELECT {cols} FROM devices d{where} ORDER BY d.kindergarten, d.gate, d.id LIMIT ? OFFSET ?"  # noqa: S608
         last_push = "(SELECT max(c.received_ms) FROM checkpoints c WHERE c.device_id = d.id)"
-        query = f"SELECT {cols}, {last_push} FROM devices d{where} ORDER BY d.kindergarten, d.gate, d.id"  # noqa: S608
-        rows = sql.all(query + " LIMIT ? OFFSET ?", [*params, PAGE, page * PAGE])
+        query = f"SELECT d.*, {last_push} FROM ({inner}) d ORDER BY d.kindergarten, d.gate, d.id"  # noqa: S608
+        rows = sql.all(query, [*params, PAGE, page * PAGE])
         alarm_where = where.replace("WHERE", "WHERE d.kindergarten IS NOT NULL AND") if where else ""
         cols = "a.id, a.time_ms, a.kind, a.detail, d.id, d.origin, d.kindergarten"
         query = f"SELECT {cols} FROM alarms a LEFT JOIN devices d ON d.id = a.device_id{alarm_where}"  # noqa: S608
