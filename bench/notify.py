@@ -8,6 +8,7 @@ acceptance time - the append time. Throughput: ``--backlog`` notifications queue
 dispatcher drains them; notifications/s.
 
     .venv/bin/python -m bench.notify [--db URL] [--seconds 20] [--push-interval 3] [--backlog 2000]
+        [--record-every 50]
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 from ledger.note import CosignatureSigner
 from register.ingest import Batch
 from register.notify.channels.smtp import EmailChannel
-from register.notify.dispatcher import Dispatcher
+from register.notify.dispatcher import Dispatcher, Policy
 from register.notify.outbox import notification_key
 from register.service import Register
 from register.store import Device, open_store
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--push-interval", type=float, default=3.0)
     ap.add_argument("--backlog", type=int, default=2000)
+    ap.add_argument("--record-every", type=int, default=Policy().record_every, help="sends per commit")
     args = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="kgate-bench-notify-"))
     store = open_store(args.db or f"sqlite:///{tmp / 'register.db'}")
@@ -61,10 +63,19 @@ def main(argv: list[str] | None = None) -> int:
     subscribe(store)
     appended: dict[str, float] = {}
     accepted: dict[str, float] = {}
-    out: dict[str, Any] = {"push_interval_s": args.push_interval, "backend": store.dialect.blob}
+    out: dict[str, Any] = {
+        "push_interval_s": args.push_interval,
+        "record_every": args.record_every,
+        "backend": store.dialect.blob,
+    }
     with smtp_sink() as sink:
         channel = EmailChannel(sink.host, sink.port, "k@reg.test", domain="reg.test")
-        dispatcher = Dispatcher(store, {"email": channel}, parent_url="https://reg.test")
+        dispatcher = Dispatcher(
+            store,
+            {"email": channel},
+            parent_url="https://reg.test",
+            policy=Policy(record_every=args.record_every),
+        )
         stop = threading.Event()
         seen = 0
 

@@ -25,7 +25,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kgate import simulation, trust_demo
+from kgate import mail_demo, simulation, trust_demo
 from kgate.console_demo import console_lines, write_console_demo
 from kgate.errors import UsageError
 from kgate.evening import Evening, departures
@@ -88,6 +88,7 @@ class DemoSummary:
     not_picked_up: int = 0
     faces: dict[str, Any] = field(default_factory=dict)
     tabel: dict[str, Any] = field(default_factory=dict)  # the month's табель (kgate/month.py)
+    mail: dict[str, Any] = field(default_factory=dict)  # parents' notifications (kgate/mail_demo.py)
     console: dict[str, Any] = field(default_factory=dict)  # users, parent code, statement (console_demo)
 
 
@@ -114,6 +115,7 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
     with serve_locally(str(register_dir / "register.db"), register_dir, REGISTER_NAME) as register:
         # Before the day: the register's roster reaches the enrolled gate (kgate/trust_demo.py).
         trust = trust_demo.prepare_gate(register, out, kids, badges, seed=seed, day_s=morning.timestamp())
+        subscribed = mail_demo.subscribe(register_dir, trust.kindergarten, [c.child_id for c in kids])
         with (
             open_ledger(db, origin=trust.origin, clock=clock) as ledger,
             open_roster(device_dir / "roster.db") as roster,
@@ -133,6 +135,7 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
     verify_register(str(register_dir / "register.db"))
     # The rest of the month at this kindergarten, then its табель and audit (kgate/month.py).
     month = write_month(out, kids, on, seed=seed, register_name=REGISTER_NAME)
+    mail = mail_demo.deliver(out, subscribed, on)  # parents' notifications to a local SMTP sink: DIR/mail/
     console = write_console_demo(out, on)  # users, a parent code, a statement (kgate/console_demo.py)
     present = sum(1 for v in visits if v.arrive)
     stats = rush.stats
@@ -178,6 +181,7 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
         not_picked_up=evening.not_picked_up,
         faces=asdict(faces),
         tabel=month.as_json(),
+        mail=mail,
         console=console,
     )
 
@@ -264,6 +268,20 @@ def _run(args: argparse.Namespace) -> int:
         f"{t['flags']} flags (the dishonest evening of {t['dishonest_children']} check-ins "
         f"{'flagged' if t['dishonest_flagged'] else 'NOT flagged'}): tabel.csv, tabel.xlsx, anomalies.json"
     )
+    m = summary.mail
+    if m.get("skipped"):
+        print(f"  parents told:    skipped: {m['skipped']}")
+    else:
+        print(
+            f"  parents told:    {m['received']} emails to the guardians of {len(m['subscribed_children'])} "
+            f"subscribed children (one opted out): {m['folder']}"
+        )
+        r = m.get("report", {})
+        if r.get("child"):
+            print(
+                f'  parent report:   "{r["child"]} was not there" on entry #{r["index"]} of {r["device"]}: '
+                "an alarm for the auditors (kgate register alarms), the day held in the табель"
+            )
     print(f"  screens:         {len(summary.screens)} screenshots in {Path(summary.out) / 'screens'}")
     print(f"  entries:         {summary.entries} (boot, in, out, rejected), each durably committed")
     print(f"  checkpoint:      size {summary.checkpoint_size}, signed by {summary.vkey}")

@@ -231,18 +231,43 @@ def wait(
     grown: Callable[[], bool] | None = None,
     tick: Callable[[], object] | None = None,
     step: float = 1.0,
+    not_before: float = 0.0,
 ) -> None:
-    """Sleep up to ``seconds``; wake early on ``stop`` or when ``grown()`` says the ledger grew."""
-    deadline = time.monotonic() + seconds
+    """Sleep up to ``seconds``; wake early on ``stop``, or when ``grown()`` says the ledger grew, but
+    not before ``not_before`` seconds (entries appended meanwhile go in one push)."""
+    started = time.monotonic()
+    deadline = started + seconds
     while not stop.is_set():
-        left = deadline - time.monotonic()
+        now = time.monotonic()
+        left = deadline - now
         if left <= 0:
+            return
+        if grown is not None and now - started >= not_before and grown():
             return
         stop.wait(min(step, left))
         if tick is not None:
             tick()
-        if grown is not None and grown():
-            return
+
+
+class Cadence:
+    """The adaptive push interval: ``short`` after a round that delivered entries, then doubling with
+    each consecutive idle round up to ``long`` (the configured ``poll_interval``).
+
+    While children come in, rounds are ``short`` apart (and a new entry wakes the agent, no sooner than
+    ``short`` after the last round, so a burst goes in one push); an idle gate asks the register less
+    and less often.
+    """
+
+    def __init__(self, short: float, long: float) -> None:
+        if not 0 < short <= long:
+            raise ValueError("push interval must be positive and not above the poll interval")
+        self.short, self.long = short, long
+        self.idle = 0
+
+    def next(self, delivered: int) -> float:
+        """Seconds to wait after a round that delivered ``delivered`` entries."""
+        self.idle = 0 if delivered else self.idle + 1
+        return min(self.long, self.short * 2.0 ** min(self.idle, 60))
 
 
 def run_forever(
@@ -251,9 +276,11 @@ def run_forever(
     stop: threading.Event,
     *,
     poll_interval: float,
+    push_interval: float | None = None,
     notifier: Any = None,
 ) -> int:
-    """The daemon loop: rounds separated by ``poll_interval`` (early when the ledger grows) or backoff.
+    """The daemon loop: rounds separated by the :class:`Cadence` (``push_interval`` while entries flow,
+    up to ``poll_interval`` when idle; early when the ledger grows) or by backoff after a failure.
 
     Returns the exit status when a fatal error halts pushing (the alarm is in the state and the log),
     0 when ``stop`` is set.
@@ -261,6 +288,7 @@ def run_forever(
     if notifier is not None:
         notifier.ready()
     failures = 0
+    cadence = Cadence(min(poll_interval, push_interval or poll_interval), poll_interval)
     while not stop.is_set():
         if notifier is not None:
             notifier.watchdog()
@@ -282,9 +310,11 @@ def run_forever(
         if notifier is not None:
             notifier.status(f"cosigned {result.cosigned_size} of {result.size}")
         wait(
-            poll_interval,
+            cadence.next(result.delivered),
             stop,
             grown=functools.partial(_grown, agent.reader, result.size),
             tick=notifier.watchdog if notifier is not None else None,
+            step=min(1.0, cadence.short),
+            not_before=cadence.short,
         )
     return 0

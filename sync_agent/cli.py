@@ -41,6 +41,9 @@ def add_commands(subparsers: Any) -> None:
     run = sub.add_parser("run", help="daemon: push in a loop (systemd Type=notify, watchdog)")
     _push_flags(run)
     run.add_argument("--poll-interval", type=float, help="seconds between rounds when idle (default 30)")
+    run.add_argument(
+        "--push-interval", type=float, help="seconds between rounds while entries flow (default 2)"
+    )
     run.set_defaults(func=cmd_run)
 
     roster = sub.add_parser("roster-update", help="fetch, verify (TUF) and install the newest roster now")
@@ -100,7 +103,7 @@ def _build(args: argparse.Namespace) -> tuple[SyncAgent, Any]:
     """Config → (agent, config); close the agent with :func:`_close`."""
     overrides = {k: getattr(args, k, None) for k in (
         "ledger", "state", "register", "key", "register_vkey", "ca", "terminal_status", "batch_size",
-        "poll_interval", "roster_db", "kindergarten")}  # fmt: skip
+        "poll_interval", "push_interval", "roster_db", "kindergarten")}  # fmt: skip
     cfg = load_config(args.config, overrides)
     signer = load_key(cfg.key)
     reader = open_reader(cfg.ledger)
@@ -166,6 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             Backoff(cfg.backoff_base, cfg.backoff_cap),
             stop,
             poll_interval=cfg.poll_interval,
+            push_interval=cfg.push_interval,
             notifier=notifier,
         )
     finally:

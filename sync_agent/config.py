@@ -46,7 +46,8 @@ class SyncConfig:
     batch_size: int = 1024
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
-    poll_interval: float = 30.0
+    poll_interval: float = 30.0  # the longest wait between rounds, when the gate is idle
+    push_interval: float = 2.0  # the wait after a round that delivered entries (agent.Cadence)
     heartbeat_interval: float = 300.0
     backoff_base: float = 1.0
     backoff_cap: float = 300.0
@@ -62,10 +63,12 @@ class SyncConfig:
             raise UsageError(f"register_vkey: not a cosignature/v1 verifier key ({exc})") from None
         if not RETAIN_EVERY <= self.batch_size <= 65536:
             raise UsageError(f"batch_size: must be between {RETAIN_EVERY} and 65536, got {self.batch_size}")
-        for name in ("connect_timeout", "read_timeout", "poll_interval", "heartbeat_interval",
-                     "backoff_base", "backoff_cap", "roster_interval"):  # fmt: skip
+        for name in ("connect_timeout", "read_timeout", "poll_interval", "push_interval",
+                     "heartbeat_interval", "backoff_base", "backoff_cap", "roster_interval"):  # fmt: skip
             if not getattr(self, name) > 0:
                 raise UsageError(f"{name}: must be a positive number of seconds")
+        if self.push_interval > self.poll_interval:
+            raise UsageError("push_interval: must not be larger than poll_interval")
         if self.backoff_cap < self.backoff_base:
             raise UsageError("backoff_cap: must not be smaller than backoff_base")
 
@@ -74,8 +77,8 @@ class SyncConfig:
 
 
 _PATHS = {"ledger", "state", "key", "ca", "terminal_status", "roster_db"}
-_NUMBERS = {"connect_timeout", "read_timeout", "poll_interval", "heartbeat_interval", "backoff_base",
-            "backoff_cap", "roster_interval"}  # fmt: skip
+_NUMBERS = {"connect_timeout", "read_timeout", "poll_interval", "push_interval", "heartbeat_interval",
+            "backoff_base", "backoff_cap", "roster_interval"}  # fmt: skip
 
 
 def _convert(name: str, value: Any) -> Any:

@@ -383,7 +383,11 @@ def mount_console(
 ) -> None:
     """Add the console's routes to the register's ``app`` (only when ``--console`` asks for it)."""
     from register.console.pages import pages_router  # noqa: PLC0415 - it imports this module's helpers
+    from register.notify.report_web import report_router  # noqa: PLC0415
 
     app.state.console = Console(store, secure, clock, policy)
     app.include_router(console_router())
     app.include_router(pages_router())
+    app.include_router(
+        report_router()
+    )  # "my child was not there" from a message's link (docs/notifications.md)

@@ -246,7 +246,7 @@ def pages_router() -> APIRouter:
         }
         return Response(data, media_type="application/json", headers=headers)
 
-    @router.post("/parent/report")
+    @router.post("/parent/not-there")
     async def parent_report(request: Request) -> Response:
         form = await _form(request)
         session = await _session(request)
@@ -257,7 +257,7 @@ def pages_router() -> APIRouter:
         console = _console(request)
         try:
             day = dt.date.fromisoformat(form.get("date", ""))
-            alarm = await run_in_threadpool(
+            new = await run_in_threadpool(
                 report_day, console.store, session.parent_kindergarten, session.parent_child, day,
                 now_ms=console.now_ms(),
             )  # fmt: skip
@@ -265,7 +265,8 @@ def pages_router() -> APIRouter:
             return _page("error.html", status=400, session=session, error=str(exc))
         await run_in_threadpool(
             record, console.store, f"parent:{session.parent_kindergarten}/{session.parent_child}",
-            "parent/report", f"{day} alarm {alarm}", now_ms=console.now_ms(), address=_address(request),
+            "parent/not-there", f"{day}: {new} entries newly reported",
+            now_ms=console.now_ms(), address=_address(request),
         )  # fmt: skip
         return _to(f"/console/parent/month?month={day:%Y-%m}&reported={day}")
 

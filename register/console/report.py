@@ -1,58 +1,46 @@
-"""A parent's "my child was not there that day": an alarm for the auditors with the day's entries attached.
+"""The parent page's "my child was not there that day": every entry of the child that local day is reported.
 
-The evidence is JSON with each of the child's entries that local day as exact bytes, its inclusion
-proof and the cosigned checkpoint it is proved against: the same material as the parent's statement
-(docs/statements.md), so an auditor can check it offline.
+Each entry becomes the same ``parent_report`` alarm a message's report link raises
+(:func:`register.notify.report.record_report`: the entry's exact bytes as evidence, one alarm per
+entry), so the auditors see it and the табель holds the child-day until an auditor clears the flag.
+The entries are the ones of the parent's verified statement (docs/statements.md).
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
-from typing import Final
 from zoneinfo import ZoneInfo
 
 from register.errors import ConfigError
+from register.notify.report import Event, record_report
 from register.statement import build_statement
 from register.store.base import Store
 
-ALARM: Final = "parent_disputed"
-
 
 def report_day(store: Store, kindergarten: str, child: str, day: dt.date, *, now_ms: int) -> int:
-    """Record the parent's dispute of ``day``; returns the alarm's id. Refused for a day without entries."""
+    """Report each of ``child``'s entries on ``day``; returns how many were newly reported."""
     statement = build_statement(store, child, f"{day:%Y-%m}", kindergarten_name=kindergarten)
     zone = ZoneInfo(statement.verified.timezone)
-    doc = json.loads(statement.data)
-    wanted = {
-        (p.origin, p.entry.index)
+    devices = {d.origin: d.id for d in store.devices()}
+    found = [
+        p
         for p in statement.verified.entries
         if dt.datetime.fromtimestamp(p.entry.time_ms / 1000, zone).date() == day
+    ]
+    if not found:
+        raise ConfigError(f"no entries of {child} on {day}: nothing to report")
+    data = {
+        (log["origin"], e["index"]): base64.b64decode(e["data"])
+        for log in json.loads(statement.data)["logs"]
+        for e in log["entries"]
     }
-    if not wanted:
-        raise ConfigError(f"no entries of {child} on {day}: nothing to dispute")
-    logs = []
-    for log in doc["logs"]:
-        entries = [e for e in log["entries"] if (log["origin"], e["index"]) in wanted]
-        if entries:
-            logs.append({**log, "entries": entries})
-    evidence = {
-        "kindergarten": kindergarten,
-        "child": child,
-        "date": day.isoformat(),
-        "register_vkey": doc["register_vkey"],
-        "logs": logs,
-    }
-    first = logs[0]
-    device = store.device_by_origin(first["origin"])
-    detail = (
-        f"parent of {child} ({kindergarten}) reports the child was not there on {day}: {len(wanted)} entries"
-    )
-    return store.add_alarm(
-        None if device is None else device.id,
-        ALARM,
-        detail,
-        index=first["entries"][0]["index"],
-        evidence=json.dumps(evidence, sort_keys=True).encode(),
-        now_ms=now_ms,
-    )
+    new = 0
+    for p in found:
+        event = Event(
+            kindergarten, child, devices[p.origin], p.origin, p.entry.index, p.entry.kind, p.entry.time_ms,
+            data[(p.origin, p.entry.index)], statement.verified.timezone,
+        )  # fmt: skip
+        new += record_report(store, event, now_ms=now_ms)
+    return new

@@ -86,7 +86,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from register.store import open_store  # noqa: PLC0415
 
     parent_url = check_url(args.parent_url, "--parent-url")
-    policy = Policy(max_attempts=args.max_attempts, lease_s=args.lease, batch=args.batch)
+    if args.batch < 1 or args.record_every < 1:
+        raise NotifyConfigError("--batch and --record-every must be at least 1")
+    policy = Policy(
+        max_attempts=args.max_attempts, lease_s=args.lease, batch=args.batch, record_every=args.record_every
+    )
     channels = _channels(args)
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     stopping: list[int] = []
@@ -192,6 +196,12 @@ def add_commands(sub: Any) -> None:
     )
     run.add_argument("--lease", type=_positive, default=60.0, help="seconds a claim lasts (%(default)s)")
     run.add_argument("--batch", type=int, default=100, help="rows claimed at once (%(default)s)")
+    run.add_argument(
+        "--record-every",
+        type=int,
+        default=50,
+        help="sends recorded per commit; a crash re-sends at most this many (%(default)s)",
+    )
     stat = nsub.add_parser("status", help="counts per channel and state, and the dead letters")
     stat.add_argument("--json", action="store_true", help="one JSON object")
     rty = nsub.add_parser("retry", help="queue a dead notification (or all of them) again")

@@ -31,13 +31,15 @@ log = logging.getLogger("kgate.register.notify")
 
 @dataclass(frozen=True)
 class Policy:
-    """Retries and leases: ``max_attempts`` per row, backoff ``base_s * 2**(n-1)`` capped, -50 % jitter."""
+    """Retries and leases: ``max_attempts`` per row, backoff ``base_s * 2**(n-1)`` capped, -50 % jitter;
+    outcomes recorded ``record_every`` sends per commit."""
 
     max_attempts: int = 8
     base_s: float = 5.0
     cap_s: float = 3600.0
     lease_s: float = 60.0
     batch: int = 100
+    record_every: int = 50  # sends recorded per commit (1 = a commit per message, the slowest)
 
     def backoff_ms(self, attempts: int, rnd: float) -> int:
         delay = min(self.cap_s, self.base_s * 2 ** max(0, attempts - 1))
@@ -110,48 +112,74 @@ class Dispatcher:
         out = []
         for r in rows:
             payload: dict[str, Any] = json.loads(r[7])
-            message = render(payload, str(payload.get("lang", "ru")), self.parent_url)
+            message = render(payload, str(payload.get("lang", "ru")), self.parent_url, str(r[1]))
             out.append(Outgoing(int(r[0]), r[1], r[2], r[3], r[4], r[5], int(r[6]), message))
         return token, out
 
-    def _record(self, item: Outgoing, token: str, sql_set: str, params: Sequence[Any]) -> None:
-        with self.store._tx(write=True) as sql:
-            sql.run(
-                f"UPDATE notify_outbox SET {sql_set}, lease_ms = NULL WHERE id = ? AND claim = ?",  # noqa: S608
-                (*params, item.id, token),
-            )
+    def _record(self, token: str, results: Sequence[tuple[Outgoing, str, str, Sequence[Any]]]) -> None:
+        """Record the outcomes of several sends in ONE transaction (one durable commit).
 
-    def deliver(self, token: str, item: Outgoing) -> str:
-        """Send one claimed row and record the outcome; returns the new state."""
+        Each result is ``(item, state, SET clause, its parameters)``; rows are matched on ``id`` and the
+        claim token, so a dispatcher that lost its lease cannot overwrite another's result.
+        """
+        if not results:
+            return
+        groups: dict[str, list[tuple[Any, ...]]] = {}
+        for item, _state, sql_set, params in results:
+            groups.setdefault(sql_set, []).append((*params, item.id, token))
+        with self.store._tx(write=True) as sql:
+            for sql_set, rows in groups.items():
+                sql.many(
+                    f"UPDATE notify_outbox SET {sql_set}, lease_ms = NULL WHERE id = ? AND claim = ?",  # noqa: S608
+                    rows,
+                )
+
+    def send(self, item: Outgoing) -> tuple[Outgoing, str, str, Sequence[Any]]:
+        """Send one claimed row; the outcome to record: ``(item, new state, SET clause, parameters)``."""
         try:
             remote = self.channels[item.channel].send(item)
         except ChannelError as exc:
             error = str(exc)[:500]
             if not exc.retryable or item.attempts >= self.policy.max_attempts:
-                self._record(item, token, "state = ?, last_error = ?", (DEAD, error))
                 log.warning("notification %d (%s) is dead after %d attempts: %s", item.id, item.channel,
                             item.attempts, error)  # fmt: skip
-                return DEAD
+                return item, DEAD, "state = ?, last_error = ?", (DEAD, error)
             due = self.now_ms() + self.policy.backoff_ms(item.attempts, self._rng())
-            self._record(item, token, "state = ?, due_ms = ?, last_error = ?", (PENDING, due, error))
             log.info("notification %d (%s) attempt %d failed, retry later: %s", item.id, item.channel,
                      item.attempts, error)  # fmt: skip
-            return PENDING
-        self._record(
+            return item, PENDING, "state = ?, due_ms = ?, last_error = ?", (PENDING, due, error)
+        return (
             item,
-            token,
+            SENT,
             "state = ?, sent_ms = ?, remote_id = ?, last_error = NULL",
             (SENT, self.now_ms(), remote),
         )
-        return SENT
+
+    def deliver(self, token: str, item: Outgoing) -> str:
+        """Send one claimed row and record the outcome at once; returns the new state."""
+        result = self.send(item)
+        self._record(token, [result])
+        return result[1]
 
     def run_once(self, tick: Callable[[], object] = lambda: None) -> Outcome:
-        """Claim one batch and deliver it; ``tick`` after each message (the systemd watchdog)."""
+        """Claim one batch and deliver it; ``tick`` after each message (the systemd watchdog).
+
+        Outcomes are recorded ``policy.record_every`` sends per commit: a crash between a send and its
+        commit re-sends at most that many messages (after the lease), each with its idempotency key.
+        """
         token, items = self.claim()
         counts = {SENT: 0, PENDING: 0, DEAD: 0}
-        for item in items:
-            counts[self.deliver(token, item)] += 1
-            tick()
+        done: list[tuple[Outgoing, str, str, Sequence[Any]]] = []
+        try:
+            for item in items:
+                done.append(self.send(item))
+                counts[done[-1][1]] += 1
+                tick()
+                if len(done) >= self.policy.record_every:
+                    self._record(token, done)
+                    done = []
+        finally:
+            self._record(token, done)
         return Outcome(counts[SENT], counts[PENDING], counts[DEAD])
 
     def run(

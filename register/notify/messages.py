@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 PARENT_PATH: Final = "/parent"
+REPORT_PATH: Final = "/parent/report?e="  # register/notify/report_web.py
 
 _TEXTS: Final[dict[str, dict[str, str]]] = {
     "kk": {
@@ -22,7 +23,7 @@ _TEXTS: Final[dict[str, dict[str, str]]] = {
         "place": "{kindergarten}, {gate} кіреберісі.",
         "picked": "Алып кеткен: {guardian}.",
         "late": "Хабарлама кешігіп жіберілді; уақыт — кіреберісте тіркелген уақыт.",
-        "link": "Толығырақ: {url}",
+        "link": "Бала болмады ма? Хабарлаңыз: {url}",
     },
     "ru": {
         "in": "{child}: приход в детский сад в {time}, {date}.",
@@ -30,7 +31,7 @@ _TEXTS: Final[dict[str, dict[str, str]]] = {
         "place": "{kindergarten}, вход «{gate}».",
         "picked": "Забрал(а): {guardian}.",
         "late": "Сообщение отправлено с опозданием; время указано по отметке на входе.",
-        "link": "Подробнее: {url}",
+        "link": "Ребёнка не было? Сообщите: {url}",
     },
     "en": {
         "in": "{child} arrived at kindergarten at {time} on {date}.",
@@ -38,7 +39,7 @@ _TEXTS: Final[dict[str, dict[str, str]]] = {
         "place": "{kindergarten}, gate {gate}.",
         "picked": "Picked up by {guardian}.",
         "late": "Sent late; the time is the one recorded at the gate.",
-        "link": "Details: {url}",
+        "link": "Not there? Report it: {url}",
     },
 }
 
@@ -56,8 +57,9 @@ def local_time(time_ms: int, zone: str) -> dt.datetime:
     return dt.datetime.fromtimestamp(time_ms / 1000, dt.UTC).astimezone(zoneinfo.ZoneInfo(zone))
 
 
-def render(payload: dict[str, Any], lang: str, parent_url: str) -> Message:
-    """The message for one outbox row's ``payload`` (see :mod:`register.notify.outbox`) in ``lang``."""
+def render(payload: dict[str, Any], lang: str, parent_url: str, key: str | None = None) -> Message:
+    """The message for one outbox row's ``payload`` (see :mod:`register.notify.outbox`) in ``lang``;
+    with the row's ``key``, the link is that event's "not there" report page."""
     t = _TEXTS.get(lang, _TEXTS["ru"])
     when = local_time(int(payload["time_ms"]), str(payload["zone"]))
     first = t[str(payload["kind"])].format(
@@ -68,5 +70,6 @@ def render(payload: dict[str, Any], lang: str, parent_url: str) -> Message:
         lines.append(t["picked"].format(guardian=payload["picked_up_by"]))
     if payload.get("late"):
         lines.append(t["late"])
-    lines.append(t["link"].format(url=parent_url.rstrip("/") + PARENT_PATH))
+    path = PARENT_PATH if key is None else REPORT_PATH + key
+    lines.append(t["link"].format(url=parent_url.rstrip("/") + path))
     return Message(subject=first, text="\n".join(lines) + "\n")

@@ -38,6 +38,7 @@ RULES: Final[dict[str, tuple[bool, str]]] = {
     "not_enrolled": (True, "check-in of a child not on the roster that day"),
     "old_correction": (False, "correction voiding an entry from another day, or an unknown one"),
     "high_rate": (False, "attendance far above the group's usual rate"),
+    "parent_report": (True, "a parent reported the child was not there (register/notify/report.py)"),
 }
 
 DAY_MS: Final = 86_400_000

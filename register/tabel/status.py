@@ -74,8 +74,12 @@ def context(store: Store, kindergarten: str, month: str, data: Dataset | None = 
 
 def flags(store: Store, ctx: audit.Context) -> list[audit.Flag]:
     """The month's flags with their clearances filled in."""
+    from register.notify.report import report_flags  # noqa: PLC0415 - the flag source of parents' reports
+
     cleared = clearances(store)
-    found = audit.run(ctx)
+    found = sorted(
+        [*audit.run(ctx), *report_flags(store, ctx.kindergarten, ctx.days, ctx.zone)], key=lambda f: f.id
+    )
     for f in found:
         f.cleared = cleared.get(f.id)
     return found

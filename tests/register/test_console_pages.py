@@ -17,6 +17,7 @@ import sys
 import pytest
 import requests
 
+from ledger.entry import decode_entry
 from ledger.merkle import leaf_hash, verify_inclusion
 from register.store import open_store
 from register.users import audit_log
@@ -109,21 +110,24 @@ def test_a_parent_reports_a_day_and_the_auditors_get_the_entries(console: Consol
     s.post(f"{console.url}/console/parent", data={"csrf": _csrf(form.text), "code": console.code}, timeout=10)
     month = s.get(f"{console.url}/console/parent/month", params={"month": MONTH}, timeout=30)
     assert (
-        s.post(f"{console.url}/console/parent/report", data={"date": f"{MONTH}-02"}, timeout=10).status_code
+        s.post(
+            f"{console.url}/console/parent/not-there", data={"date": f"{MONTH}-02"}, timeout=10
+        ).status_code
         == 403
     )
     r = s.post(
-        f"{console.url}/console/parent/report",
+        f"{console.url}/console/parent/not-there",
         data={"csrf": _csrf(month.text), "date": f"{MONTH}-02"},
         timeout=30,
     )
     assert r.status_code == 200 and "reported=" in r.url
-    alarm = [a for a in console.store.alarms() if a.kind == "parent_disputed"]
-    assert len(alarm) == 1 and alarm[0].evidence is not None
-    evidence = json.loads(alarm[0].evidence)
-    assert evidence["child"] == "A" and [len(log["entries"]) for log in evidence["logs"]] == [2]
+    alarms = [a for a in console.store.alarms() if a.kind == "parent_report"]
+    assert sorted(a.index or 0 for a in alarms) == [3, 4]  # A's in and out of Nov 2 at the north gate
+    assert all(a.evidence and decode_entry(a.evidence).child == "A" for a in alarms)
     auditor, _ = _login(console, "aud")
-    assert "parent_disputed" in auditor.get(f"{console.url}/console/overview", timeout=30).text
+    assert "parent_report" in auditor.get(f"{console.url}/console/overview", timeout=30).text
+    flags = auditor.get(f"{console.url}/console/k/K1/flags?month={MONTH}", timeout=30).text
+    assert "parent_report:reg.test/kgate/north:3" in flags  # the табель holds the day until cleared
 
 
 @pytest.mark.parametrize("page", ["/console/overview", "/console/k/K1/tabel", "/console/d/1"])

@@ -45,6 +45,7 @@ def split(faces: Path, gallery: Path, seed: int = 3) -> tuple[list[Path], list[P
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # ~150 photos through detection and descriptors: a minute alone, more when shared
 def test_identify_meets_the_bar(pipeline: FacePipeline, tmp_path: Path) -> None:
     faces = shared_path("data", "faces")
     known, strangers, negatives = split(faces, tmp_path / "gallery")

@@ -1,0 +1,154 @@
+""" "My child was not there": the link in a real delivered message, the parent's access code, the alarm
+with the entry attached, the child-day held in the табель, and an auditor's clearance (both backends).
+
+A real register with the console on loopback (uvicorn), a real SMTP server (aiosmtpd) receiving the
+message whose link the test follows, and ``kgate register flags clear`` run as the auditor would.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import requests
+import uvicorn
+
+from kgate.cli import main
+from ledger.note import CosignatureSigner
+from register.app import create_app
+from register.console import mount_console
+from register.ingest import Batch
+from register.notify.channels.smtp import EmailChannel
+from register.notify.dispatcher import Dispatcher
+from register.parent_codes import create_parent_code
+from register.service import Register
+from register.store import Store, open_store
+from register.tabel import status
+from register.users import LoginPolicy
+from tests.conftest import free_port
+from tests.register.conftest import Device
+from tests.register.notify_fixtures import day, device_at, smtp_sink, subscribe
+
+ALMATY = ZoneInfo("Asia/Almaty")
+MORNING = dt.datetime(2026, 3, 2, 8, 12, tzinfo=ALMATY)  # a Monday
+POLICY = LoginPolicy(max_failures=5, address_max_failures=50, lockout_s=600)
+
+
+@dataclass
+class World:
+    url: str
+    store: Store
+    dev: Device
+    db_url: str
+
+
+@pytest.fixture
+def world(db_url: str, tmp_path: Path) -> Iterator[World]:
+    """Register + console on loopback; K1's roster subscribed; the gate's day (C0, C1, C2 in; C0 out)."""
+    store = open_store(db_url)
+    register = Register(store, CosignatureSigner.generate("reg.test"))
+    app = create_app(register)
+    mount_console(app, store, secure=False, policy=POLICY)
+    dev = device_at(tmp_path / "dev", int(MORNING.timestamp() * 1000))
+    row = store.add_device(dev.ledger.vkey, kindergarten="K1", gate="north", now_ms=0)
+    subscribe(store)
+    day(dev)
+    size = dev.ledger.size
+    cp = dev.ledger.checkpoint_at(size)
+    assert cp is not None
+    register.ingest(
+        row, Batch(dev.ledger.origin, 0, tuple(dev.ledger.entries(0, size)), cp, 0, ()), evidence=b""
+    )
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "register did not start"
+        time.sleep(0.01)
+    yield World(f"http://127.0.0.1:{port}", store, dev, db_url)
+    server.should_exit = True
+    thread.join(10)
+    dev.ledger.close()
+    store.close()
+
+
+def _payable(store: Store, child: str) -> tuple[int, str]:
+    t = status.build(store, "K1", "2026-03")
+    row = next(r for r in t.rows if r.child == child and r.date == MORNING.date())
+    return row.payable, row.flags
+
+
+def _report_links(w: World) -> dict[str, str]:
+    """Deliver the notifications to a real SMTP server; each recipient's first 'in' message's link."""
+    with smtp_sink() as sink:
+        channel = EmailChannel(sink.host, sink.port, "k@reg.test", domain="reg.test")
+        dispatcher = Dispatcher(w.store, {"email": channel}, parent_url=w.url + "/console")
+        assert dispatcher.run_once().sent == 3  # C0 in, C0 out (g-0), C2 in (g-2)
+        dispatcher.close()
+        mails = sink.messages
+    links: dict[str, str] = {}
+    for m in mails:
+        text = m.get_content()
+        if "arrived" in text or "келді" in text:
+            found = re.search(r"(http://\S+/console/parent/report\?e=[0-9a-f]{32})", text)
+            assert found, text
+            links[str(m["To"])] = found[1]
+    return links
+
+
+def test_parent_reports_an_event_alarm_holds_the_day_until_cleared(world: World) -> None:
+    w = world
+    link = _report_links(w)["jane@example.com"]  # g-2, the guardian of C2 (Tom)
+    code_c2 = create_parent_code(w.store, "K1", "C2", now_ms=0)
+    code_c0 = create_parent_code(w.store, "K1", "C0", now_ms=0)
+    assert _payable(w.store, "C2") == (1, "no_checkout")  # present, the flag does not hold payment
+
+    page = requests.get(link, timeout=10)
+    assert page.status_code == 200 and "08:14 02.03.2026" in page.text  # C2's check-in, local time
+    key = link.rsplit("=", 1)[1]
+    post = f"{w.url}/console/parent/report"
+    # Another child's valid code does not open this event; a wrong code neither. Nothing recorded.
+    for code in (code_c0, "0000-0000-0000-0000"):
+        refused = requests.post(post, data={"e": key, "code": code}, timeout=10)
+        assert refused.status_code == 401
+    assert not [a for a in w.store.alarms() if a.kind == "parent_report"]
+
+    done = requests.post(post, data={"e": key, "code": code_c2.lower()}, timeout=10)  # one step
+    assert done.status_code == 200 and "auditors are told" in done.text
+    again = requests.post(post, data={"e": key, "code": code_c2}, timeout=10)
+    assert again.status_code == 200 and "already reported" in again.text
+    alarms = [a for a in w.store.alarms() if a.kind == "parent_report"]
+    assert len(alarms) == 1
+    index = alarms[0].index
+    assert index is not None
+    assert alarms[0].evidence == w.dev.ledger.entries(index, index + 1)[0]  # the entry, byte for byte
+    assert "C2" in alarms[0].detail
+    payable, flags = _payable(w.store, "C2")
+    assert payable == 0 and "parent_report" in flags.split(";")
+    assert _payable(w.store, "C0")[0] == 1  # other children's days are untouched
+
+    flag = f"parent_report:{w.dev.ledger.origin}:{index}"
+    out = io.StringIO()
+    with redirect_stdout(out):
+        exit_code = main(["register", "flags", "clear", flag, "--reason", "checked the video: he was there",
+                     "--by", "aud", "--db", w.db_url])  # fmt: skip
+    assert exit_code == 0, out.getvalue()
+    assert _payable(w.store, "C2")[0] == 1
+
+
+def test_unknown_link_is_404(world: World) -> None:
+    assert requests.get(f"{world.url}/console/parent/report?e={'0' * 32}", timeout=10).status_code == 404
+    assert requests.get(f"{world.url}/console/parent/report?e=x", timeout=10).status_code == 404
