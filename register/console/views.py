@@ -193,8 +193,7 @@ def tabel(store: Store, kindergarten: str, month: str) -> TabelPage:
         cells = {r.date: r for r in rs}
         children.append({
             "id": child, "name": rs[0].name, "group": group,
-            "marks": [_mark(cells[d]) if d in cells else "" for d in days],
-            "statuses": [cells[d].status if d in cells else "" for d in days],
+            "cells": [(cells[d].status, _mark(cells[d])) if d in cells else ("", "") for d in days],
             "present": sum(r.status == "present" for r in rs),
             "payable": sum(r.payable for r in rs),
         })  # fmt: skip
