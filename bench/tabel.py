@@ -200,6 +200,7 @@ def main() -> None:
     ap.add_argument("--children", type=int, default=300, help="children per kindergarten (%(default)s)")
     ap.add_argument("--pg", help="PostgreSQL base URL (no database); default: a throwaway cluster")
     ap.add_argument("--no-pg", action="store_true", help="SQLite only")
+    ap.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     args = ap.parse_args()
     t = time.perf_counter()
     logs, pushes = build_logs(args.entries, args.children)
@@ -213,6 +214,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kgate-bench-tabel-") as tmp, _postgres(args) as pg:
         dbs = Databases(Path(tmp), pg)
         for backend in dbs.backends():
+            if args.no_sqlite and backend == "sqlite":
+                continue
             url = dbs.fresh(backend)
             ingest = load(url, logs, pushes, args.children)
             with open_store(url) as store:

@@ -8,6 +8,7 @@ timestamps ignored), so a rebuilt but identical wheel does not count as a change
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -122,8 +123,13 @@ def build(dest: Path, facts: DeviceFacts, *, wheel: Path | None, camera: str) ->
     if backend not in CAMERAS or (backend == "replay") != bool(replay):
         raise BundleError(f"--camera {camera!r}: expected picamera2, opencv or replay:IMAGE")
     dest.mkdir(parents=True, exist_ok=True)
-    wheels = wheelhouse(facts, wheel)
-    shutil.copytree(wheels, dest / "wheels")
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    # The cache is shared by every kgate on this machine (parallel runs, other checkouts): build and
+    # copy under one lock, so no other run swaps the kgate wheel between the two.
+    with open(cache_dir() / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        wheels = wheelhouse(facts, wheel)
+        shutil.copytree(wheels, dest / "wheels")
     digest = content_hash(dest / "wheels")
     (dest / "wheelhouse.sha256").write_text(digest + "\n")
     shutil.copy2(HERE / "device.py", dest / "device.py")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import platform
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,42 @@ def cmd_provision(args: argparse.Namespace) -> int:
         camera=args.camera, ca=args.ca, on_step=show,
     )  # fmt: skip
     print(f"{args.host}: {summary(results)}")
+    return 0
+
+
+def cmd_decommission(args: argparse.Namespace) -> int:
+    from provisioning.decommission import decommission  # noqa: PLC0415
+    from provisioning.provision import StepResult, summary  # noqa: PLC0415
+
+    def show(r: StepResult) -> None:
+        print(f"{r.step:<10} {r.status:<12} {r.detail}", flush=True)
+
+    results = decommission(
+        _ssh(args), db=args.db, reason=args.reason, by=args.by, skip_sync=args.skip_sync,
+        dry_run=args.dry_run, on_step=show,
+    )  # fmt: skip
+    print(f"{args.host}: {summary(results)}")
+    return 0
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    """Build what ``kgate provision`` copies, for the Ansible role (provisioning/ansible) to copy instead."""
+    import shutil  # noqa: PLC0415
+
+    from provisioning import bundle  # noqa: PLC0415
+
+    arch, _, py = args.platform.partition("-")
+    major, _, minor = py.partition(".")
+    if not (arch and major.isdigit() and minor.isdigit()):
+        raise UsageError(f"--platform {args.platform!r}: expected ARCH-X.Y, e.g. aarch64-3.11")
+    dest: Path = args.dir
+    if dest.exists():
+        if not (dest / "device.py").is_file():
+            raise UsageError(f"{dest} exists and is not a kgate bundle; give a new directory")
+        shutil.rmtree(dest)  # a bundle of ours: rebuilt whole, never mixed with an older one
+    digest = bundle.build(dest, bundle.DeviceFacts(arch, (int(major), int(minor))), wheel=args.wheel,
+                          camera=args.camera)  # fmt: skip
+    print(f"{dest}: wheelhouse {digest[:12]}")
     return 0
 
 
@@ -71,3 +108,43 @@ def add_commands(subparsers: Any) -> None:
         help="picamera2 (default), opencv, or replay:IMAGE for a gate without a camera",
     )  # fmt: skip
     p.set_defaults(func=cmd_provision)
+
+    d = subparsers.add_parser(
+        "decommission",
+        help="retire a gate over SSH: final sync, keys destroyed, units removed, revoked at the register",
+        description="Stops the units, pushes what is pending (kgate sync once), overwrites and removes the "
+        "device and face keys, removes the units and archives the state (ledger, identity) under "
+        "/var/lib/kgate-decommissioned on the device. With --db the device is then revoked in the register's "
+        "database; without it the exact operator command is printed. A second run changes nothing.",
+    )
+    _connection_args(d)
+    d.add_argument("--db", metavar="URL", help="the register's database: revoke the device there")
+    d.add_argument(
+        "--reason", default="decommissioned", help="recorded with the revocation (default %(default)s)"
+    )
+    d.add_argument("--by", help="who revokes (default: the user running the command)")
+    d.add_argument(
+        "--skip-sync",
+        action="store_true",
+        help="do not push first (register unreachable; the ledger is archived)",
+    )
+    d.add_argument("--dry-run", action="store_true", help="change nothing; say what would change")
+    d.set_defaults(func=cmd_decommission)
+
+    b = subparsers.add_parser(
+        "provision-bundle",
+        help="build the bundle kgate provision copies (for the Ansible role in provisioning/ansible)",
+        description="Writes the wheelhouse, unit files, snippets and provisioning/device.py into DIR; the "
+        "Ansible role copies it to each gate and runs device.py exactly as kgate provision does.",
+    )
+    b.add_argument("dir", type=Path, metavar="DIR", help="where to build it (replaced if it is a bundle)")
+    native = f"{platform.machine()}-{sys.version_info[0]}.{sys.version_info[1]}"
+    b.add_argument(
+        "--platform",
+        default=native,
+        metavar="ARCH-X.Y",
+        help="the gates' CPU and Python (default %(default)s)",
+    )
+    b.add_argument("--wheel", type=Path, metavar="FILE", help="this kgate wheel (default: build one here)")
+    b.add_argument("--camera", default="picamera2", metavar="BACKEND", help="as for kgate provision")
+    b.set_defaults(func=cmd_bundle)

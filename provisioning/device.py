@@ -8,7 +8,9 @@ per step: ``{"step", "status", "detail"}`` with status ``changed``, ``unchanged`
 (``--dry-run``), ``warning`` or ``failed``. It stops at the first failure; every step checks the state
 first and only then acts, so a second run changes nothing and a failed run is finished by the next one.
 
-Usage on the device: ``python3 device.py BUNDLE_DIR [--dry-run] < settings.json``.
+Usage on the device: ``python3 device.py BUNDLE_DIR [--dry-run] [--decommission] < settings.json``.
+``--decommission`` runs the other action, :data:`DECOMMISSION` (units stopped, final sync, keys destroyed,
+units removed, state archived), with the same reporting and the same check-then-act rule.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import os
 import platform
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -53,9 +56,10 @@ class Run:
     settings: dict[str, Any]
     dry_run: bool
     changed: set[str] = field(default_factory=set)
+    ledger_before: int | None = None  # entries before the units step (re)started the terminal
 
-    def report(self, step: str, status: str, detail: str = "") -> None:
-        print(json.dumps({"step": step, "status": status, "detail": detail}), flush=True)
+    def report(self, step: str, status: str, detail: str = "", **extra: str) -> None:
+        print(json.dumps({"step": step, "status": status, "detail": detail, **extra}), flush=True)
 
     def act(self, step: str, what: str, action: Callable[[], object]) -> None:
         """Do ``action`` (or, in a dry run, only say it would be done) and report the step changed."""
@@ -300,6 +304,7 @@ def step_units(run: Run) -> None:
         return
 
     def apply() -> None:
+        run.ledger_before = ledger_size()
         for unit in stale:
             install_file(run.bundle / unit, SYSTEMD / unit, 0o644)
         sh("systemctl", "daemon-reload")
@@ -309,33 +314,76 @@ def step_units(run: Run) -> None:
     run.act("units", f"install {len(stale)}, enable {len(disabled)}, start {len(stopped)}", apply)
 
 
+def ledger_size() -> int | None:
+    """The ledger's entry count from ``kgate verify`` (None: no ledger); fails if it does not verify."""
+    ledger = STATE / "ledger.db"
+    if not ledger.exists() or not KGATE.exists():
+        return None
+    out = sh("runuser", "-u", SERVICE_USER, "--", str(KGATE), "verify", "--json", str(ledger), timeout=120)
+    return int(json.loads(out)["size"])
+
+
+def roster_version() -> int | None:
+    """The roster version installed in the terminal's database (read-only), or None."""
+    path = STATE / "roster.db"
+    if not path.exists():
+        return None
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    return int(row[0]) if row else None
+
+
 def step_selftest(run: Run) -> None:
-    """Check what a technician would check by hand; changes nothing on the device."""
+    """The four checks a technician would make by hand, one line each; changes nothing on the device."""
     if run.dry_run:
-        run.report("selftest", "unchanged", "skipped in a dry run")
+        for check in ("camera", "ledger", "register", "roster"):
+            run.report(check, "unchanged", "self-test skipped in a dry run")
         return
-    notes = []
     # Type=notify: the terminal says READY=1 only once the camera delivered a frame.
     deadline = time.monotonic() + 90
     term = ""
     while term != "active" and time.monotonic() < deadline:
         time.sleep(0.5)
         term = sh("systemctl", "is-active", UNITS[0], check=False).strip()
-    notes.append("camera delivers frames" if term == "active" else f"no camera frame (terminal {term})")
-    ledger = STATE / "ledger.db"
-    if ledger.exists():
-        sh("runuser", "-u", SERVICE_USER, "--", str(KGATE), "verify", str(ledger), timeout=120)
-        notes.append("ledger verifies")
+    if term == "active":
+        run.report("camera", "unchanged", "the terminal is running: the camera delivered a frame")
+    else:
+        run.report("camera", "warning", f"no camera frame: the terminal is {term} (journalctl -u {UNITS[0]})")
+
+    # The terminal appends its `boot` entry through its own ledger path each time it starts.
+    size = ledger_size()
+    if size is None:
+        run.report("ledger", "warning", f"no ledger yet at {STATE}/ledger.db (the terminal did not start)")
+    elif "units" in run.changed and size <= (run.ledger_before or 0):
+        run.report("ledger", "warning", f"{size} entries: the restarted terminal appended no boot entry")
+    elif "units" in run.changed:
+        grew = size - (run.ledger_before or 0)
+        run.report(
+            "ledger", "unchanged", f"{size} entries, +{grew} appended by the terminal's start, verifies"
+        )
+    else:
+        run.report("ledger", "unchanged", f"{size} entries, verifies (the terminal was not restarted)")
+
     register = run.settings["register"].rstrip("/")
     try:
         with urllib.request.urlopen(register + "/", timeout=10) as resp:  # noqa: S310 (http(s) only)
-            notes.append(f"register reachable (HTTP {resp.status})")
+            code = resp.status
     except urllib.error.HTTPError as exc:
-        notes.append(f"register reachable (HTTP {exc.code})")
+        code = exc.code
     except OSError as exc:
         raise StepFailed(f"the register at {register} is not reachable from the device: {exc}") from None
-    status = "unchanged" if term == "active" else "warning"
-    run.report("selftest", status, "; ".join(notes))
+    run.report("register", "unchanged", f"{register} reachable from the device (HTTP {code})")
+
+    version = roster_version()
+    if version is None:
+        run.report("roster", "unchanged", "no roster published yet: none delivered to this gate")
+    else:
+        run.report("roster", "unchanged", f"delivered version {version}")
 
 
 STEPS: tuple[tuple[str, Callable[[Run], None]], ...] = (
@@ -344,13 +392,162 @@ STEPS: tuple[tuple[str, Callable[[Run], None]], ...] = (
 )  # fmt: skip
 
 
+# -- decommissioning ---------------------------------------------------------------------------------
+ARCHIVE = Path("/var/lib/kgate-decommissioned")
+SECRETS = ("device.key", "face.key")  # every private key a gate holds (ledger/keys, terminal/face)
+
+
+def archived_identity() -> dict[str, Any] | None:
+    """The identity of the newest archived state (a decommission that already ran), or None."""
+    for path in sorted(ARCHIVE.glob("*/enrolment.json"), reverse=True):
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return data
+    return None
+
+
+def step_identify(run: Run) -> None:
+    """Which device this is: the origin the register must revoke (also after a finished decommission)."""
+    ident = enrolment()
+    where = "enrolled"
+    if ident is None:
+        ident, where = archived_identity(), f"already decommissioned, state in {ARCHIVE}"
+    if ident is None:
+        raise StepFailed(f"no enrolment on this device ({STATE}/enrolment.json): nothing to decommission")
+    run.report("identify", "unchanged", f"{ident['origin']} ({where})", origin=str(ident["origin"]))
+
+
+def units_present() -> list[str]:
+    return [u for u in UNITS if (SYSTEMD / u).exists()]
+
+
+def step_stop(run: Run) -> None:
+    """Stop and disable the units first: no new entries, and no push racing the final sync."""
+    active = [
+        u for u in UNITS if sh("systemctl", "is-active", u, check=False).strip() in {"active", "activating"}
+    ]
+    enabled = [u for u in UNITS if sh("systemctl", "is-enabled", u, check=False).strip() == "enabled"]
+    if not (active or enabled):
+        run.report("stop", "unchanged", "units stopped and disabled")
+        return
+    run.act(
+        "stop",
+        f"stop {len(active)}, disable {len(enabled)}",
+        lambda: sh("systemctl", "disable", "--now", *UNITS),
+    )
+
+
+def step_final_sync(run: Run) -> None:
+    """Push what the register has not got (``kgate sync once`` as the service user) while the key exists."""
+    conf, key = CONFIG / "sync.toml", STATE / "device.key"
+    if not key.exists():
+        run.report("final-sync", "unchanged", "no device key any more: nothing can be pushed")
+        return
+    if run.settings.get("skip_sync"):
+        run.report("final-sync", "warning", f"skipped (--skip-sync); the ledger is kept in {ARCHIVE}")
+        return
+    if not (conf.exists() and KGATE.exists()):
+        raise StepFailed(f"cannot push: {conf} or {KGATE} is missing (provision again, or --skip-sync)")
+    cmd = ("runuser", "-u", SERVICE_USER, "--", str(KGATE), "sync", "once", "--config", str(conf), "--json")
+    if run.dry_run:
+        run.report("final-sync", "would change", "kgate sync once")
+        return
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip() or "no output").splitlines()[-1]
+        raise StepFailed(f"final sync failed, nothing destroyed: {tail} (fix it, or pass --skip-sync)")
+    run.changed.add("final-sync")
+    run.report(
+        "final-sync", "changed", "kgate sync once: " + (proc.stdout.strip().splitlines() or ["ok"])[-1]
+    )
+
+
+def destroy(path: Path) -> None:
+    """Overwrite a key file with random bytes, fsync, unlink it, fsync its directory.
+
+    (On an SD card or SSD the overwrite is best effort: wear levelling may keep old blocks.)
+    """
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.write(os.urandom(max(size, 64)))
+        f.flush()
+        os.fsync(f.fileno())
+    path.unlink()
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def step_destroy_keys(run: Run) -> None:
+    """The device key (signs the ledger, logs in to the register) and the face template key: the secrets."""
+    keys = [STATE / name for name in SECRETS if (STATE / name).exists()]
+    if not keys:
+        run.report("keys", "unchanged", "no private key on the device")
+        return
+
+    def apply() -> None:
+        for key in keys:
+            destroy(key)
+
+    run.act("keys", "overwrite and remove " + ", ".join(map(str, keys)), apply)
+
+
+def step_remove_units(run: Run) -> None:
+    present = units_present()
+    if not present:
+        run.report("units", "unchanged", "no kgate unit installed")
+        return
+
+    def apply() -> None:
+        for unit in present:
+            (SYSTEMD / unit).unlink()
+        sh("systemctl", "daemon-reload")
+        sh("systemctl", "reset-failed", *UNITS, check=False)
+
+    run.act("units", "remove " + ", ".join(present), apply)
+
+
+def step_archive(run: Run) -> None:
+    """Keep the ledger, sync state and identity (public data) in an archive; STATE is left empty.
+
+    An empty STATE is what lets the same Pi be provisioned again as a new device.
+    """
+    left = sorted(p.name for p in STATE.iterdir()) if STATE.is_dir() else []
+    if not left:
+        run.report("archive", "unchanged", f"{STATE} is empty")
+        return
+    ident = enrolment() or {}
+    name = str(ident.get("origin", "unknown")).replace("/", "_") + time.strftime(
+        "-%Y%m%dT%H%M%SZ", time.gmtime()
+    )
+    dest = ARCHIVE / name
+
+    def apply() -> None:
+        ARCHIVE.mkdir(mode=0o700, exist_ok=True)
+        dest.mkdir(mode=0o700)
+        for child in left:
+            os.replace(STATE / child, dest / child)
+
+    run.act("archive", f"move {', '.join(left)} to {dest}", apply)
+
+
+DECOMMISSION: tuple[tuple[str, Callable[[Run], None]], ...] = (
+    ("identify", step_identify), ("stop", step_stop), ("final-sync", step_final_sync),
+    ("keys", step_destroy_keys), ("units", step_remove_units), ("archive", step_archive),
+)  # fmt: skip
+
+
 def main(argv: list[str]) -> int:
     if not argv or os.geteuid() != 0:
-        print("usage (as root): python3 device.py BUNDLE_DIR [--dry-run] < settings.json", file=sys.stderr)
+        print(
+            "usage (as root): python3 device.py BUNDLE_DIR [--dry-run] [--decommission] < settings.json",
+            file=sys.stderr,
+        )
         return 2
     os.umask(0o022)  # the venv must be readable by the service user whatever the login's umask
     run = Run(Path(argv[0]), json.load(sys.stdin), "--dry-run" in argv[1:])
-    for name, step in STEPS:
+    for name, step in DECOMMISSION if "--decommission" in argv[1:] else STEPS:
         try:
             step(run)
         except StepFailed as exc:

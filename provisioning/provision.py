@@ -30,6 +30,7 @@ class StepResult:
     step: str
     status: str
     detail: str
+    origin: str = ""  # only the decommission's ``identify`` step names the device's origin
 
 
 def device_facts(ssh: Ssh) -> tuple[bundle.DeviceFacts, bool]:
@@ -56,13 +57,30 @@ def provision(
 ) -> list[StepResult]:
     """Provision the device behind ``ssh``; raises :class:`StepError` naming the step that failed."""
     register = check_url(register, "--register")
-    facts, is_root = device_facts(ssh)
     settings: dict[str, Any] = {"register": register, "token": token}
     if ca is not None:
         settings["ca_pem"] = ca.read_text(encoding="utf-8")
+    flags = ["--dry-run"] if dry_run else []
+
+    def make(dest: Path, facts: bundle.DeviceFacts) -> None:
+        bundle.build(dest, facts, wheel=wheel, camera=camera)
+
+    return run_on_device(ssh, settings, flags, on_step, make)
+
+
+def run_on_device(
+    ssh: Ssh,
+    settings: dict[str, Any],
+    flags: list[str],
+    on_step: Callable[[StepResult], None],
+    make_bundle: Callable[[Path, bundle.DeviceFacts], None],
+) -> list[StepResult]:
+    """Copy a bundle to a ``mktemp`` directory, run ``device.py BUNDLE FLAGS`` with ``settings`` on stdin,
+    remove the bundle again whatever happened, and return the parsed step lines."""
+    facts, is_root = device_facts(ssh)
     with tempfile.TemporaryDirectory(prefix="kgate-bundle-") as tmp:
         local = Path(tmp) / "bundle"
-        bundle.build(local, facts, wheel=wheel, camera=camera)
+        make_bundle(local, facts)
         _, out = ssh.run("mktemp -d /tmp/kgate-provision.XXXXXXXX", timeout=30)
         remote = out.strip()
         sudo = "" if is_root else "sudo -n "
@@ -70,9 +88,7 @@ def provision(
             if not is_root:  # the bundle is copied as the login user, then read by root
                 ssh.run(f"chmod 0700 {shlex.quote(remote)}", timeout=30)
             ssh.copy(local, remote)
-            command = f"{sudo}python3 {remote}/bundle/device.py {remote}/bundle" + (
-                " --dry-run" if dry_run else ""
-            )
+            command = " ".join([f"{sudo}python3 {remote}/bundle/device.py {remote}/bundle", *flags])
             status, out = ssh.run(command, stdin=json.dumps(settings), timeout=RUN_TIMEOUT_S, ok=(0, 1))
         finally:
             ssh.run(f"{sudo}rm -rf {shlex.quote(remote)}", timeout=60, ok=(0, 1))
@@ -80,8 +96,10 @@ def provision(
     for line in out.splitlines():
         try:
             row = json.loads(line)
-            result = StepResult(str(row["step"]), str(row["status"]), str(row["detail"]))
-        except (ValueError, KeyError, TypeError):
+            result = StepResult(
+                str(row["step"]), str(row["status"]), str(row["detail"]), str(row.get("origin", ""))
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
             continue  # not one of ours (a motd, a shell's noise)
         results.append(result)
         on_step(result)
@@ -89,7 +107,7 @@ def provision(
     if failed:
         raise StepError(f"step {failed[0].step} failed: {failed[0].detail} (fix it and run again)")
     if status != 0 or not results:
-        raise StepError("the device's step runner ended without a report (exit status {status})")
+        raise StepError(f"the device's step runner ended without a report (exit status {status})")
     return results
 
 
