@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kgate import mail_demo, simulation, trust_demo
+from kgate.console_demo import console_lines, write_console_demo
 from kgate.errors import UsageError
 from kgate.evening import Evening, departures
 from kgate.month import write_month
@@ -88,6 +89,7 @@ class DemoSummary:
     faces: dict[str, Any] = field(default_factory=dict)
     tabel: dict[str, Any] = field(default_factory=dict)  # the month's табель (kgate/month.py)
     mail: dict[str, Any] = field(default_factory=dict)  # parents' notifications (kgate/mail_demo.py)
+    console: dict[str, Any] = field(default_factory=dict)  # users, parent code, statement (console_demo)
 
 
 def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None = None) -> DemoSummary:
@@ -134,6 +136,7 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
     # The rest of the month at this kindergarten, then its табель and audit (kgate/month.py).
     month = write_month(out, kids, on, seed=seed, register_name=REGISTER_NAME)
     mail = mail_demo.deliver(out, subscribed, on)  # parents' notifications to a local SMTP sink: DIR/mail/
+    console = write_console_demo(out, on)  # users, a parent code, a statement (kgate/console_demo.py)
     present = sum(1 for v in visits if v.arrive)
     stats = rush.stats
     return DemoSummary(
@@ -179,6 +182,7 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
         faces=asdict(faces),
         tabel=month.as_json(),
         mail=mail,
+        console=console,
     )
 
 
@@ -286,6 +290,7 @@ def _run(args: argparse.Namespace) -> int:
     print(
         f"  synced:          {summary.cosigned_size} entries cosigned by the register; its database verifies"
     )
+    print("\n".join(console_lines(summary.console)))
     print(f"  time:            {summary.seconds} s")
     kgate = sys.argv[0] if Path(sys.argv[0]).name == "kgate" else "kgate"
     print(f"Try: {kgate} verify {summary.ledger}   or   {kgate} verify {summary.register}")

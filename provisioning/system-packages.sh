@@ -10,7 +10,8 @@ profile=${1:-dev}
 common=(python3 python3-venv python3-pip fonts-dejavu-core libzbar0)
 case "$profile" in
   dev)    packages=("${common[@]}" python3-apsw libsqlite3-0 postgresql openssh-server openssh-client git systemd poppler-utils
-                debootstrap systemd-container) ;;  # the provisioning tests' nspawn target (tests/provisioning)
+                debootstrap systemd-container  # the provisioning tests' nspawn target (tests/provisioning)
+                chromium chromium-driver) ;;   # the console's browser tests (tests/register/test_console_browser.py)
   device) packages=("${common[@]}")
           # lgpio and picamera2 come from Raspberry Pi OS's own archive, never from pip; plain Debian
           # has neither (a gate on a PC uses a USB camera through OpenCV and no GPIO).

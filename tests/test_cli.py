@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,6 +66,13 @@ def test_demo_json_leaves_a_verified_ledger(tmp_path: Path, capsys: pytest.Captu
     # The device pushed its log to the embedded register over HTTP; the register cosigned all of it.
     assert summary["cosigned_size"] == summary["entries"] and summary["register_verified"] is True
     assert main(["verify", str(tmp_path / "register" / "register.db")]) == 0
+    # The console part (kgate/console_demo.py): a statement that verifies offline, users, a parent code.
+    c = summary["console"]
+    assert c["statement"] == str(tmp_path / "statement.json") and (tmp_path / "statement.pdf").is_file()
+    verify = [sys.executable, "-m", "kgate", "statement", "verify", c["statement"], "--register-vkey"]
+    assert subprocess.run([*verify, c["register_vkey"]], timeout=60, check=False).returncode == 0
+    assert c["entries"] > 0 and {u["role"] for u in c["users"]} == {"director", "district", "auditor"}
+    _director_sees_the_demo_tabel(tmp_path / "register" / "register.db", c)
     assert main(["sync", "status", "--state", str(tmp_path / "device" / "sync"), "--json"]) == 0
     status = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert status == {
@@ -73,6 +81,36 @@ def test_demo_json_leaves_a_verified_ledger(tmp_path: Path, capsys: pytest.Captu
         "pending": 0,
         "last_error": None,
     }
+
+
+def _director_sees_the_demo_tabel(db: Path, c: dict[str, Any]) -> None:
+    """The demo's database served with the console: the director's табель lists every roster child."""
+    import re
+
+    import requests
+
+    from register.store import open_store
+    from tests.register.test_console import _start
+
+    password = next(u["password"] for u in c["users"] if u["role"] == "director")
+    with open_store(f"sqlite:///{db}") as store:
+        with store._tx(write=False) as sql:
+            rows = sql.all("SELECT id FROM roster_children WHERE kindergarten = ?", (c["kindergarten"],))
+        children = {str(r[0]) for r in rows}
+        url, stop = _start(store, console=True)
+        try:
+            s = requests.Session()
+            token = re.search(r'name="csrf" value="([^"]+)"', s.get(f"{url}/console/login", timeout=10).text)
+            assert token
+            s.post(f"{url}/console/login", data={"csrf": token[1], "name": "director", "password": password},
+                   timeout=30)  # fmt: skip
+            page = s.get(f"{url}/console/k/{c['kindergarten']}/tabel?month={c['month']}", timeout=60)
+            assert page.status_code == 200
+            assert set(re.findall(r'data-child="([^"]+)"', page.text)) == children
+            other = s.get(f"{url}/console/k/OTHER/tabel?month={c['month']}", timeout=10)
+            assert other.status_code == 404
+        finally:
+            stop()
 
 
 def test_demo_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,7 @@ import datetime as dt
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from register.console.i18n import words
 from register.console.sessions import Session, create_session, end_session, get_session
+from register.console.views import TabelCache
 from register.errors import BadCredentials, LockedOut, RegisterError
 from register.parent_codes import verify_parent_code
 from register.statement import build_statement, child_home
@@ -54,6 +55,7 @@ class Console:
     secure: bool
     clock: Callable[[], float]
     policy: LoginPolicy
+    tabel_cache: TabelCache = field(default_factory=TabelCache)
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -258,7 +260,9 @@ def console_router() -> APIRouter:
         return response
 
     @router.get("/parent/month")
-    async def parent_month(request: Request, month: str | None = None) -> Response:
+    async def parent_month(
+        request: Request, month: str | None = None, reported: str | None = None
+    ) -> Response:
         console = _console(request)
         session = await _session(request)
         if session is None or session.parent_child is None or session.parent_kindergarten is None:
@@ -270,7 +274,9 @@ def console_router() -> APIRouter:
             )
         except RegisterError as exc:
             return _page("error.html", status=400, session=session, error=str(exc))
-        return _page("parent_month.html", session=session, title=ctx["name"], month=month, **ctx)
+        return _page(
+            "parent_month.html", session=session, title=ctx["name"], month=month, reported=reported, **ctx
+        )
 
     @router.get("/parent/statement.json")
     async def parent_statement(request: Request, month: str) -> Response:
@@ -331,6 +337,7 @@ def _kindergarten(store: Store, user: User, kindergarten: str) -> dict[str, Any]
     return {
         "devices": [
             {
+                "id": d.id,
                 "gate": d.gate,
                 "origin": d.origin,
                 "size": d.size,
@@ -375,8 +382,12 @@ def mount_console(
     policy: LoginPolicy = DEFAULT_POLICY,
 ) -> None:
     """Add the console's routes to the register's ``app`` (only when ``--console`` asks for it)."""
+    from register.console.pages import pages_router  # noqa: PLC0415 - it imports this module's helpers
     from register.notify.report_web import report_router  # noqa: PLC0415
 
     app.state.console = Console(store, secure, clock, policy)
     app.include_router(console_router())
-    app.include_router(report_router())  # "my child was not there" (docs/notifications.md)
+    app.include_router(pages_router())
+    app.include_router(
+        report_router()
+    )  # "my child was not there" from a message's link (docs/notifications.md)

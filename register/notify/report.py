@@ -75,6 +75,15 @@ def report_not_there(
     event = find_event(store, key)
     if event is None or (access.kindergarten, access.child) != (event.kindergarten, event.child):
         raise BadCredentials("this access code does not open this event")
+    return event, record_report(store, event, now_ms=now_ms)
+
+
+def record_report(store: Store, event: Event, *, now_ms: int) -> bool:
+    """The alarm of a parent's report of ``event``, once per event; whether it is new.
+
+    Also used by the console's parent page (register/console/report.py), where the parent's session
+    already holds the access code's child.
+    """
     known = any(
         a.kind == ALARM and a.index == event.index for a in store.alarms(event.device_id)
     )  # one alarm per event
@@ -88,7 +97,7 @@ def report_not_there(
             evidence=event.data,
             now_ms=now_ms,
         )
-    return event, not known
+    return not known
 
 
 def report_flags(store: Store, kindergarten: str, days: list[dt.date], zone: dt.tzinfo) -> list[Flag]:

@@ -30,20 +30,31 @@ def write(sql: Sql, device_id: int, entries: Iterable[Entry]) -> None:
     sql.many(_INSERT, rows(device_id, entries))
 
 
+#: Set in ``meta`` once every stored entry is indexed; from then on ingest keeps the index complete
+#: (it writes the index in the same transaction as the entries), so no табель has to look again.
+COMPLETE = "entry_index.complete"
+
+
 def ensure(store: Store, devices: Sequence[Device]) -> None:
     """Index the devices' stored entries the index lacks (a database from before the index; idempotent).
 
-    One read transaction asks every device's newest indexed entry (a round trip each, not a
-    transaction each: this runs for every табель)."""
+    Runs once per database: after a pass that leaves every device indexed, the ``meta`` row
+    :data:`COMPLETE` says so and later calls return at once (a register of 10,000 devices would
+    otherwise pay a round trip per device for every табель). A read-only store only checks.
+    """
+    if store.get_meta(COMPLETE) == "1":
+        return
     with store._tx(write=False) as sql:
         newest = {
-            d.id: sql.one("SELECT max(idx) FROM entry_index WHERE device_id = ?", (d.id,)) for d in devices
+            int(device_id): int(idx)
+            for device_id, idx in sql.all("SELECT device_id, max(idx) FROM entry_index GROUP BY device_id")
         }
     for device in devices:
-        row = newest[device.id]
-        after = -1 if row is None or row[0] is None else int(row[0])
+        after = newest.get(device.id, -1)
         if after + 1 < device.size:
             _backfill(store, device, after)
+    if not getattr(store, "readonly", False):
+        store.set_meta(COMPLETE, "1")
 
 
 def _backfill(store: Store, device: Device, after: int) -> None:

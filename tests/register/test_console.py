@@ -38,6 +38,7 @@ class Console:
     store: Store
     register_vkey: str
     code: str
+    store_url: str
 
     def client(self) -> requests.Session:
         return requests.Session()
@@ -77,7 +78,7 @@ def console(built: Built) -> Iterator[Console]:  # noqa: F811
     url, stop = _start(store, console=True)
     # This server's Register recorded its own new key; the logs were cosigned by the fixture's.
     store.set_meta("cosigner_vkey", built.register_vkey)
-    yield Console(url, store, built.register_vkey, code)
+    yield Console(url, store, built.register_vkey, code, built.db)
     stop()
     store.close()
 
