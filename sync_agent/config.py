@@ -47,7 +47,7 @@ class SyncConfig:
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     poll_interval: float = 30.0  # the longest wait between rounds, when the gate is idle
-    push_interval: float = 2.0  # the wait after a round that delivered entries (agent.Cadence)
+    push_interval: float = 2.0  # the wait after a round that delivered entries, at most poll_interval
     heartbeat_interval: float = 300.0
     backoff_base: float = 1.0
     backoff_cap: float = 300.0
@@ -68,8 +68,6 @@ class SyncConfig:
                      "heartbeat_interval", "backoff_base", "backoff_cap", "roster_interval"):  # fmt: skip
             if not getattr(self, name) > 0:
                 raise UsageError(f"{name}: must be a positive number of seconds")
-        if self.push_interval > self.poll_interval:
-            raise UsageError("push_interval: must not be larger than poll_interval")
         if self.backoff_cap < self.backoff_base:
             raise UsageError("backoff_cap: must not be smaller than backoff_base")
 
