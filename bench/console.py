@@ -153,7 +153,7 @@ def run(db: str, state: Path, devices: int, children: int, n: int) -> dict[str, 
         # A change the табель depends on (a director enters an absence), then the next view: the
         # first view above also indexed the register once (the bench's extra devices have rows, no logs).
         with open_store(db) as store:
-            add_absence(store, "K000", "K000-c000", dt.date(2025, 3, 3), "child_ill", document=None,
+            add_absence(store, "K000", "c-000-0000", dt.date(2025, 3, 3), "child_ill", document=None,
                         by="bench", now_ms=now_ms)  # fmt: skip
         t = time.perf_counter()
         director.get(tabel, timeout=120).raise_for_status()
