@@ -23,7 +23,7 @@ from fastapi.routing import APIRouter
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from register.console.i18n import words
+from register.console.i18n import LANGUAGES, words
 from register.console.sessions import Session, create_session, end_session, get_session
 from register.console.views import TabelCache
 from register.errors import BadCredentials, LockedOut, RegisterError
@@ -59,6 +59,26 @@ class Console:
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
+
+
+LANG_COOKIE = "kgate_lang"
+
+
+def _visitor_lang(request: Request) -> str:
+    """A parent's language (parents are not users): ``?lang=`` if given, else their cookie, else Russian."""
+    for chosen in (request.query_params.get("lang"), request.cookies.get(LANG_COOKIE)):
+        if chosen in LANGUAGES:
+            return str(chosen)
+    return "ru"
+
+
+def _remember_lang(request: Request, response: Response) -> Response:
+    if request.query_params.get("lang") in LANGUAGES:
+        response.set_cookie(
+            LANG_COOKIE, _visitor_lang(request), path="/console", httponly=True, samesite="strict",
+            secure=_console(request).secure, max_age=365 * 86400,
+        )  # fmt: skip
+    return response
 
 
 def _console(request: Request) -> Console:
@@ -221,10 +241,10 @@ def console_router() -> APIRouter:
     @router.get("/parent")
     async def parent_form(request: Request) -> Response:
         session, new = await _anonymous(request)
-        response = _page("parent_code.html", session=session)
+        response = _page("parent_code.html", session=session, lang=_visitor_lang(request))
         if new:
             _set_cookie(response, _console(request), session)
-        return response
+        return _remember_lang(request, response)
 
     @router.post("/parent")
     async def parent_post(request: Request) -> Response:
@@ -243,11 +263,15 @@ def console_router() -> APIRouter:
                 policy=console.policy,
             )
         except LockedOut as exc:
-            page = _page("parent_code.html", status=429, session=session, error=words("ru")["locked"])
+            lang = _visitor_lang(request)
+            error = words(lang)["locked"]
+            page = _page("parent_code.html", status=429, session=session, lang=lang, error=error)
             page.headers["Retry-After"] = str(exc.retry_after)
             return page
         except BadCredentials:
-            return _page("parent_code.html", status=401, session=session, error=words("ru")["wrong"])
+            lang = _visitor_lang(request)
+            error = words(lang)["wrong"]
+            return _page("parent_code.html", status=401, session=session, lang=lang, error=error)
         fresh = await run_in_threadpool(
             create_session,
             console.store,
@@ -274,9 +298,16 @@ def console_router() -> APIRouter:
             )
         except RegisterError as exc:
             return _page("error.html", status=400, session=session, error=str(exc))
-        return _page(
-            "parent_month.html", session=session, title=ctx["name"], month=month, reported=reported, **ctx
+        page = _page(
+            "parent_month.html",
+            session=session,
+            lang=_visitor_lang(request),
+            title=ctx["name"],
+            month=month,
+            reported=reported,
+            **ctx,
         )
+        return _remember_lang(request, page)
 
     @router.get("/parent/statement.json")
     async def parent_statement(request: Request, month: str) -> Response:

@@ -187,6 +187,18 @@ def test_parent_page_shows_the_month_and_offers_a_statement_that_verifies(consol
     assert s.get(f"{console.url}/console/k/K1", allow_redirects=False, timeout=10).status_code == 303
 
 
+def test_a_parent_chooses_the_language_and_it_is_remembered(console: Console) -> None:
+    s = console.client()
+    assert "Код доступа" in s.get(f"{console.url}/console/parent", timeout=10).text  # Russian by default
+    kk = s.get(f"{console.url}/console/parent", params={"lang": "kk"}, timeout=10)
+    assert 'lang="kk"' in kk.text and "Кіру коды" in kk.text
+    again = s.get(f"{console.url}/console/parent", timeout=10)  # the choice is kept in a cookie
+    assert "Кіру коды" in again.text and "Код доступа" not in again.text
+    en = s.get(f"{console.url}/console/parent", params={"lang": "xx"}, timeout=10)  # unknown: the cookie's
+    assert "Кіру коды" in en.text
+    assert "Access code" in s.get(f"{console.url}/console/parent", params={"lang": "en"}, timeout=10).text
+
+
 def test_console_is_off_unless_mounted(built: Built) -> None:  # noqa: F811
     with open_store(built.db) as store:
         url, stop = _start(store, console=False)
