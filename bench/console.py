@@ -40,7 +40,7 @@ sys.path.append(str(_HERE.parent))
 
 import requests
 
-from bench.sync import Databases, free_port, postgres_cluster
+from bench.sync import Databases, free_port, postgres_from_args
 from bench.tabel import MONTH, build_logs, load
 from register.store import Store, open_store
 from register.tabel.calendar import add_absence
@@ -174,24 +174,13 @@ def main() -> None:
     args = ap.parse_args()
     result: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                           "load": os.getloadavg()[0]}}  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="kgate-bench-console-") as tmp, _postgres(args) as pg:
+    with tempfile.TemporaryDirectory(prefix="kgate-bench-console-") as tmp, postgres_from_args(args) as pg:
         dbs = Databases(Path(tmp), pg)
         for backend in dbs.backends():
             result[backend] = run(dbs.fresh(backend), Path(tmp) / backend, args.devices, args.children,
                                   args.requests)  # fmt: skip
             print(json.dumps({backend: result[backend]}), file=sys.stderr)
     print(json.dumps(result, indent=1, ensure_ascii=False))
-
-
-@contextmanager
-def _postgres(args: argparse.Namespace) -> Iterator[str | None]:
-    if args.no_pg:
-        yield None
-    elif args.pg:
-        yield args.pg.rstrip("/")
-    else:
-        with postgres_cluster() as url:
-            yield url
 
 
 if __name__ == "__main__":

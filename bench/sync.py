@@ -549,7 +549,7 @@ def main() -> None:
         int(s) for s in (args.memory_sizes or ("1000,2500,5000" if q else "10000,50000,100000")).split(",")
     ]
     sections = set((args.only or "backlog,ingest,devices,memory").split(","))
-    with tempfile.TemporaryDirectory(prefix="kgate-bench-sync-") as tmp, _postgres(args) as pg:
+    with tempfile.TemporaryDirectory(prefix="kgate-bench-sync-") as tmp, postgres_from_args(args) as pg:
         root = Path(tmp)
         dbs = Databases(root, pg)
         result: dict[str, Any] = {
@@ -579,7 +579,8 @@ def main() -> None:
 
 
 @contextmanager
-def _postgres(args: argparse.Namespace) -> Iterator[str | None]:
+def postgres_from_args(args: argparse.Namespace) -> Iterator[str | None]:
+    """``--no-pg``: None; ``--pg URL``: that server; else a throwaway cluster for the benchmark's run."""
     if args.no_pg:
         yield None
     elif args.pg:

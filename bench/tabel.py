@@ -33,8 +33,6 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -47,7 +45,7 @@ sys.path.append(str(_HERE.parent))
 
 import cbor2
 
-from bench.sync import Databases, postgres_cluster
+from bench.sync import Databases, postgres_from_args
 from ledger.entry import PREFIX
 from ledger.note import CosignatureSigner
 from register.roster_csv import parse_csv
@@ -211,7 +209,7 @@ def main() -> None:
         "data": {"entries": total, "kindergartens": len(logs), "children_each": args.children,
                  "month": MONTH, "build_seconds": round(built, 1)},
     }  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="kgate-bench-tabel-") as tmp, _postgres(args) as pg:
+    with tempfile.TemporaryDirectory(prefix="kgate-bench-tabel-") as tmp, postgres_from_args(args) as pg:
         dbs = Databases(Path(tmp), pg)
         for backend in dbs.backends():
             if args.no_sqlite and backend == "sqlite":
@@ -227,17 +225,6 @@ def main() -> None:
                 }
             print(json.dumps({backend: result[backend]}), file=sys.stderr)
     print(json.dumps(result, indent=1, ensure_ascii=False))
-
-
-@contextmanager
-def _postgres(args: argparse.Namespace) -> Iterator[str | None]:
-    if args.no_pg:
-        yield None
-    elif args.pg:
-        yield args.pg.rstrip("/")
-    else:
-        with postgres_cluster() as url:
-            yield url
 
 
 if __name__ == "__main__":
