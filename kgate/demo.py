@@ -1,7 +1,10 @@
 """``kgate demo``: the main job on embedded defaults, no Pi needed.
 
-A simulated kindergarten (about 120 children in five groups) has one day at one gate. Its roster is
-installed with :func:`~terminal.roster.load_roster`. The morning rush (07:30–09:00) goes through the
+The simulated gate is provisioned first, by ``kgate provision``'s own steps over a local transport
+(``DIR/gate``, whose state directory is ``DIR/device``; see :mod:`kgate.trust_demo`).
+
+A simulated kindergarten (about 120 children in five groups) has one day at one gate. Its roster
+comes from the register over TUF (:mod:`kgate.trust_demo`). The morning rush (07:30–09:00) goes through the
 real terminal: a photo of each child's badge held up at the gate (perspective, blur, low light; mixed
 difficulty; a parent tries again when the gate does not react) is replayed by a
 :class:`~hardware.camera.ReplaySource` into the :class:`~terminal.scan.ScanPipeline` and the
@@ -23,7 +26,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kgate import mail_demo, simulation, trust_demo
 from kgate.console_demo import console_lines, write_console_demo
@@ -35,9 +38,6 @@ from ledger.clock import FakeClock
 from ledger.keys import load_key
 from ledger.store import open_ledger, open_reader
 from ledger.verify import verify_ledger
-
-if TYPE_CHECKING:
-    from register.local import LocalRegister
 
 REGISTER_NAME = "register.demo.kgate.kz"
 DEMO_ORIGIN = f"{REGISTER_NAME}/kgate/almaty-042-gate-1"  # what the register assigns at enrolment
@@ -76,6 +76,8 @@ class DemoSummary:
     p95_frame_to_entry_ms: float = 0.0
     screens: list[str] = field(default_factory=list)
     enrolment: str = ""
+    provisioned: str = ""  # the simulated gate's root and the provisioning summary
+    provision_steps: list[dict[str, str]] = field(default_factory=list)  # each step's report
     roster_version: int = 0
     roster_expires: str = ""
     guardians: int = 0
@@ -131,7 +133,7 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
             evening = Evening(rush, trust.guardians, badges, seed).run(departures(visits))
             vkey = ledger.vkey
         report = verify_ledger(db)
-        cosigned = sync_to_local_register(db, register)
+        cosigned = sync_to_local_register(trust.sync_config)
     verify_register(str(register_dir / "register.db"))
     # The rest of the month at this kindergarten, then its табель and audit (kgate/month.py).
     month = write_month(out, kids, on, seed=seed, register_name=REGISTER_NAME)
@@ -169,6 +171,8 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
         p95_frame_to_entry_ms=round(percentile(rush.entry_ms, 95), 1),
         screens=sorted(p.name for p in (out / "screens").glob("*.png")),
         enrolment=f"{trust.origin} (one-time token, kindergarten {trust.kindergarten})",
+        provisioned=f"{trust.root}: {provision_summary(trust.provisioned)}",
+        provision_steps=trust.provisioned,
         roster_version=trust.roster_version,
         roster_expires=trust.roster_expires,
         guardians=len(trust.guardians),
@@ -186,26 +190,32 @@ def run_demo(out: Path, *, children: int = 120, seed: int = 7, on: date | None =
     )
 
 
-def sync_to_local_register(ledger_db: Path, register: LocalRegister) -> int:
-    """Push the whole log of the enrolled device to the running register; verify the register's copy.
+def provision_summary(steps: list[dict[str, str]]) -> str:
+    from provisioning.provision import StepResult, summary  # noqa: PLC0415
+
+    return summary([StepResult(s["step"], s["status"], s["detail"]) for s in steps])
+
+
+def sync_to_local_register(config: Path) -> int:
+    """``kgate sync once`` of the provisioned gate (its ``/etc/kgate/sync.toml``) to the running register.
 
     Returns the size the register cosigned (the agent's acknowledgement).
     """
     from sync_agent.agent import SyncAgent  # noqa: PLC0415
     from sync_agent.client import RegisterClient  # noqa: PLC0415
-    from sync_agent.heartbeat import HeartbeatSource  # noqa: PLC0415
+    from sync_agent.config import load_config  # noqa: PLC0415
+    from sync_agent.heartbeat import STATUS_FILE, HeartbeatSource  # noqa: PLC0415
     from sync_agent.state import SyncState  # noqa: PLC0415
 
-    device_dir = ledger_db.parent
-    signer = load_key(device_dir / "device.key")
-    client = RegisterClient(register.url, signer, ca=None, timeout=(5, 30))
-    with open_reader(ledger_db) as reader, SyncState(device_dir / "sync") as state:
+    cfg = load_config(config, {})
+    client = RegisterClient(cfg.register, load_key(cfg.key), ca=cfg.ca, timeout=(5, 30))
+    with open_reader(cfg.ledger) as reader, SyncState(cfg.state) as state:
         agent = SyncAgent(
             reader,
             state,
             client,
-            register.keys.cosigner.verifier(),
-            heartbeat=HeartbeatSource(ledger_db, device_dir / "sync" / "terminal-status.json"),
+            cfg.cosigner(),
+            heartbeat=HeartbeatSource(cfg.ledger, cfg.terminal_status or cfg.state / STATUS_FILE),
             batch_size=64,
         )
         try:
@@ -230,6 +240,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"kgate demo — {summary.date}, one gate, {summary.children} children")
     print(f"  output folder:   {summary.out}")
     print(f"  attendance:      {summary.present} came, {summary.absent} absent")
+    print(f"  provisioned:     {summary.provisioned} (kgate provision's steps, local transport)")
     print(f"  enrolment:       {summary.enrolment}")
     print(
         f"  roster:          version {summary.roster_version} delivered over TUF (signed, valid until "

@@ -4,17 +4,22 @@ Everything goes through the real code paths of issue 8, on the embedded register
 the kindergarten's CSV (children with their guardians and consent) is parsed and imported as
 ``kgate register roster import`` does; a lost badge is replaced in a second import, so the register
 revokes it in roster version 2; the version is signed into the kindergarten's TUF repository
-(``kgate register tuf publish``); the device enrols with a one-time token (``kgate enrol``: its key is
-made on the device side and proves possession), installs the trusted root, and fetches, verifies and
-installs the roster with ``tuf.ngclient`` (``kgate sync roster-update``); ``DIR/badges.pdf`` holds every
-child's and guardian's badge (``kgate register badge print``). Used by :mod:`kgate.demo`.
+(``kgate register tuf publish``). The simulated gate is then provisioned by ``kgate provision``'s own
+steps (:mod:`provisioning.device`) over a local transport (:class:`provisioning.local.LocalRoot`): its
+root is ``DIR/gate``, whose state directory ``var/lib/kgate`` is ``DIR/device``. There it enrols with a
+one-time token (its key is made on the device side and proves possession), installs the trusted root,
+and gets ``/etc/kgate/sync.toml``, from which the sync agent's first roster update fetches, verifies
+and installs the roster with ``tuf.ngclient``. ``DIR/badges.pdf`` holds every child's and guardian's
+badge (``kgate register badge print``). Used by :mod:`kgate.demo`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import random
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -63,6 +68,12 @@ class GateTrust:
     badges_printed: int
     badge_pages: int
     badges_pdf: str
+    root: Path  # the gate's root for provisioning (DIR/gate); its /etc/kgate/sync.toml drives the agent
+    provisioned: list[dict[str, str]]  # the provisioning steps' reports
+
+    @property
+    def sync_config(self) -> Path:
+        return self.root / "etc" / "kgate" / "sync.toml"
 
 
 def _family(child: simulation.Child) -> str:
@@ -138,15 +149,14 @@ def prepare_gate(
     """
     import time  # noqa: PLC0415
 
-    register_dir, device_dir = out / "register", out / "device"
-    from ledger.keys import load_key  # noqa: PLC0415
+    register_dir = out / "register"
     from register.badges import cards_from_roster, render_sheets  # noqa: PLC0415
     from register.enrol import Enrolment  # noqa: PLC0415
     from register.store.roster import roster_document  # noqa: PLC0415
     from register.tuf_cli import keys_dir, repos_dir  # noqa: PLC0415
     from register.tuf_repo import RosterRepository  # noqa: PLC0415
-    from sync_agent.enrol import enrol  # noqa: PLC0415
-    from sync_agent.roster_update import update_roster  # noqa: PLC0415
+    from sync_agent.config import load_config  # noqa: PLC0415
+    from sync_agent.roster_update import update_from_config  # noqa: PLC0415
 
     adults = guardians(kids, seed)
     consents = consent(kids, seed)
@@ -166,19 +176,17 @@ def prepare_gate(
     targets = repo.publish(document, version)
 
     token = Enrolment(register.store).create_token(KINDERGARTEN, GATE, expires_s=3600)
-    state = device_dir / "sync"
-    key = device_dir / "device.key"
-    enrolled = enrol(register.url, token, state=state, key=key, timeout=(5.0, 30.0))  # installs the root
-    update = update_roster(
-        state, register.url, KINDERGARTEN, load_key(key), device_dir / "roster.db", timeout=(5.0, 30.0)
-    )
+    root, steps = provision_gate(register.url, token, out)
+    cfg = load_config(root / "etc" / "kgate" / "sync.toml", {})
+    update = update_from_config(cfg)  # what the agent does right after its start
+    ident = json.loads((cfg.key.parent / "enrolment.json").read_text(encoding="utf-8"))
 
     cards = cards_from_roster(document)
     pdf = out / "badges.pdf"
     pages = render_sheets(cards, KINDERGARTEN_NAME, pdf)
     return GateTrust(
-        origin=enrolled.origin,
-        kindergarten=enrolled.kindergarten,
+        origin=ident["origin"],
+        kindergarten=ident["kindergarten"],
         guardians=adults,
         consent_face=sum(consents.values()),
         roster_version=update.version,
@@ -187,4 +195,30 @@ def prepare_gate(
         badges_printed=len(cards),
         badge_pages=pages,
         badges_pdf=str(pdf),
+        root=root,
+        provisioned=steps,
     )
+
+
+def provision_gate(register_url: str, token: str, out: Path) -> tuple[Path, list[dict[str, str]]]:
+    """Provision ``DIR/gate`` as ``kgate provision`` would a Pi, over a local transport; its step reports.
+
+    ``DIR/device`` (the documented place of the demo's ledger) is the root's ``/var/lib/kgate``.
+    """
+    import segno  # noqa: PLC0415
+
+    from provisioning.local import LocalRoot  # noqa: PLC0415
+    from provisioning.provision import provision  # noqa: PLC0415
+
+    root, device_dir = out / "gate", out / "device"
+    device_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (root / "var" / "lib").mkdir(parents=True, exist_ok=True)
+    state = root / "var" / "lib" / "kgate"
+    if not state.is_symlink():
+        state.symlink_to(Path("..", "..", "..", "device"), target_is_directory=True)
+    # A gate without a camera replays an image (terminal.toml, [camera] backend "replay"): a QR card.
+    with tempfile.TemporaryDirectory(prefix="kgate-demo-camera-") as tmp:
+        card = Path(tmp) / "demo-card.png"
+        segno.make_qr("kgate demo: hold a badge up to the camera", error="m").save(str(card), scale=8)
+        results = provision(LocalRoot(root), register=register_url, token=token, camera=f"replay:{card}")
+    return root, [{"step": r.step, "status": r.status, "detail": r.detail} for r in results]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,10 +26,16 @@ SOURCE = HERE.parent  # the checkout, when kgate runs from one
 DEVICE_UNITS = ("kgate-terminal.service", "kgate-sync.service")
 CAMERAS = ("picamera2", "opencv", "replay")
 PIP_TIMEOUT_S = 600
-PLATFORMS = {
-    "aarch64": ["manylinux2014_aarch64", "manylinux_2_28_aarch64", "linux_aarch64"],
-    "armv7l": ["linux_armv7l", "manylinux2014_armv7l"],
-}
+GLIBC = 36  # bookworm's glibc 2.36: every manylinux_2_N up to it runs there
+
+
+def platforms(arch: str) -> list[str]:
+    """pip's ``--platform`` tags for a bookworm device: pip (23) does not expand manylinux tags itself."""
+    tags = [f"manylinux_2_{n}_{arch}" for n in range(GLIBC, 16, -1)] + [f"manylinux2014_{arch}"]
+    return [f"linux_{arch}", *tags] if arch == "armv7l" else [*tags, f"linux_{arch}"]
+
+
+MAX_SDIST_ONLY = 8  # pure-Python dependencies published only as sdists, built into wheels here
 
 
 @dataclass(frozen=True)
@@ -79,13 +86,42 @@ def wheelhouse(facts: DeviceFacts, wheel: Path | None) -> Path:
         return out  # the dependencies' wheels are already here
     if native:
         _pip("wheel", "--wheel-dir", str(out), str(built))
-    else:  # a Pi from a PC: binary wheels for the device's platform (piwheels.org has armv7l ones)
-        plat = PLATFORMS.get(facts.arch, [f"linux_{facts.arch}"])
-        version = f"--python-version={facts.python[0]}.{facts.python[1]}"
-        args = [f"--platform={p}" for p in plat]
-        _pip("download", "--only-binary=:all:", *args, version, "--dest", str(out), str(built))
+    else:
+        _download_for(facts, out, built)
     stamp.write_text(requires)
     return out
+
+
+def _download_for(facts: DeviceFacts, out: Path, built: Path) -> None:
+    """A Pi from a PC: binary wheels for the device's platform (piwheels.org has armv7l ones).
+
+    A dependency with no wheel on the index at all (face_recognition_models is an sdist of model
+    files) is built here into a wheel; that is only right for pure Python, so anything else is refused.
+    """
+    plat = platforms(facts.arch)
+    version = f"--python-version={facts.python[0]}.{facts.python[1]}"
+    args = [f"--platform={p}" for p in plat]
+    for _ in range(MAX_SDIST_ONLY):
+        try:
+            _pip("download", "--only-binary=:all:", *args, version, "--find-links", str(out),
+                 "--dest", str(out), str(built))  # fmt: skip
+            return
+        except BundleError as exc:
+            missing = re.search(r"No matching distribution found for (\S+)", str(exc))
+            if missing is None:
+                raise
+            requirement = missing.group(1)
+        before = set(out.glob("*.whl"))
+        _pip("wheel", "--no-deps", "--wheel-dir", str(out), requirement)
+        made = set(out.glob("*.whl")) - before
+        if not made or any(not w.name.endswith("-none-any.whl") for w in made):
+            for w in made:
+                w.unlink()
+            raise BundleError(
+                f"{requirement} has no {facts.arch} wheel on the index and is not pure Python: "
+                f"build its wheel on a {facts.arch} machine and put it in {out}"
+            )
+    raise BundleError(f"more than {MAX_SDIST_ONLY} dependencies without wheels: giving up")
 
 
 def _requires(wheel: Path) -> str:
@@ -117,21 +153,27 @@ def terminal_toml(camera: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build(dest: Path, facts: DeviceFacts, *, wheel: Path | None, camera: str) -> str:
-    """Fill ``dest`` with everything the device needs; returns the wheelhouse hash."""
+def build(dest: Path, facts: DeviceFacts, *, wheel: Path | None, camera: str, wheels: bool = True) -> str:
+    """Fill ``dest`` with everything the device needs; returns the wheelhouse hash.
+
+    ``wheels=False`` (a local root, :mod:`provisioning.local`) leaves the wheelhouse out: the device end
+    uses the kgate of the Python that runs it; the hash is then empty.
+    """
     backend, _, replay = camera.partition(":")
     if backend not in CAMERAS or (backend == "replay") != bool(replay):
         raise BundleError(f"--camera {camera!r}: expected picamera2, opencv or replay:IMAGE")
     dest.mkdir(parents=True, exist_ok=True)
-    cache_dir().mkdir(parents=True, exist_ok=True)
-    # The cache is shared by every kgate on this machine (parallel runs, other checkouts): build and
-    # copy under one lock, so no other run swaps the kgate wheel between the two.
-    with open(cache_dir() / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        wheels = wheelhouse(facts, wheel)
-        shutil.copytree(wheels, dest / "wheels")
-    digest = content_hash(dest / "wheels")
-    (dest / "wheelhouse.sha256").write_text(digest + "\n")
+    digest = ""
+    if wheels:
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        # The cache is shared by every kgate on this machine (parallel runs, other checkouts): build and
+        # copy under one lock, so no other run swaps the kgate wheel between the two.
+        with open(cache_dir() / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            house = wheelhouse(facts, wheel)
+            shutil.copytree(house, dest / "wheels")
+        digest = content_hash(dest / "wheels")
+        (dest / "wheelhouse.sha256").write_text(digest + "\n")
     shutil.copy2(HERE / "device.py", dest / "device.py")
     shutil.copy2(HERE / "system-packages.sh", dest / "system-packages.sh")
     units = SOURCE / "systemd" if (SOURCE / "systemd").is_dir() else HERE / "systemd"

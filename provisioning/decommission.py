@@ -18,8 +18,7 @@ from pathlib import Path
 
 from provisioning.bundle import HERE, DeviceFacts
 from provisioning.errors import StepError
-from provisioning.provision import StepResult, run_on_device
-from provisioning.ssh import Ssh
+from provisioning.provision import StepResult, Transport, run_on_device
 
 REASON = "decommissioned"
 
@@ -31,7 +30,7 @@ def _device_py_only(dest: Path, facts: DeviceFacts) -> None:
 
 
 def decommission(
-    ssh: Ssh,
+    ssh: Transport,
     *,
     db: str | None,
     reason: str = REASON,

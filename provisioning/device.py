@@ -11,10 +11,17 @@ first and only then acts, so a second run changes nothing and a failed run is fi
 Usage on the device: ``python3 device.py BUNDLE_DIR [--dry-run] [--decommission] < settings.json``.
 ``--decommission`` runs the other action, :data:`DECOMMISSION` (units stopped, final sync, keys destroyed,
 units removed, state archived), with the same reporting and the same check-then-act rule.
+
+``--root DIR`` runs the same steps against a directory on this machine instead of a device's ``/`` (the
+demo's simulated gate, over :class:`provisioning.local.LocalRoot`), as the calling user: there is no apt,
+no service user and no service manager there, so the steps that need them report ``skipped`` and say
+why, the units are installed and enabled with ``systemctl --root``, and kgate is the one of the Python
+running this file. Everything else (enrolment, configuration, reporting, idempotence) is the same code.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -29,21 +36,80 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-VENV = Path("/opt/kgate/venv")
-KGATE = VENV / "bin" / "kgate"
-STAMP = VENV / ".kgate-wheelhouse"
-CONFIG = Path("/etc/kgate")
-STATE = Path("/var/lib/kgate")
-SYSTEMD = Path("/etc/systemd/system")
-UNITS = ("kgate-terminal.service", "kgate-sync.service")
 SUITES = {"bookworm"}
 DISTROS = {"debian", "raspbian"}
 ARCHES = {"aarch64", "armv7l", "x86_64"}
 MIN_PYTHON = (3, 11)
 SERVICE_USER = "kgate"
 CMD_TIMEOUT = 900  # apt and pip on a slow SD card
-ROSTER_ROOT = STATE / "roster-tuf" / "root.json"  # installed by the enrolment once a roster is published
 ROSTER_WAIT_S = 60  # the sync agent's first roster update after its start
+UNITS = ("kgate-terminal.service", "kgate-sync.service")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the steps act: a device's own ``/`` (as root, with apt and systemd), or ``--root DIR``."""
+
+    root: Path = Path("/")
+
+    @property
+    def local(self) -> bool:
+        """A directory root on this machine (no apt, no service user, no service manager)."""
+        return self.root != Path("/")
+
+    def path(self, absolute: str) -> Path:
+        return self.root / absolute.lstrip("/")
+
+    @property
+    def venv(self) -> Path:
+        return self.path("/opt/kgate/venv")
+
+    @property
+    def stamp(self) -> Path:
+        return self.venv / ".kgate-wheelhouse"
+
+    @property
+    def config(self) -> Path:
+        return self.path("/etc/kgate")
+
+    @property
+    def state(self) -> Path:
+        return self.path("/var/lib/kgate")
+
+    @property
+    def systemd(self) -> Path:
+        return self.path("/etc/systemd/system")
+
+    @property
+    def archive(self) -> Path:
+        return self.path("/var/lib/kgate-decommissioned")
+
+    @property
+    def roster_root(self) -> Path:
+        """Installed by the enrolment once a roster is published."""
+        return self.state / "roster-tuf" / "root.json"
+
+    @property
+    def python(self) -> str:
+        """The Python that has kgate: the venv's on a device, the running one in a local root."""
+        return sys.executable if self.local else str(self.venv / "bin" / "python")
+
+    @property
+    def has_kgate(self) -> bool:
+        return self.local or (self.venv / "bin" / "kgate").exists()
+
+    def service(self, *argv: str) -> tuple[list[str], dict[str, str] | None]:
+        """``argv`` run as the service user, with the directories systemd would give the units."""
+        if not self.local:
+            return ["runuser", "-u", SERVICE_USER, "--", *argv], None
+        env = {**os.environ, "STATE_DIRECTORY": str(self.state), "CONFIGURATION_DIRECTORY": str(self.config)}
+        return list(argv), env
+
+    def kgate(self, *args: str) -> tuple[list[str], dict[str, str] | None]:
+        """A ``kgate`` command run as the service user."""
+        if self.local:
+            return self.service(sys.executable, "-m", "kgate", *args)
+        return self.service(str(self.venv / "bin" / "kgate"), *args)
 
 
 class StepFailed(Exception):
@@ -57,6 +123,7 @@ class Run:
     bundle: Path
     settings: dict[str, Any]
     dry_run: bool
+    target: Target = field(default_factory=Target)
     changed: set[str] = field(default_factory=set)
     ledger_before: int | None = None  # entries before the units step (re)started the terminal
 
@@ -73,10 +140,18 @@ class Run:
         self.report(step, "changed", what)
 
 
-def sh(*argv: str, stdin: str | None = None, timeout: float = CMD_TIMEOUT, check: bool = True) -> str:
+def sh(
+    *argv: str,
+    stdin: str | None = None,
+    timeout: float = CMD_TIMEOUT,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+) -> str:
     """Run a command; on failure raise :class:`StepFailed` with the end of its output."""
     try:
-        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
+        proc = subprocess.run(
+            argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False, env=env
+        )
     except subprocess.TimeoutExpired:
         raise StepFailed(f"{argv[0]} did not finish within {timeout:.0f} s") from None
     if check and proc.returncode != 0:
@@ -85,8 +160,11 @@ def sh(*argv: str, stdin: str | None = None, timeout: float = CMD_TIMEOUT, check
     return proc.stdout
 
 
-def install_file(src: Path, dest: Path, mode: int, group: str = "root") -> bool:
-    """Copy ``src`` to ``dest`` unless it is identical; True if the file changed."""
+def install_file(src: Path, dest: Path, mode: int, group: str | None = "root") -> bool:
+    """Copy ``src`` to ``dest`` unless it is identical; True if the file changed.
+
+    ``group=None`` keeps the caller's ownership (a local root belongs to the user running the steps).
+    """
     data = src.read_bytes()
     if dest.exists() and dest.read_bytes() == data and (dest.stat().st_mode & 0o777) == mode:
         return False
@@ -94,7 +172,8 @@ def install_file(src: Path, dest: Path, mode: int, group: str = "root") -> bool:
     tmp = dest.with_name(f".{dest.name}.tmp")
     tmp.write_bytes(data)
     tmp.chmod(mode)
-    shutil.chown(tmp, "root", group)
+    if group is not None:
+        shutil.chown(tmp, "root", group)
     os.replace(tmp, dest)
     return True
 
@@ -112,18 +191,25 @@ def step_os(run: Run) -> None:
     """Refuse anything but Debian / Raspberry Pi OS bookworm on a supported CPU with Python >= 3.11."""
     rel = os_release()
     distro, suite, arch = rel.get("ID", "?"), rel.get("VERSION_CODENAME", "?"), platform.machine()
+    if sys.version_info < MIN_PYTHON:
+        raise StepFailed(f"Python {platform.python_version()} is too old; kgate needs 3.11 or newer")
+    if run.target.local:
+        run.report("os", "skipped", f"local root {run.target.root}: this machine ({distro} {suite} {arch}, "
+                   f"Python {platform.python_version()}) is not a gate and is not checked")  # fmt: skip
+        return
     if distro not in DISTROS or suite not in SUITES:
         raise StepFailed(
             f"this is {rel.get('PRETTY_NAME', distro)}; kgate supports Raspberry Pi OS or Debian bookworm"
         )
     if arch not in ARCHES:
         raise StepFailed(f"CPU architecture {arch} is not supported ({', '.join(sorted(ARCHES))})")
-    if sys.version_info < MIN_PYTHON:
-        raise StepFailed(f"Python {platform.python_version()} is too old; kgate needs 3.11 or newer")
     run.report("os", "unchanged", f"{distro} {suite} {arch}, Python {platform.python_version()}")
 
 
 def step_packages(run: Run) -> None:
+    if run.target.local:
+        run.report("packages", "skipped", "a local root uses this machine's packages (no apt)")
+        return
     script = str(run.bundle / "system-packages.sh")
     missing = sh("bash", script, "device", "--missing").split()
     if not missing:
@@ -134,6 +220,19 @@ def step_packages(run: Run) -> None:
 
 def step_user(run: Run) -> None:
     """The service user and its groups (sysusers.d), the state and config directories (tmpfiles.d)."""
+    t = run.target
+    if t.local:  # the calling user stands in for the service user; the directories as tmpfiles.d makes them
+        missing = [d for d in (t.state, t.config) if not d.is_dir()]
+        if not missing:
+            run.report("user", "unchanged", f"{t.state}, {t.config} (a local root has no service user)")
+            return
+
+        def make() -> None:
+            for d in missing:
+                d.mkdir(mode=0o700 if d == t.state else 0o750, parents=True)
+
+        run.act("user", "create " + ", ".join(map(str, missing)), make)
+        return
     sysusers = Path("/usr/lib/sysusers.d/kgate.conf")
     tmpfiles = Path("/usr/lib/tmpfiles.d/kgate.conf")
     src_users, src_tmp = run.bundle / "sysusers.conf", run.bundle / "tmpfiles.conf"
@@ -145,10 +244,11 @@ def step_user(run: Run) -> None:
     groups = set(sh("id", "-nG", SERVICE_USER, check=False).split())
     if not {SERVICE_USER, "video", "gpio", "render"} <= groups:
         todo.append(f"user {SERVICE_USER} in video, gpio, render")
-    if not STATE.is_dir() or not CONFIG.is_dir():
-        todo.append(f"{STATE}, {CONFIG}")
+    if not t.state.is_dir() or not t.config.is_dir():
+        todo.append(f"{t.state}, {t.config}")
     if not todo:
-        run.report("user", "unchanged", f"user {SERVICE_USER}, groups video gpio render, {STATE}, {CONFIG}")
+        have = f"user {SERVICE_USER}, groups video gpio render, {t.state}, {t.config}"
+        run.report("user", "unchanged", have)
         return
 
     def apply() -> None:
@@ -164,24 +264,30 @@ def step_user(run: Run) -> None:
 
 def step_venv(run: Run) -> None:
     """A venv that sees the system's site packages (picamera2, lgpio from apt) with kgate from the wheels."""
+    t = run.target
+    if t.local:
+        if importlib.util.find_spec("kgate") is None:
+            raise StepFailed(f"{sys.executable} has no kgate: run device.py --root with a Python that has it")
+        run.report("venv", "skipped", f"a local root uses this Python ({sys.executable}), no venv or wheels")
+        return
     wheels = run.bundle / "wheels"
     want = (run.bundle / "wheelhouse.sha256").read_text().strip()
-    have = STAMP.read_text().strip() if STAMP.exists() else ""
-    if KGATE.exists() and have == want:
-        run.report("venv", "unchanged", f"{VENV} has kgate from wheelhouse {want[:12]}")
+    have = t.stamp.read_text().strip() if t.stamp.exists() else ""
+    if t.has_kgate and have == want:
+        run.report("venv", "unchanged", f"{t.venv} has kgate from wheelhouse {want[:12]}")
         return
     kgate_wheel = str(next(wheels.glob("kgate-*.whl")))
 
     def apply() -> None:
-        if not (VENV / "bin" / "python").exists():
-            sh("python3", "-m", "venv", "--system-site-packages", str(VENV))
-        pip = (str(VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-index",
+        if not (t.venv / "bin" / "python").exists():
+            sh("python3", "-m", "venv", "--system-site-packages", str(t.venv))
+        pip = (t.python, "-m", "pip", "install", "--quiet", "--no-index",
                "--disable-pip-version-check", "--find-links", str(wheels))  # fmt: skip
         sh(*pip, kgate_wheel)
         sh(*pip, "--force-reinstall", "--no-deps", kgate_wheel)  # same version number, new code
-        STAMP.write_text(want + "\n")
+        t.stamp.write_text(want + "\n")
 
-    run.act("venv", f"install kgate into {VENV} from wheelhouse {want[:12]}", apply)
+    run.act("venv", f"install kgate into {t.venv} from wheelhouse {want[:12]}", apply)
 
 
 ENROL_SCRIPT = """
@@ -198,8 +304,8 @@ print(json.dumps({"origin": e.origin, "kindergarten": e.kindergarten, "gate": e.
 """
 
 
-def enrolment() -> dict[str, Any] | None:
-    path = STATE / "enrolment.json"
+def enrolment(t: Target) -> dict[str, Any] | None:
+    path = t.state / "enrolment.json"
     if not path.exists():
         return None
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
@@ -208,8 +314,9 @@ def enrolment() -> dict[str, Any] | None:
 
 def step_enrol(run: Run) -> None:
     """Enrol ON the device as the service user: the key is made here and never leaves."""
+    t = run.target
     register = run.settings["register"].rstrip("/")
-    known = enrolment()
+    known = enrolment(t)
     if known is not None and known.get("register_url", "").rstrip("/") == register:
         run.report("enrol", "unchanged", f"enrolled as {known['origin']}")
         return
@@ -219,15 +326,15 @@ def step_enrol(run: Run) -> None:
     if not run.settings.get("token"):
         raise StepFailed("not enrolled yet: pass --token (kgate register token create)")
     ca = run.settings.get("ca_pem")
-    ca_path = CONFIG / "register-ca.pem"
+    ca_path = t.config / "register-ca.pem"
     if ca:
         ca_path.write_text(ca)
-    body = {"register": register, "token": run.settings["token"], "state": str(STATE),
+    body = {"register": register, "token": run.settings["token"], "state": str(t.state),
             "ca": str(ca_path) if ca else None}  # fmt: skip
+    argv, env = t.service(t.python, "-c", ENROL_SCRIPT)
     proc = subprocess.run(
-        ["runuser", "-u", SERVICE_USER, "--", str(VENV / "bin" / "python"), "-c", ENROL_SCRIPT],
-        input=json.dumps(body), capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        argv, input=json.dumps(body), capture_output=True, text=True, timeout=120, check=False, env=env
+    )
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines() or ["no output"]
         raise StepFailed(f"enrolment refused, nothing stored: {lines[-1]}")
@@ -238,53 +345,56 @@ def step_enrol(run: Run) -> None:
     )
 
 
-def _toml(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)
+def _toml(value: object) -> str:
+    return json.dumps(str(value), ensure_ascii=False)
 
 
 def config_texts(run: Run, ident: dict[str, Any]) -> dict[str, str]:
     """``terminal.toml`` (the bundle's, with the enrolled origin) and ``sync.toml`` (from the enrolment)."""
+    t = run.target
     terminal = (run.bundle / "terminal.toml").read_text(encoding="utf-8")
     terminal = terminal.replace("@ORIGIN@", _toml(ident["origin"]))
     sync = [
-        "# written by kgate provision from the enrolment (/var/lib/kgate/enrolment.json)",
-        f'ledger = "{STATE}/ledger.db"',
-        f'state = "{STATE}/sync"',
-        f'key = "{STATE}/device.key"',
+        f"# written by kgate provision from the enrolment ({t.state / 'enrolment.json'})",
+        f"ledger = {_toml(t.state / 'ledger.db')}",
+        f"state = {_toml(t.state / 'sync')}",
+        f"key = {_toml(t.state / 'device.key')}",
+        f"terminal_status = {_toml(t.state / 'terminal-status.json')}",  # where the terminal writes it
         f"register = {_toml(ident['register_url'])}",
         f"register_vkey = {_toml(ident['register_vkey'])}",
     ]
     if run.settings.get("ca_pem"):
-        sync.append(f'ca = "{CONFIG}/register-ca.pem"')
+        sync.append(f"ca = {_toml(t.config / 'register-ca.pem')}")
     repo = ident.get("roster_repository")
     if isinstance(repo, str):  # the agent updates the terminal's roster over TUF (docs/rosters.md)
-        sync += [f'roster_db = "{STATE}/roster.db"', f"kindergarten = {_toml(repo)}",
-                 f'roster_tuf = "{ROSTER_ROOT.parent}"']  # fmt: skip
+        sync += [f"roster_db = {_toml(t.state / 'roster.db')}", f"kindergarten = {_toml(repo)}",
+                 f"roster_tuf = {_toml(t.roster_root.parent)}"]  # fmt: skip
     return {"terminal.toml": terminal, "sync.toml": "\n".join(sync) + "\n"}
 
 
-def _differs(bundle: Path, name: str, text: str) -> bool:
+def _differs(run: Run, name: str, text: str) -> bool:
     """Whether ``/etc/kgate/NAME`` differs from ``text`` (or, for camera images, from the bundle's copy)."""
-    dest = CONFIG / name
+    dest = run.target.config / name
     if not dest.exists():
         return True
     if name.startswith("camera/"):
-        return dest.read_bytes() != (bundle / name).read_bytes()
+        return dest.read_bytes() != (run.bundle / name).read_bytes()
     return dest.read_text(encoding="utf-8") != text
 
 
 def step_config(run: Run) -> None:
-    ident = enrolment()
+    config = run.target.config
+    ident = enrolment(run.target)
     if ident is None:  # only in a dry run: enrolment would come first
-        run.report("config", "would change", f"write {CONFIG}/terminal.toml and sync.toml")
+        run.report("config", "would change", f"write {config}/terminal.toml and sync.toml")
         return
     texts = config_texts(run, ident)
     camera = run.bundle / "camera"  # replay images for a gate without a camera (tests, demos)
     if camera.is_dir():
         texts.update({f"camera/{p.name}": "" for p in camera.iterdir()})
-    stale = [n for n, t in texts.items() if _differs(run.bundle, n, t)]
+    stale = [n for n, t in texts.items() if _differs(run, n, t)]
     if not stale:
-        run.report("config", "unchanged", f"{CONFIG}/terminal.toml, sync.toml")
+        run.report("config", "unchanged", f"{config}/terminal.toml, sync.toml")
         return
 
     def apply() -> None:
@@ -293,16 +403,41 @@ def step_config(run: Run) -> None:
             if not name.startswith("camera/"):
                 src = run.bundle / f"{name}.new"
                 src.write_text(texts[name], encoding="utf-8")
-            install_file(src, CONFIG / name, 0o640, SERVICE_USER)
+            install_file(src, config / name, 0o640, None if run.target.local else SERVICE_USER)
 
-    run.act("config", "write " + ", ".join(f"{CONFIG}/{n}" for n in stale), apply)
+    run.act("config", "write " + ", ".join(f"{config}/{n}" for n in stale), apply)
+
+
+def systemctl(t: Target, *args: str, check: bool = True) -> str:
+    """``systemctl`` on the device, or ``systemctl --root`` (unit files only, offline) in a local root."""
+    if not t.local:
+        return sh("systemctl", *args, check=check)
+    if shutil.which("systemctl") is None:
+        raise StepFailed("this machine has no systemctl to enable the units in a local root")
+    return sh("systemctl", f"--root={t.root}", *args, check=check)
 
 
 def step_units(run: Run) -> None:
     """Install, enable and start the units; restart them when their code or configuration changed."""
-    stale = [u for u in UNITS if not (SYSTEMD / u).exists() or (SYSTEMD / u).read_bytes()
+    t = run.target
+    stale = [u for u in UNITS if not (t.systemd / u).exists() or (t.systemd / u).read_bytes()
              != (run.bundle / u).read_bytes()]  # fmt: skip
-    disabled = [u for u in UNITS if sh("systemctl", "is-enabled", u, check=False).strip() != "enabled"]
+    disabled = [u for u in UNITS if not (t.systemd / u).exists()
+                or systemctl(t, "is-enabled", u, check=False).strip() != "enabled"]  # fmt: skip
+    if t.local:  # no service manager: installed and enabled (for the image this root may become), not run
+        not_run = "not started: a local root has no service manager (the caller runs the gate)"
+        if not (stale or disabled):
+            run.report("units", "unchanged", f"installed and enabled: {', '.join(UNITS)}; {not_run}")
+            return
+
+        def install() -> None:
+            for unit in stale:
+                install_file(run.bundle / unit, t.systemd / unit, 0o644, None)
+            systemctl(t, "enable", *UNITS)
+
+        what = f"install {len(stale)}, enable {len(disabled)} (systemctl --root); {not_run}"
+        run.act("units", what, install)
+        return
     stopped = [u for u in UNITS if sh("systemctl", "is-active", u, check=False).strip() != "active"]
     restart = bool(run.changed & {"venv", "config"}) or bool(stale)
     if not (stale or disabled or stopped or restart):
@@ -310,9 +445,9 @@ def step_units(run: Run) -> None:
         return
 
     def apply() -> None:
-        run.ledger_before = ledger_size()
+        run.ledger_before = ledger_size(t)
         for unit in stale:
-            install_file(run.bundle / unit, SYSTEMD / unit, 0o644)
+            install_file(run.bundle / unit, t.systemd / unit, 0o644)
         sh("systemctl", "daemon-reload")
         sh("systemctl", "enable", *UNITS)
         sh("systemctl", "restart" if restart else "start", "--no-block", *UNITS)
@@ -320,18 +455,19 @@ def step_units(run: Run) -> None:
     run.act("units", f"install {len(stale)}, enable {len(disabled)}, start {len(stopped)}", apply)
 
 
-def ledger_size() -> int | None:
+def ledger_size(t: Target) -> int | None:
     """The ledger's entry count from ``kgate verify`` (None: no ledger); fails if it does not verify."""
-    ledger = STATE / "ledger.db"
-    if not ledger.exists() or not KGATE.exists():
+    ledger = t.state / "ledger.db"
+    if not ledger.exists() or not t.has_kgate:
         return None
-    out = sh("runuser", "-u", SERVICE_USER, "--", str(KGATE), "verify", "--json", str(ledger), timeout=120)
+    argv, env = t.kgate("verify", "--json", str(ledger))
+    out = sh(*argv, timeout=120, env=env)
     return int(json.loads(out)["size"])
 
 
-def roster_version() -> int | None:
+def roster_version(t: Target) -> int | None:
     """The roster version installed in the terminal's database (read-only), or None."""
-    path = STATE / "roster.db"
+    path = t.state / "roster.db"
     if not path.exists():
         return None
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
@@ -344,11 +480,49 @@ def roster_version() -> int | None:
     return int(row[0]) if row else None
 
 
+def check_register(run: Run) -> None:
+    register = run.settings["register"].rstrip("/")
+    try:
+        with urllib.request.urlopen(register + "/", timeout=10) as resp:  # noqa: S310 (http(s) only)
+            code = resp.status
+    except urllib.error.HTTPError as exc:
+        code = exc.code
+    except OSError as exc:
+        raise StepFailed(f"the register at {register} is not reachable from the device: {exc}") from None
+    run.report("register", "unchanged", f"{register} reachable from the device (HTTP {code})")
+
+
+def selftest_local(run: Run) -> None:
+    """A local root's gate is not running: its configuration is checked the way the terminal reads it."""
+    t = run.target
+    argv, env = t.kgate("terminal", "run", "--check-config", "--config", str(t.config / "terminal.toml"))
+    sh(*argv, timeout=120, env=env)
+    run.report("camera", "skipped", f"not running; {t.config / 'terminal.toml'} passes --check-config")
+    size = ledger_size(t)
+    if size is None:
+        run.report("ledger", "skipped", "no ledger yet: the gate appends its boot entry when it starts")
+    else:
+        run.report("ledger", "unchanged", f"{size} entries, verifies")
+    check_register(run)
+    version = roster_version(t)
+    if version is not None:
+        run.report("roster", "unchanged", f"version {version} installed")
+    elif t.roster_root.exists():
+        run.report("roster", "skipped", "published (trusted root installed): the sync agent's first update "
+                   "delivers it")  # fmt: skip
+    else:
+        run.report("roster", "unchanged", "no roster published yet: none delivered to this gate")
+
+
 def step_selftest(run: Run) -> None:
     """The four checks a technician would make by hand, one line each; changes nothing on the device."""
+    t = run.target
     if run.dry_run:
         for check in ("camera", "ledger", "register", "roster"):
             run.report(check, "unchanged", "self-test skipped in a dry run")
+        return
+    if t.local:
+        selftest_local(run)
         return
     # Type=notify: the terminal says READY=1 only once the camera delivered a frame.
     deadline = time.monotonic() + 90
@@ -362,9 +536,9 @@ def step_selftest(run: Run) -> None:
         run.report("camera", "warning", f"no camera frame: the terminal is {term} (journalctl -u {UNITS[0]})")
 
     # The terminal appends its `boot` entry through its own ledger path each time it starts.
-    size = ledger_size()
+    size = ledger_size(t)
     if size is None:
-        run.report("ledger", "warning", f"no ledger yet at {STATE}/ledger.db (the terminal did not start)")
+        run.report("ledger", "warning", f"no ledger yet at {t.state}/ledger.db (the terminal did not start)")
     elif "units" in run.changed and size <= (run.ledger_before or 0):
         run.report("ledger", "warning", f"{size} entries: the restarted terminal appended no boot entry")
     elif "units" in run.changed:
@@ -375,26 +549,18 @@ def step_selftest(run: Run) -> None:
     else:
         run.report("ledger", "unchanged", f"{size} entries, verifies (the terminal was not restarted)")
 
-    register = run.settings["register"].rstrip("/")
-    try:
-        with urllib.request.urlopen(register + "/", timeout=10) as resp:  # noqa: S310 (http(s) only)
-            code = resp.status
-    except urllib.error.HTTPError as exc:
-        code = exc.code
-    except OSError as exc:
-        raise StepFailed(f"the register at {register} is not reachable from the device: {exc}") from None
-    run.report("register", "unchanged", f"{register} reachable from the device (HTTP {code})")
+    check_register(run)
 
-    version = roster_version()
+    version = roster_version(t)
     # A trusted root (from the enrolment) means a roster is published: the agent's first update,
     # right after its start, delivers it.
     deadline = time.monotonic() + ROSTER_WAIT_S
-    while version is None and ROSTER_ROOT.exists() and time.monotonic() < deadline:
+    while version is None and t.roster_root.exists() and time.monotonic() < deadline:
         time.sleep(1)
-        version = roster_version()
+        version = roster_version(t)
     if version is not None:
         run.report("roster", "unchanged", f"delivered version {version}")
-    elif ROSTER_ROOT.exists():
+    elif t.roster_root.exists():
         run.report("roster", "warning", f"published but not delivered in {ROSTER_WAIT_S} s "
                    f"(journalctl -u {UNITS[1]})")  # fmt: skip
     else:
@@ -408,13 +574,12 @@ STEPS: tuple[tuple[str, Callable[[Run], None]], ...] = (
 
 
 # -- decommissioning ---------------------------------------------------------------------------------
-ARCHIVE = Path("/var/lib/kgate-decommissioned")
 SECRETS = ("device.key", "face.key")  # every private key a gate holds (ledger/keys, terminal/face)
 
 
-def archived_identity() -> dict[str, Any] | None:
+def archived_identity(t: Target) -> dict[str, Any] | None:
     """The identity of the newest archived state (a decommission that already ran), or None."""
-    for path in sorted(ARCHIVE.glob("*/enrolment.json"), reverse=True):
+    for path in sorted(t.archive.glob("*/enrolment.json"), reverse=True):
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         return data
     return None
@@ -422,21 +587,22 @@ def archived_identity() -> dict[str, Any] | None:
 
 def step_identify(run: Run) -> None:
     """Which device this is: the origin the register must revoke (also after a finished decommission)."""
-    ident = enrolment()
+    t = run.target
+    ident = enrolment(t)
     where = "enrolled"
     if ident is None:
-        ident, where = archived_identity(), f"already decommissioned, state in {ARCHIVE}"
+        ident, where = archived_identity(t), f"already decommissioned, state in {t.archive}"
     if ident is None:
-        raise StepFailed(f"no enrolment on this device ({STATE}/enrolment.json): nothing to decommission")
+        raise StepFailed(f"no enrolment on this device ({t.state}/enrolment.json): nothing to decommission")
     run.report("identify", "unchanged", f"{ident['origin']} ({where})", origin=str(ident["origin"]))
-
-
-def units_present() -> list[str]:
-    return [u for u in UNITS if (SYSTEMD / u).exists()]
 
 
 def step_stop(run: Run) -> None:
     """Stop and disable the units first: no new entries, and no push racing the final sync."""
+    t = run.target
+    if t.local:
+        run.report("stop", "skipped", "a local root has no service manager: nothing runs")
+        return
     active = [
         u for u in UNITS if sh("systemctl", "is-active", u, check=False).strip() in {"active", "activating"}
     ]
@@ -453,20 +619,21 @@ def step_stop(run: Run) -> None:
 
 def step_final_sync(run: Run) -> None:
     """Push what the register has not got (``kgate sync once`` as the service user) while the key exists."""
-    conf, key = CONFIG / "sync.toml", STATE / "device.key"
+    t = run.target
+    conf, key = t.config / "sync.toml", t.state / "device.key"
     if not key.exists():
         run.report("final-sync", "unchanged", "no device key any more: nothing can be pushed")
         return
     if run.settings.get("skip_sync"):
-        run.report("final-sync", "warning", f"skipped (--skip-sync); the ledger is kept in {ARCHIVE}")
+        run.report("final-sync", "warning", f"skipped (--skip-sync); the ledger is kept in {t.archive}")
         return
-    if not (conf.exists() and KGATE.exists()):
-        raise StepFailed(f"cannot push: {conf} or {KGATE} is missing (provision again, or --skip-sync)")
-    cmd = ("runuser", "-u", SERVICE_USER, "--", str(KGATE), "sync", "once", "--config", str(conf), "--json")
+    if not (conf.exists() and t.has_kgate):
+        raise StepFailed(f"cannot push: {conf} or kgate is missing (provision again, or --skip-sync)")
     if run.dry_run:
         run.report("final-sync", "would change", "kgate sync once")
         return
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    argv, env = t.kgate("sync", "once", "--config", str(conf), "--json")
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False, env=env)
     if proc.returncode != 0:
         tail = (proc.stderr.strip() or "no output").splitlines()[-1]
         raise StepFailed(f"final sync failed, nothing destroyed: {tail} (fix it, or pass --skip-sync)")
@@ -496,7 +663,8 @@ def destroy(path: Path) -> None:
 
 def step_destroy_keys(run: Run) -> None:
     """The device key (signs the ledger, logs in to the register) and the face template key: the secrets."""
-    keys = [STATE / name for name in SECRETS if (STATE / name).exists()]
+    state = run.target.state
+    keys = [state / name for name in SECRETS if (state / name).exists()]
     if not keys:
         run.report("keys", "unchanged", "no private key on the device")
         return
@@ -509,16 +677,20 @@ def step_destroy_keys(run: Run) -> None:
 
 
 def step_remove_units(run: Run) -> None:
-    present = units_present()
+    t = run.target
+    present = [u for u in UNITS if (t.systemd / u).exists()]
     if not present:
         run.report("units", "unchanged", "no kgate unit installed")
         return
 
     def apply() -> None:
+        if t.local:  # the wants/ links go with the unit files
+            systemctl(t, "disable", *present)
         for unit in present:
-            (SYSTEMD / unit).unlink()
-        sh("systemctl", "daemon-reload")
-        sh("systemctl", "reset-failed", *UNITS, check=False)
+            (t.systemd / unit).unlink()
+        if not t.local:
+            sh("systemctl", "daemon-reload")
+            sh("systemctl", "reset-failed", *UNITS, check=False)
 
     run.act("units", "remove " + ", ".join(present), apply)
 
@@ -528,21 +700,22 @@ def step_archive(run: Run) -> None:
 
     An empty STATE is what lets the same Pi be provisioned again as a new device.
     """
-    left = sorted(p.name for p in STATE.iterdir()) if STATE.is_dir() else []
+    t = run.target
+    left = sorted(p.name for p in t.state.iterdir()) if t.state.is_dir() else []
     if not left:
-        run.report("archive", "unchanged", f"{STATE} is empty")
+        run.report("archive", "unchanged", f"{t.state} is empty")
         return
-    ident = enrolment() or {}
+    ident = enrolment(t) or {}
     name = str(ident.get("origin", "unknown")).replace("/", "_") + time.strftime(
         "-%Y%m%dT%H%M%SZ", time.gmtime()
     )
-    dest = ARCHIVE / name
+    dest = t.archive / name
 
     def apply() -> None:
-        ARCHIVE.mkdir(mode=0o700, exist_ok=True)
+        t.archive.mkdir(mode=0o700, exist_ok=True)
         dest.mkdir(mode=0o700)
         for child in left:
-            os.replace(STATE / child, dest / child)
+            os.replace(t.state / child, dest / child)
 
     run.act("archive", f"move {', '.join(left)} to {dest}", apply)
 
@@ -552,21 +725,32 @@ DECOMMISSION: tuple[tuple[str, Callable[[Run], None]], ...] = (
     ("keys", step_destroy_keys), ("units", step_remove_units), ("archive", step_archive),
 )  # fmt: skip
 
+USAGE = "usage: python3 device.py BUNDLE_DIR [--dry-run] [--decommission] [--root DIR] < settings.json"
+
 
 def main(argv: list[str]) -> int:
-    if not argv or os.geteuid() != 0:
-        print(
-            "usage (as root): python3 device.py BUNDLE_DIR [--dry-run] [--decommission] < settings.json",
-            file=sys.stderr,
-        )
+    args = list(argv)
+    root = Path("/")
+    if "--root" in args:
+        at = args.index("--root")
+        if at + 1 >= len(args) or not Path(args[at + 1]).is_absolute():
+            print(f"{USAGE}\n--root needs an absolute directory", file=sys.stderr)
+            return 2
+        root = Path(args[at + 1])
+        del args[at : at + 2]
+    if not args or set(args[1:]) - {"--dry-run", "--decommission"} or (root == Path("/") and os.geteuid()):
+        print(f"{USAGE}\n(as root on a device; --root DIR as any user)", file=sys.stderr)
         return 2
     os.umask(0o022)  # the venv must be readable by the service user whatever the login's umask
-    run = Run(Path(argv[0]), json.load(sys.stdin), "--dry-run" in argv[1:])
-    for name, step in DECOMMISSION if "--decommission" in argv[1:] else STEPS:
+    run = Run(Path(args[0]), json.load(sys.stdin), "--dry-run" in args[1:], Target(root))
+    for name, step in DECOMMISSION if "--decommission" in args[1:] else STEPS:
         try:
             step(run)
         except StepFailed as exc:
             run.report(name, "failed", str(exc))
+            return 1
+        except OSError as exc:  # a full disk, a read-only file system: named, and the next run goes on
+            run.report(name, "failed", f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
             return 1
     return 0
 

@@ -2,7 +2,9 @@
 
 The steps themselves live in :mod:`provisioning.device` (run ON the device, also by the Ansible role);
 this module only builds the bundle, moves it, feeds the settings (token included) on stdin, parses the
-JSON lines that come back and removes the bundle from the device again, whatever happened.
+JSON lines that come back and removes the bundle from the device again, whatever happened. The
+transport is the system's OpenSSH (:class:`~provisioning.ssh.Ssh`), or a directory root on this
+machine (:class:`~provisioning.local.LocalRoot`, the demo's simulated gate).
 """
 
 from __future__ import annotations
@@ -10,17 +12,37 @@ from __future__ import annotations
 import json
 import shlex
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kgate.urls import check_url
 from provisioning import bundle
 from provisioning.errors import StepError
-from provisioning.ssh import Ssh
 
 RUN_TIMEOUT_S = 1800  # apt + pip on a Pi's SD card
+
+
+class Transport(Protocol):
+    """How commands and the bundle reach the device: :class:`~provisioning.ssh.Ssh` or a local root."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def python(self) -> str: ...  # the shell word that runs device.py there
+
+    as_root: bool  # device.py runs as root (through ``sudo -n`` when the login is not root)
+    wheels: bool  # the device installs kgate from the bundle's wheelhouse
+
+    def device_flags(self) -> list[str]: ...
+
+    def run(
+        self, command: str, *, stdin: str | None = None, timeout: float = 60, ok: Sequence[int] = (0,)
+    ) -> tuple[int, str]: ...
+
+    def copy(self, local: Path, remote: str, *, timeout: float = 600) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -33,9 +55,9 @@ class StepResult:
     origin: str = ""  # only the decommission's ``identify`` step names the device's origin
 
 
-def device_facts(ssh: Ssh) -> tuple[bundle.DeviceFacts, bool]:
+def device_facts(ssh: Transport) -> tuple[bundle.DeviceFacts, bool]:
     """The device's CPU and Python, and whether we log in as root (else ``sudo -n``)."""
-    probe = "uname -m; id -u; python3 -c 'import sys; print(*sys.version_info[:2])' || echo none"
+    probe = f"uname -m; id -u; {ssh.python} -c 'import sys; print(*sys.version_info[:2])' || echo none"
     _, out = ssh.run(probe, timeout=60)
     lines = out.split("\n")
     version = lines[2].split() if len(lines) > 2 else []
@@ -45,7 +67,7 @@ def device_facts(ssh: Ssh) -> tuple[bundle.DeviceFacts, bool]:
 
 
 def provision(
-    ssh: Ssh,
+    ssh: Transport,
     *,
     register: str,
     token: str | None,
@@ -63,13 +85,13 @@ def provision(
     flags = ["--dry-run"] if dry_run else []
 
     def make(dest: Path, facts: bundle.DeviceFacts) -> None:
-        bundle.build(dest, facts, wheel=wheel, camera=camera)
+        bundle.build(dest, facts, wheel=wheel, camera=camera, wheels=ssh.wheels)
 
     return run_on_device(ssh, settings, flags, on_step, make)
 
 
 def run_on_device(
-    ssh: Ssh,
+    ssh: Transport,
     settings: dict[str, Any],
     flags: list[str],
     on_step: Callable[[StepResult], None],
@@ -83,12 +105,13 @@ def run_on_device(
         make_bundle(local, facts)
         _, out = ssh.run("mktemp -d /tmp/kgate-provision.XXXXXXXX", timeout=30)
         remote = out.strip()
-        sudo = "" if is_root else "sudo -n "
+        sudo = "" if is_root or not ssh.as_root else "sudo -n "
         try:
-            if not is_root:  # the bundle is copied as the login user, then read by root
+            if sudo:  # the bundle is copied as the login user, then read by root
                 ssh.run(f"chmod 0700 {shlex.quote(remote)}", timeout=30)
             ssh.copy(local, remote)
-            command = " ".join([f"{sudo}python3 {remote}/bundle/device.py {remote}/bundle", *flags])
+            device_py = f"{sudo}{ssh.python} {remote}/bundle/device.py {remote}/bundle"
+            command = " ".join([device_py, *ssh.device_flags(), *flags])
             status, out = ssh.run(command, stdin=json.dumps(settings), timeout=RUN_TIMEOUT_S, ok=(0, 1))
         finally:
             ssh.run(f"{sudo}rm -rf {shlex.quote(remote)}", timeout=60, ok=(0, 1))
@@ -116,5 +139,5 @@ def summary(results: list[StepResult]) -> str:
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
-    order = ("changed", "would change", "unchanged", "warning")
+    order = ("changed", "would change", "unchanged", "skipped", "warning")
     return ", ".join(f"{counts.get(k, 0)} {k}" for k in order if k in counts or k in ("changed", "unchanged"))

@@ -27,6 +27,12 @@ class Ssh:
     known_hosts: Path | None = None
     accept_new: bool = False
     transcript: list[str] = field(default_factory=list)
+    python = "python3"  # the device's system Python runs device.py (standard library only)
+    as_root = True
+    wheels = True
+
+    def device_flags(self) -> list[str]:
+        return []
 
     def options(self) -> list[str]:
         opts = [

@@ -177,21 +177,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _roster_update(cfg: Any) -> Any:
-    from sync_agent.roster_update import update_roster  # noqa: PLC0415
+    from sync_agent.roster_update import update_from_config  # noqa: PLC0415
 
-    if cfg.roster_db is None or cfg.kindergarten is None:
-        raise UsageError("roster_db and kindergarten: both needed for roster updates")
-    return update_roster(
-        cfg.state,
-        cfg.register,
-        cfg.kindergarten,
-        load_key(cfg.key),
-        cfg.roster_db,
-        timeout=(cfg.connect_timeout, cfg.read_timeout),
-        ca=cfg.ca,
-        face_key=Path(cfg.key).with_name("face.key"),  # beside the device key, as the terminal keeps it
-        tuf_dir=cfg.roster_tuf,
-    )
+    return update_from_config(cfg)
 
 
 def _roster_loop(cfg: Any, stop: threading.Event) -> None:

@@ -24,10 +24,13 @@ from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Metadata, Root
 from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig
 
+from kgate.errors import UsageError
 from kgate.urls import check_url
 from ledger.httpsig import sign_request
+from ledger.keys import load_key
 from ledger.note import Ed25519Signer
 from sync_agent.client import USER_AGENT
+from sync_agent.config import SyncConfig
 from sync_agent.errors import FatalError, SyncError, TransportError
 from terminal.roster import RosterError, open_roster, parse_roster
 
@@ -177,6 +180,23 @@ def _verified_expiry(metadata_dir: Path) -> dt.datetime:
         md = Metadata.from_bytes((metadata_dir / f"{role}.json").read_bytes())
         expiries.append(md.signed.expires)
     return min(expiries)
+
+
+def update_from_config(cfg: SyncConfig) -> RosterUpdate:
+    """One roster update as ``kgate sync run`` makes it, every ``roster_interval``, from its configuration."""
+    if cfg.roster_db is None or cfg.kindergarten is None:
+        raise UsageError("roster_db and kindergarten: both needed for roster updates")
+    return update_roster(
+        cfg.state,
+        cfg.register,
+        cfg.kindergarten,
+        load_key(cfg.key),
+        cfg.roster_db,
+        timeout=(cfg.connect_timeout, cfg.read_timeout),
+        ca=cfg.ca,
+        face_key=Path(cfg.key).with_name("face.key"),  # beside the device key, as the terminal keeps it
+        tuf_dir=cfg.roster_tuf,
+    )
 
 
 def update_roster(

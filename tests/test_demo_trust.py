@@ -86,9 +86,29 @@ def test_the_device_holds_the_version_the_register_published(demo: tuple[Path, d
         assert roster.version == doc["version"] == summary["roster_version"] == 2
         assert roster.kindergarten == "almaty-042"
         assert {c.id for c in roster.children()} == {c["id"] for c in doc["children"]}
-    enrolled = json.loads((out / "device" / "sync" / "enrolment.json").read_text(encoding="utf-8"))
+    enrolled = json.loads((out / "device" / "enrolment.json").read_text(encoding="utf-8"))
     assert enrolled["origin"] == summary["origin"] == "register.demo.kgate.kz/kgate/almaty-042-gate-1"
     assert (out / "register" / "rosters" / "almaty-042" / "metadata" / "timestamp.json").is_file()
+
+
+def test_the_gate_is_provisioned_with_kgate_provisions_steps(demo: tuple[Path, dict[str, Any]]) -> None:
+    """The simulated gate went through provisioning/device.py over the local transport (issue 12)."""
+    out, summary = demo
+    status = {s["step"]: s["status"] for s in summary["provision_steps"]}
+    assert list(status) == ["os", "packages", "user", "venv", "enrol", "config", "units",
+                            "camera", "ledger", "register", "roster"]  # fmt: skip
+    assert {k for k, v in status.items() if v == "changed"} == {"user", "enrol", "config", "units"}
+    assert status["roster"] == "skipped"  # published: the agent's first update (from sync.toml) delivers it
+    assert summary["provisioned"] == f"{out / 'gate'}: 4 changed, 1 unchanged, 6 skipped"
+    assert (out / "gate" / "var" / "lib" / "kgate").resolve() == (out / "device").resolve()
+    # The agent's configuration the provisioning wrote is what pushed the day and fetched the roster.
+    sync_toml = (out / "gate" / "etc" / "kgate" / "sync.toml").read_text(encoding="utf-8")
+    assert 'kindergarten = "almaty-042"' in sync_toml
+    assert (out / "device" / "sync" / "sync-state.db").is_file()
+    units = out / "gate" / "etc" / "systemd" / "system"
+    assert {p.name for p in (units / "multi-user.target.wants").iterdir()} == {
+        "kgate-terminal.service", "kgate-sync.service"
+    }  # fmt: skip
 
 
 def _entries(out: Path) -> list[Entry]:
