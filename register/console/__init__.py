@@ -1,9 +1,11 @@
 """The register's web console (docs/console.md): server-rendered pages under ``/console``, no JavaScript.
 
-Mounted only by ``kgate register serve --console``. Sessions are server-side (:mod:`.sessions`); the
-cookie is ``HttpOnly``, ``SameSite=Strict``, ``Path=/console`` and ``Secure`` when served over TLS; every
-form carries its session's CSRF token and a POST without the right one is refused (403) before
-anything else happens. Pages a role may not see answer 404, the same as pages that do not exist.
+Mounted only by ``kgate register serve --console``. Sessions are server-side (:mod:`.sessions`), written
+only at a successful login or parent code; the cookies are ``HttpOnly``, ``SameSite=Strict``,
+``Path=/console`` and ``Secure`` when served over TLS; every form carries a CSRF token (its session's,
+or a signed stateless one for visitors without a session, :mod:`.csrf`) and a POST without the right one
+is refused (403) before anything else happens. Pages a role may not see answer 404, the same as pages
+that do not exist.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from fastapi.routing import APIRouter
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
+from register.console import csrf as anon_csrf
 from register.console.i18n import LANGUAGES, words
 from register.console.sessions import Session, create_session, end_session, get_session
 from register.console.views import TabelCache
@@ -49,12 +52,13 @@ _HEADERS = {
 
 @dataclass
 class Console:
-    """What the routes need: the store, whether cookies are Secure, the clock, the login policy."""
+    """What the routes need: the store, whether cookies are Secure, the clock, the login policy, a key."""
 
     store: Store
     secure: bool
     clock: Callable[[], float]
     policy: LoginPolicy
+    csrf_key: bytes = field(repr=False)
     tabel_cache: TabelCache = field(default_factory=TabelCache)
 
     def now_ms(self) -> int:
@@ -87,11 +91,18 @@ def _console(request: Request) -> Console:
 
 
 def _page(
-    template: str, *, status: int = 200, lang: str = "ru", session: Session | None = None, **ctx: Any
+    template: str,
+    *,
+    status: int = 200,
+    lang: str = "ru",
+    session: Session | None = None,
+    token: str = "",
+    **ctx: Any,
 ) -> HTMLResponse:
+    """A page; its forms carry ``session``'s CSRF token, else ``token`` (an anonymous visitor's)."""
     t = words(lang)
     html = _TEMPLATES.get_template(template).render(
-        t=t, lang=lang, csrf=session.csrf if session else "", title=ctx.pop("title", t["console"]), **ctx
+        t=t, lang=lang, csrf=session.csrf if session else token, title=ctx.pop("title", t["console"]), **ctx
     )
     return HTMLResponse(html, status_code=status, headers=_HEADERS)
 
@@ -130,13 +141,63 @@ async def _session(request: Request) -> Session | None:
     )
 
 
-async def _anonymous(request: Request) -> tuple[Session, bool]:
-    """The request's session, or a new anonymous one (True: its cookie must be set)."""
+@dataclass(frozen=True)
+class Visitor:
+    """Who fills in the login or parent-code form: their session if they have one, else a signed token.
+
+    ``nonce`` is set when the visitor's ``kgate_anon`` cookie must be (re)set; nothing is stored.
+    """
+
+    session: Session | None
+    token: str
+    nonce: str | None
+
+    def page(self, template: str, **kw: Any) -> HTMLResponse:
+        return _page(template, session=self.session, token=self.token, **kw)
+
+
+async def _anonymous(request: Request) -> Visitor:
+    """The request's session, or a stateless CSRF token bound to the visitor's ``kgate_anon`` cookie."""
     found = await _session(request)
     if found is not None:
-        return found, False
+        return Visitor(found, found.csrf, None)
     console = _console(request)
-    return await run_in_threadpool(create_session, console.store, now_ms=console.now_ms()), True
+    nonce = request.cookies.get(anon_csrf.ANON_COOKIE)
+    fresh = None if anon_csrf.valid_nonce(nonce) else anon_csrf.new_nonce()
+    token = anon_csrf.make_token(console.csrf_key, fresh or str(nonce), now_s=console.now_ms() // 1000)
+    return Visitor(None, token, fresh)
+
+
+def _set_anon_cookie(response: Response, console: Console, nonce: str | None) -> Response:
+    if nonce is not None:
+        response.set_cookie(
+            anon_csrf.ANON_COOKIE, nonce, path="/console", secure=console.secure, httponly=True,
+            samesite="strict",
+        )  # fmt: skip
+    return response
+
+
+async def _form_visitor(request: Request, form: dict[str, str]) -> Visitor | None:
+    """The visitor posting an anonymous form if its CSRF token is right (theirs, unexpired), else None."""
+    console = _console(request)
+    session = await _session(request)
+    token = form.get("csrf")
+    if session is not None and session.csrf_ok(token):
+        return Visitor(session, session.csrf, None)
+    nonce = request.cookies.get(anon_csrf.ANON_COOKIE)
+    now_s = console.now_ms() // 1000
+    if anon_csrf.token_ok(console.csrf_key, nonce, token, now_s=now_s):
+        return Visitor(None, anon_csrf.make_token(console.csrf_key, str(nonce), now_s=now_s), None)
+    return None
+
+
+def _signed_in(response: Response, console: Console, fresh: Session) -> Response:
+    """The new session's cookie, and the anonymous cookie gone (it is of no more use)."""
+    _set_cookie(response, console, fresh)
+    response.delete_cookie(
+        anon_csrf.ANON_COOKIE, path="/console", secure=console.secure, httponly=True, samesite="strict"
+    )
+    return response
 
 
 async def _user(request: Request) -> tuple[Session, User] | None:
@@ -160,18 +221,15 @@ def console_router() -> APIRouter:
 
     @router.get("/login")
     async def login_form(request: Request) -> Response:
-        session, new = await _anonymous(request)
-        response = _page("login.html", session=session)
-        if new:
-            _set_cookie(response, _console(request), session)
-        return response
+        visitor = await _anonymous(request)
+        return _set_anon_cookie(visitor.page("login.html"), _console(request), visitor.nonce)
 
     @router.post("/login")
     async def login_post(request: Request) -> Response:
         console = _console(request)
         form = await _form(request)
-        session = await _session(request)
-        if session is None or not session.csrf_ok(form.get("csrf")):
+        visitor = await _form_visitor(request, form)
+        if visitor is None:
             return _refused_csrf()
         try:
             user = await run_in_threadpool(
@@ -184,17 +242,16 @@ def console_router() -> APIRouter:
                 policy=console.policy,
             )
         except LockedOut as exc:
-            page = _page("login.html", status=429, session=session, error=words("ru")["locked"])
+            page = visitor.page("login.html", status=429, error=words("ru")["locked"])
             page.headers["Retry-After"] = str(exc.retry_after)
             return page
         except BadCredentials:
-            return _page("login.html", status=401, session=session, error=words("ru")["wrong"])
+            return visitor.page("login.html", status=401, error=words("ru")["wrong"])
+        old = visitor.session.id if visitor.session else None
         fresh = await run_in_threadpool(
-            create_session, console.store, now_ms=console.now_ms(), user_id=user.id, replaces=session.id
+            create_session, console.store, now_ms=console.now_ms(), user_id=user.id, replaces=old
         )
-        response = _to("/console/")
-        _set_cookie(response, console, fresh)
-        return response
+        return _signed_in(_to("/console/"), console, fresh)
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
@@ -240,18 +297,17 @@ def console_router() -> APIRouter:
 
     @router.get("/parent")
     async def parent_form(request: Request) -> Response:
-        session, new = await _anonymous(request)
-        response = _page("parent_code.html", session=session, lang=_visitor_lang(request))
-        if new:
-            _set_cookie(response, _console(request), session)
+        visitor = await _anonymous(request)
+        response = visitor.page("parent_code.html", lang=_visitor_lang(request))
+        _set_anon_cookie(response, _console(request), visitor.nonce)
         return _remember_lang(request, response)
 
     @router.post("/parent")
     async def parent_post(request: Request) -> Response:
         console = _console(request)
         form = await _form(request)
-        session = await _session(request)
-        if session is None or not session.csrf_ok(form.get("csrf")):
+        visitor = await _form_visitor(request, form)
+        if visitor is None:
             return _refused_csrf()
         try:
             access = await run_in_threadpool(
@@ -265,23 +321,21 @@ def console_router() -> APIRouter:
         except LockedOut as exc:
             lang = _visitor_lang(request)
             error = words(lang)["locked"]
-            page = _page("parent_code.html", status=429, session=session, lang=lang, error=error)
+            page = visitor.page("parent_code.html", status=429, lang=lang, error=error)
             page.headers["Retry-After"] = str(exc.retry_after)
             return page
         except BadCredentials:
             lang = _visitor_lang(request)
             error = words(lang)["wrong"]
-            return _page("parent_code.html", status=401, session=session, lang=lang, error=error)
+            return visitor.page("parent_code.html", status=401, lang=lang, error=error)
         fresh = await run_in_threadpool(
             create_session,
             console.store,
             now_ms=console.now_ms(),
             parent=(access.kindergarten, access.child),
-            replaces=session.id,
+            replaces=visitor.session.id if visitor.session else None,
         )
-        response = _to("/console/parent/month")
-        _set_cookie(response, console, fresh)
-        return response
+        return _signed_in(_to("/console/parent/month"), console, fresh)
 
     @router.get("/parent/month")
     async def parent_month(
@@ -416,7 +470,7 @@ def mount_console(
     from register.console.pages import pages_router  # noqa: PLC0415 - it imports this module's helpers
     from register.notify.report_web import report_router  # noqa: PLC0415
 
-    app.state.console = Console(store, secure, clock, policy)
+    app.state.console = Console(store, secure, clock, policy, anon_csrf.console_key(store))
     app.include_router(console_router())
     app.include_router(pages_router())
     app.include_router(

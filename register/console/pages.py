@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +44,25 @@ from register.tabel.errors import TabelError
 from register.users import User, may_see, record, visible_kindergartens
 
 _MONTH = re.compile(r"20\d\d-(0[1-9]|1[0-2])")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+#: The табель downloads: what ``kgate register tabel --format csv|xlsx`` writes.
+DOWNLOADS = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def attachment(filename: str) -> str:
+    """A ``Content-Disposition``: an ASCII-safe ``filename``, and RFC 5987's ``filename*`` if needed.
+
+    Kindergarten ids come from rosters and enrolment tokens and may hold any text (quotes, Cyrillic,
+    CR/LF); only ``[A-Za-z0-9._-]`` reaches the plain parameter.
+    """
+    safe = _UNSAFE.sub("_", filename)
+    value = f'attachment; filename="{safe}"'
+    if safe != filename:
+        value += f"; filename*=UTF-8''{urllib.parse.quote(filename, safe='')}"
+    return value
 
 
 def _not_found(user: User) -> Response:
@@ -125,6 +145,33 @@ def pages_router() -> APIRouter:
             "tabel.html", session, user, title=f"{words(user.language)['tabel']} {kindergarten} {m}",
             kindergarten=kindergarten, month=m, tabel=t,
         )  # fmt: skip
+
+    async def download(request: Request, kindergarten: str, fmt: str, month: str | None) -> Response:
+        """The табель file, with exactly the табель page's checks (login, scope, month)."""
+        found = await _scoped(request, kindergarten)
+        if isinstance(found, Response):
+            return found
+        user = found[1]
+        console = _console(request)
+        m = _month(console, month)
+        if m is None:
+            return _not_found(user)
+        try:
+            data, _ = await run_in_threadpool(
+                approval.document, console.store, kindergarten, m, fmt, now_ms=console.now_ms()
+            )
+        except TabelError:  # nothing in the month for a kindergarten in scope: as if there were no page
+            return _not_found(user)
+        headers = {**_HEADERS, "Content-Disposition": attachment(f"tabel-{kindergarten}-{m}.{fmt}")}
+        return Response(data, media_type=DOWNLOADS[fmt], headers=headers)
+
+    @router.get("/k/{kindergarten}/tabel.csv")
+    async def tabel_csv(request: Request, kindergarten: str, month: str | None = None) -> Response:
+        return await download(request, kindergarten, "csv", month)
+
+    @router.get("/k/{kindergarten}/tabel.xlsx")
+    async def tabel_xlsx(request: Request, kindergarten: str, month: str | None = None) -> Response:
+        return await download(request, kindergarten, "xlsx", month)
 
     def action(
         path: str, roles: tuple[str, ...], do: Callable[[Console, User, str, dict[str, str]], str]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from register.store.base import Store
 from register.tabel import status
 from register.tabel.errors import NotFound, TabelError
-from register.tabel.export import to_csv
+from register.tabel.export import to_csv, to_xlsx
 
 ALARM: str = "tabel_changed"
 
@@ -102,6 +102,25 @@ def check(store: Store, kindergarten: str, month: str, current: bytes, *, now_ms
     if not any(a.kind == ALARM and a.detail == detail for a in store.alarms()):
         store.add_alarm(None, ALARM, detail, index=None, evidence=current, now_ms=now_ms)
     return detail
+
+
+def document(
+    store: Store, kindergarten: str, month: str, fmt: str, *, now_ms: int
+) -> tuple[bytes, str | None]:
+    """What ``kgate register tabel --format fmt`` writes (and the console downloads), with the alarm if any.
+
+    CSV: the approved document once the month is approved (it stays as approved), else the current one;
+    XLSX: the current month in the paper layout. Refused when the kindergarten has no roster and no entries.
+    """
+    tabel = status.build(store, kindergarten, month)
+    if not tabel.rows:
+        raise NotFound(f"no roster and no entries for {kindergarten!r}")
+    csv_now = to_csv(tabel)
+    changed = check(store, kindergarten, month, csv_now, now_ms=now_ms)
+    if fmt == "xlsx":
+        return to_xlsx(tabel), changed
+    approved = frozen(store, kindergarten, month)
+    return (csv_now if approved is None else approved), changed
 
 
 def clear_flag(store: Store, flag: str, *, by: str, reason: str, now_ms: int) -> None:

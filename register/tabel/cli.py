@@ -46,19 +46,12 @@ def _write(data: bytes, out: str | None) -> None:
 
 def cmd_tabel(args: argparse.Namespace) -> int:
     from register.store import open_store  # noqa: PLC0415
-    from register.tabel import approval, export, status  # noqa: PLC0415
+    from register.tabel import approval  # noqa: PLC0415
 
     with open_store(args.db) as store:
-        tabel = status.build(store, args.kindergarten, args.month)
-        if not tabel.rows:
-            raise TabelError(f"no roster and no entries for {args.kindergarten!r}")
-        csv_now = export.to_csv(tabel)
-        changed = approval.check(store, args.kindergarten, args.month, csv_now, now_ms=_now_ms())
-        frozen = approval.frozen(store, args.kindergarten, args.month)
+        data, changed = approval.document(store, args.kindergarten, args.month, args.format, now_ms=_now_ms())
     if changed:
         print(f"kgate: ALARM: {changed}; printing the approved табель", file=sys.stderr)
-    csv_out = frozen if frozen is not None else csv_now  # an approved month stays as approved
-    data = csv_out if args.format == "csv" else export.to_xlsx(tabel)
     _write(data, args.out)
     return 0
 
