@@ -18,7 +18,10 @@ from tests.register.test_console import PASSWORD, Console, _login, console  # no
 from tests.register.test_console_pages import MONTH
 from tests.register.test_statement import built  # noqa: F401 - the fixture `console` uses
 
-TYPES = {"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
 
 
 def _cli(db: str, fmt: str) -> bytes:
@@ -76,7 +79,11 @@ def test_a_kindergarten_without_data_is_not_found(console: Console) -> None:  # 
     add_user(console.store, "dir3", "director", "K3", PASSWORD, now_ms=0)  # K3: no roster, no gate
     director, _ = _login(console, "dir3")
     r = director.get(f"{console.url}/console/k/K3/tabel.xlsx?month={MONTH}", timeout=30)
-    assert r.status_code == 404 and "Traceback" not in r.text and r.headers["Content-Type"].startswith("text/html")
+    assert (
+        r.status_code == 404
+        and "Traceback" not in r.text
+        and r.headers["Content-Type"].startswith("text/html")
+    )
 
 
 def test_filenames_are_safe_whatever_the_kindergarten_is_called() -> None:
@@ -85,4 +92,4 @@ def test_filenames_are_safe_whatever_the_kindergarten_is_called() -> None:
     plain, extended = hostile.split("; filename*=")
     assert plain == 'attachment; filename="tabel-________5___Set-Cookie__x_1_.._-2026-11.csv"'
     assert extended.startswith("UTF-8''tabel-%D0%94%D0%B5") and extended.isascii()
-    assert not any(c in extended for c in "\r\n\"\\/ ;")
+    assert not any(c in extended for c in '\r\n"\\/ ;')
