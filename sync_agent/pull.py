@@ -299,6 +299,8 @@ def _why(exc: BaseException) -> str:
     """One line for a failed handshake, without the _ssl.c location."""
     if isinstance(exc, TimeoutError):
         return "no complete handshake in time"
+    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | ConnectionError):
+        return "the client closed the connection mid-handshake"
     reason = getattr(exc, "reason", None)
     if isinstance(exc, ssl.SSLError) and reason:
         return str(reason)
