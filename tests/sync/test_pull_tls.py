@@ -67,14 +67,13 @@ def tls_pull(tmp_path: Path, ledger_path: Path) -> Iterator[TlsPull]:
         reader.close()
 
 
-def half_client_hello() -> bytes:
-    """The first half of a real TLS ClientHello (made in memory)."""
+def client_hello() -> bytes:
+    """A real TLS ClientHello (made in memory)."""
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
     with pytest.raises(ssl.SSLWantReadError):
         tls.do_handshake()
-    hello = outgoing.read()
-    return hello[: len(hello) // 2]
+    return outgoing.read()
 
 
 @pytest.fixture
@@ -82,7 +81,8 @@ def stalled(tls_pull: TlsPull) -> Iterator[list[socket.socket]]:
     """STALLED connections that never send a byte, and one that sends half a ClientHello, then waits."""
     socks = [socket.create_connection(("127.0.0.1", tls_pull.port), timeout=5) for _ in range(STALLED)]
     half = socket.create_connection(("127.0.0.1", tls_pull.port), timeout=5)
-    half.sendall(half_client_hello())
+    hello = client_hello()
+    half.sendall(hello[: len(hello) // 2])
     socks.append(half)
     try:
         yield socks
@@ -152,6 +152,25 @@ def test_stalled_handshakes_are_closed_at_the_deadline_and_their_slots_freed(
     assert DEADLINE - 0.5 < took < DEADLINE + 3
     time.sleep(0.2)  # each slot is returned right after its close
     burst_up_to_the_cap(tls_pull)
+
+
+def test_a_trickled_client_hello_does_not_stretch_the_deadline(tls_pull: TlsPull) -> None:
+    started = time.monotonic()
+    closed_after = None
+    with socket.create_connection(("127.0.0.1", tls_pull.port), timeout=5) as s:
+        for byte in client_hello():  # a byte every 0.25 s: each read comes well within any per-read timeout
+            if time.monotonic() - started > DEADLINE + 2:
+                break
+            try:
+                if not still_open(s):
+                    closed_after = time.monotonic() - started
+                    break
+                s.sendall(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                closed_after = time.monotonic() - started
+                break
+            time.sleep(0.25)
+    assert closed_after is not None and closed_after < DEADLINE + 1, closed_after
 
 
 def test_plain_http_and_broken_handshakes_are_closed_with_one_line_and_free_their_slots(
