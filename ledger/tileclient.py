@@ -87,6 +87,8 @@ class _Fetcher:
             raise FetchUnreachable(f"GET {url}: {type(exc).__name__}: {exc}"[:300]) from None
         if resp.status_code == 401:
             raise FetchRefused(f"GET {rel}: the device refused our request signature")
+        if resp.status_code == 429 or resp.status_code >= 500:  # busy or failing: try again later
+            raise FetchUnreachable(f"GET {rel}: HTTP {resp.status_code}, retry later")
         if resp.status_code != 200:
             raise PulledLogInvalid(f"GET {rel}: HTTP {resp.status_code}")
         return bytes(out)

@@ -6,7 +6,9 @@ the exact stored bytes). Every request must carry an RFC 9421 signature by one o
 request keys, fresh and never seen before; anything else is answered 401. Stdlib
 ``ThreadingHTTPServer``: GET only, no request bodies, bounded request line and headers, a socket
 timeout per connection, at most ``max_connections`` connections (threads) at once (the next ones get
-503 and are closed), optional TLS.
+503 and are closed), optional TLS. The accept loop only accepts TCP: the TLS handshake runs in the
+connection's own thread under a total deadline (``HANDSHAKE_TIMEOUT``), so a client that stalls its
+handshake holds one slot for a few seconds, never the accept loop.
 
 The client that fetches and verifies such a log is :mod:`ledger.tileclient` (the register uses it).
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -137,12 +140,19 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("pull %s: " + format, self.address_string(), *args)
 
 
-_BUSY: Final = (
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 5\r\n"
-    b"Connection: close\r\nContent-Length: 52\r\n\r\n"
-    b'{"error": "busy", "detail": "too many connections"}\n'
-)
+def _canned(status: str, code: str, detail: str, *headers: str) -> bytes:
+    """A whole HTTP/1.1 answer that closes the connection, sent on raw sockets outside the handler."""
+    body = json.dumps({"error": code, "detail": detail}).encode() + b"\n"
+    head = [f"HTTP/1.1 {status}", "Content-Type: application/json", *headers, "Connection: close"]
+    return ("\r\n".join([*head, f"Content-Length: {len(body)}", "", ""])).encode() + body
+
+
+_BUSY: Final = _canned("503 Service Unavailable", "busy", "too many connections", "Retry-After: 5")
+_PLAIN_ON_TLS: Final = _canned("400 Bad Request", "tls_required", "this port speaks TLS: use https")
 MAX_CONNECTIONS: Final = 16  # concurrent connections, each one thread; a register needs one or two
+HANDSHAKE_TIMEOUT: Final = 5.0  # seconds a TLS client has for its whole handshake (a total, not per read)
+TLS_BUSY_ANSWERS: Final = 4  # TLS connections beyond the cap handshaken at once just to be told 503
+_TLS_HANDSHAKE_RECORD: Final = 0x16  # first byte of every TLS ClientHello
 
 
 class PullServer(ThreadingHTTPServer):
@@ -160,40 +170,103 @@ class PullServer(ThreadingHTTPServer):
         tls_cert: Path | None = None,
         tls_key: Path | None = None,
         max_connections: int = MAX_CONNECTIONS,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
     ) -> None:
-        if max_connections < 1:
-            raise ValueError("max_connections must be positive")
+        if max_connections < 1 or handshake_timeout <= 0:
+            raise ValueError("max_connections and handshake_timeout must be positive")
         self.service = service
         self._slots = threading.BoundedSemaphore(max_connections)
+        self._busy_answers = threading.BoundedSemaphore(TLS_BUSY_ANSWERS)
+        self._handshake_timeout = handshake_timeout
+        self._tls: ssl.SSLContext | None = None
         super().__init__((host, port), _Handler)
         if tls_cert is not None:
-            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-            ctx.load_cert_chain(tls_cert, tls_key)
-            self.socket = ctx.wrap_socket(self.socket, server_side=True)
+            # the listening socket stays plain: wrapping it would run every handshake inside accept()
+            self._tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self._tls.minimum_version = ssl.TLSVersion.TLSv1_2
+            self._tls.load_cert_chain(tls_cert, tls_key)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        """Serve in a new thread if a slot is free; otherwise answer 503 and close, from this thread."""
-        if not self._slots.acquire(blocking=False):
-            log.warning("pull: refusing a connection from %s: too many connections", client_address[0])
+        """Serve in a new thread if a slot is free; otherwise answer 503 and close, never blocking here."""
+        if self._slots.acquire(blocking=False):
+            try:
+                super().process_request(request, client_address)
+            except BaseException:
+                self._slots.release()
+                raise
+            return
+        log.warning("pull: refusing a connection from %s: too many connections", client_address[0])
+        if self._tls is None:
             try:
                 request.settimeout(1.0)
                 request.sendall(_BUSY)
             except OSError:
                 pass
-            self.shutdown_request(request)
+        elif self._busy_answers.acquire(blocking=False):  # the 503 needs a handshake: in a thread
+            try:
+                threading.Thread(
+                    target=self._answer_busy_over_tls, args=(request, client_address), daemon=True
+                ).start()
+            except BaseException:
+                self._busy_answers.release()
+                raise
             return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
+        self.shutdown_request(request)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """The connection's thread: TLS handshake (if any), then HTTP; the slot is returned either way."""
         try:
-            super().process_request_thread(request, client_address)
+            if self._tls is not None:
+                request = self._secure(request, client_address)
+            if request is not None:
+                super().process_request_thread(request, client_address)
         finally:
             self._slots.release()
+
+    def _answer_busy_over_tls(self, request: socket.socket, client_address: Any) -> None:
+        try:
+            tls = self._secure(request, client_address)
+            if tls is not None:
+                try:
+                    tls.settimeout(1.0)
+                    tls.sendall(_BUSY)
+                except OSError:
+                    pass
+                self.shutdown_request(tls)
+        finally:
+            self._busy_answers.release()
+
+    def _secure(self, conn: socket.socket, client_address: Any) -> ssl.SSLSocket | None:
+        """Handshake within the deadline; otherwise one log line, the socket closed, None.
+
+        A client whose first byte is not a TLS handshake record (plain HTTP) gets a plain 400 saying so.
+        """
+        assert self._tls is not None
+        peer = client_address[0]
+        deadline = time.monotonic() + self._handshake_timeout
+        tls: ssl.SSLSocket | None = None
+        done = False
+        try:
+            conn.settimeout(self._handshake_timeout)
+            first = conn.recv(1, socket.MSG_PEEK)
+            if not first:
+                log.warning("pull: %s closed its connection before a TLS handshake", peer)
+            elif first[0] != _TLS_HANDSHAKE_RECORD:
+                log.warning("pull: %s spoke plain HTTP to the TLS port: answered 400, closed", peer)
+                _answer_plain(conn, deadline)
+            else:
+                conn.settimeout(max(deadline - time.monotonic(), 0.001))  # one deadline, all reads
+                tls = self._tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+                tls.do_handshake()
+                tls.settimeout(None)  # the handler sets its own per-read timeout
+                done = True
+                return tls
+        except (OSError, ValueError) as exc:
+            log.warning("pull: TLS handshake with %s failed: %s", peer, _why(exc))
+        finally:
+            if not done:
+                self.shutdown_request(tls if tls is not None else conn)
+        return None
 
     def start(self) -> threading.Thread:
         """Serve in a daemon thread (tests, or beside the push loop)."""
@@ -204,3 +277,31 @@ class PullServer(ThreadingHTTPServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+
+
+def _answer_plain(conn: socket.socket, deadline: float) -> None:
+    """Tell a plain-HTTP client on the TLS port, then read what it sent so the close is a FIN, not a RST."""
+    try:
+        conn.sendall(_PLAIN_ON_TLS)
+        conn.shutdown(socket.SHUT_WR)
+        drained = 0
+        while drained < 65536 and (left := deadline - time.monotonic()) > 0:
+            conn.settimeout(left)
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            drained += len(chunk)
+    except OSError:
+        pass  # the client went away or took too long: closing is all that is left
+
+
+def _why(exc: BaseException) -> str:
+    """One line for a failed handshake, without the _ssl.c location."""
+    if isinstance(exc, TimeoutError):
+        return "no complete handshake in time"
+    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | ConnectionError):
+        return "the client closed the connection mid-handshake"
+    reason = getattr(exc, "reason", None)
+    if isinstance(exc, ssl.SSLError) and reason:
+        return str(reason)
+    return str(exc.strerror or exc) if isinstance(exc, OSError) else str(exc)

@@ -6,11 +6,14 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
+from ledger.errors import FetchUnreachable
 from ledger.httpsig import sign_request
 from ledger.note import Ed25519Signer
 from ledger.store import open_reader
+from ledger.tileclient import fetch_log
 from sync_agent.pull import PullServer, PullService
 from tests.e2e.conftest import new_ledger
 
@@ -32,6 +35,10 @@ def test_connections_beyond_the_cap_get_503_and_a_slot_frees_up(work: Path) -> N
         answer = extra.recv(4096)
         extra.close()
         assert answer.startswith(b"HTTP/1.1 503") and b"too many connections" in answer
+        # The register's puller takes the 503 as "busy, retry later" (kgate register pull exits 75),
+        # not as a log that does not verify.
+        with pytest.raises(FetchUnreachable, match="HTTP 503, retry later"):
+            fetch_log(f"http://127.0.0.1:{port}/log", key, 0, 5, device_vkey=reader.vkey)
         idle[0].close()
         time.sleep(0.2)
         headers = sign_request("GET", url, {}, b"", key, now=int(time.time()))
