@@ -1,9 +1,9 @@
 """Server-side console sessions: a random id in a cookie, only its SHA-256 in ``console_sessions``.
 
-A session is anonymous (the login and parent-code forms need a CSRF token before anyone is known), a
-user's, or a parent's (one child, after a valid access code). Logging in or entering a code replaces the
-anonymous session with a new id (no fixation). Every session has its own CSRF token, compared in
-constant time on every POST.
+A session is a user's or a parent's (one child, after a valid access code); visitors without one use
+the stateless tokens of :mod:`register.console.csrf`, so no row exists before a login or code. Logging
+in or entering a code always makes a new id, replacing any session the visitor had (no fixation).
+Every session has its own CSRF token, compared in constant time on every POST.
 """
 
 from __future__ import annotations
