@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ def platforms(arch: str) -> list[str]:
     return [f"linux_{arch}", *tags] if arch == "armv7l" else [*tags, f"linux_{arch}"]
 
 
+NOT_SOURCE = (".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis")
 MAX_SDIST_ONLY = 8  # pure-Python dependencies published only as sdists, built into wheels here
 
 
@@ -77,7 +79,7 @@ def wheelhouse(facts: DeviceFacts, wheel: Path | None) -> Path:
             raise BundleError(f"--wheel {wheel}: not a kgate wheel file")
         shutil.copy2(wheel, out / wheel.name)
     elif (SOURCE / "pyproject.toml").is_file():
-        _pip("wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(out), str(SOURCE))
+        build_wheel(out)
     else:
         raise BundleError("this kgate is not a source checkout: pass --wheel FILE (python -m pip wheel .)")
     built = next(out.glob("kgate-*.whl"))
@@ -90,6 +92,16 @@ def wheelhouse(facts: DeviceFacts, wheel: Path | None) -> Path:
         _download_for(facts, out, built)
     stamp.write_text(requires)
     return out
+
+
+def build_wheel(out: Path) -> Path:
+    """kgate's wheel from a clean copy of the checkout: an in-tree build would reuse setuptools'
+    ``build/``, which keeps modules deleted since, and could ship them to the gates."""
+    with tempfile.TemporaryDirectory(prefix="kgate-source-") as tmp:
+        src = Path(tmp) / "kgate"
+        shutil.copytree(SOURCE, src, symlinks=True, ignore=shutil.ignore_patterns(*NOT_SOURCE))
+        _pip("wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(out), str(src))
+    return next(out.glob("kgate-*.whl"))
 
 
 def _download_for(facts: DeviceFacts, out: Path, built: Path) -> None:
@@ -176,7 +188,7 @@ def build(dest: Path, facts: DeviceFacts, *, wheel: Path | None, camera: str, wh
         (dest / "wheelhouse.sha256").write_text(digest + "\n")
     shutil.copy2(HERE / "device.py", dest / "device.py")
     shutil.copy2(HERE / "system-packages.sh", dest / "system-packages.sh")
-    units = SOURCE / "systemd" if (SOURCE / "systemd").is_dir() else HERE / "systemd"
+    units = HERE / "systemd"  # the checkout's systemd/ (a link to it), or the wheel's copy (package data)
     for unit in DEVICE_UNITS:
         shutil.copy2(units / unit, dest / unit)
     shutil.copy2(units / "sysusers.d" / "kgate.conf", dest / "sysusers.conf")

@@ -412,8 +412,6 @@ def systemctl(t: Target, *args: str, check: bool = True) -> str:
     """``systemctl`` on the device, or ``systemctl --root`` (unit files only, offline) in a local root."""
     if not t.local:
         return sh("systemctl", *args, check=check)
-    if shutil.which("systemctl") is None:
-        raise StepFailed("this machine has no systemctl to enable the units in a local root")
     return sh("systemctl", f"--root={t.root}", *args, check=check)
 
 
@@ -422,6 +420,9 @@ def step_units(run: Run) -> None:
     t = run.target
     stale = [u for u in UNITS if not (t.systemd / u).exists() or (t.systemd / u).read_bytes()
              != (run.bundle / u).read_bytes()]  # fmt: skip
+    if t.local and shutil.which("systemctl") is None:  # a container without systemd: copied, not enabled
+        local_units_without_systemctl(run, stale)
+        return
     disabled = [u for u in UNITS if not (t.systemd / u).exists()
                 or systemctl(t, "is-enabled", u, check=False).strip() != "enabled"]  # fmt: skip
     if t.local:  # no service manager: installed and enabled (for the image this root may become), not run
@@ -453,6 +454,18 @@ def step_units(run: Run) -> None:
         sh("systemctl", "restart" if restart else "start", "--no-block", *UNITS)
 
     run.act("units", f"install {len(stale)}, enable {len(disabled)}, start {len(stopped)}", apply)
+
+
+def local_units_without_systemctl(run: Run, stale: list[str]) -> None:
+    """The unit files into a local root on a machine without systemd: installed, and a warning."""
+    t = run.target
+    not_enabled = "not enabled: this machine has no systemctl (apt install systemd)"
+    if stale and not run.dry_run:
+        for unit in stale:
+            install_file(run.bundle / unit, t.systemd / unit, 0o644, None)
+        run.changed.add("units")
+    verb = "would install" if run.dry_run else "installed"
+    run.report("units", "warning", f"{verb} {len(stale)} unit files; {not_enabled}")
 
 
 def ledger_size(t: Target) -> int | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 import segno
 
 from ledger.store import open_ledger
+from provisioning import bundle
 from provisioning.decommission import decommission
 from provisioning.errors import StepError
 from provisioning.local import LocalRoot
@@ -161,3 +163,35 @@ def test_decommissions_a_local_root(
     )
     again = decommission(LocalRoot(root), db=str(register_db), by="technician")
     assert not [r for r in again if r.status == "changed"]
+
+
+def test_without_systemctl_the_units_are_copied_with_a_warning(
+    register: LocalRegister, card: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A machine without systemd (a container) still runs the demo: the units are copied, not enabled."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("uname", "id", "mktemp", "rm", "chmod"):
+        found = shutil.which(tool)
+        assert found is not None
+        (tools / tool).symlink_to(found)
+    monkeypatch.setenv("PATH", str(tools))
+    root = tmp_path / "gate"
+    results = {r.step: r for r in run(root, register, card, token(register, "gate-5"))}
+    assert results["units"].status == "warning"
+    assert "installed 2 unit files; not enabled: this machine has no systemctl" in results["units"].detail
+    assert {p.name for p in (root / "etc/systemd/system").iterdir()} == set(UNITS)
+    assert results["enrol"].status == "changed" and results["config"].status == "changed"
+    again = {r.step: r for r in run(root, register, card, None)}
+    assert again["units"].detail.startswith("installed 0 unit files")
+
+
+def test_an_installed_wheel_carries_what_a_bundle_copies(tmp_path: Path) -> None:
+    """kgate provision (and the demo) from a kgate installed from its wheel, not only from a checkout."""
+    wheel = bundle.build_wheel(tmp_path)  # what the bundle's wheelhouse gets from a checkout
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+    needed = {"provisioning/device.py", "provisioning/system-packages.sh"}
+    needed |= {f"provisioning/systemd/{d}.d/kgate.conf" for d in ("sysusers", "tmpfiles")}
+    needed |= {f"provisioning/systemd/{unit}" for unit in bundle.DEVICE_UNITS}
+    assert needed <= names, sorted(needed - names)
