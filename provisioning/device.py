@@ -15,8 +15,9 @@ units removed, state archived), with the same reporting and the same check-then-
 ``--root DIR`` runs the same steps against a directory on this machine instead of a device's ``/`` (the
 demo's simulated gate, over :class:`provisioning.local.LocalRoot`), as the calling user: there is no apt,
 no service user and no service manager there, so the steps that need them report ``skipped`` and say
-why, the units are installed and enabled with ``systemctl --root``, and kgate is the one of the Python
-running this file. Everything else (enrolment, configuration, reporting, idempotence) is the same code.
+why, the units are installed and enabled with ``systemctl --root`` (only copied, with a warning, where
+this machine has no systemctl), and kgate is the one of the Python running this file. Everything
+else (enrolment, configuration, reporting, idempotence) is the same code.
 """
 
 from __future__ import annotations
