@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.sync import postgres_cluster
 from ledger.note import CosignatureSigner
 from register.ingest import Batch
 from register.notify.channels.smtp import EmailChannel
@@ -54,9 +55,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--push-interval", type=float, default=3.0)
     ap.add_argument("--backlog", type=int, default=2000)
     ap.add_argument("--record-every", type=int, default=Policy().record_every, help="sends per commit")
+    ap.add_argument(
+        "--postgres", action="store_true", help="a throwaway PostgreSQL cluster (as bench/sync.py) for --db"
+    )
     args = ap.parse_args(argv)
+    if args.postgres:
+        with postgres_cluster() as url:
+            return run(args, f"{url}/postgres")
+    return run(args, args.db)
+
+
+def run(args: argparse.Namespace, db: str | None) -> int:
+    """The latency run, then the backlog's throughput, on ``db`` (None: a temporary SQLite file)."""
     tmp = Path(tempfile.mkdtemp(prefix="kgate-bench-notify-"))
-    store = open_store(args.db or f"sqlite:///{tmp / 'register.db'}")
+    store = open_store(db or f"sqlite:///{tmp / 'register.db'}")
     register = Register(store, CosignatureSigner.generate("reg.test"))
     dev = device_at(tmp / "dev", int(time.time() * 1000))
     row = store.add_device(dev.ledger.vkey, kindergarten="K1", gate="north", now_ms=0)
