@@ -195,3 +195,13 @@ def test_an_installed_wheel_carries_what_a_bundle_copies(tmp_path: Path) -> None
     needed |= {f"provisioning/systemd/{d}.d/kgate.conf" for d in ("sysusers", "tmpfiles")}
     needed |= {f"provisioning/systemd/{unit}" for unit in bundle.DEVICE_UNITS}
     assert needed <= names, sorted(needed - names)
+
+
+def test_an_os_error_names_its_step(register: LocalRegister, card: Path, tmp_path: Path) -> None:
+    """A file system that refuses (here: a file where the state directory belongs) fails one named step."""
+    root = tmp_path / "gate"
+    (root / "var/lib").mkdir(parents=True)
+    (root / "var/lib/kgate").write_text("not a directory\n")
+    with pytest.raises(StepError, match=r"^step user failed: File exists: .*/var/lib/kgate \(fix it"):
+        run(root, register, card, token(register, "gate-6"))
+    assert not (root / "etc/kgate/sync.toml").exists()
