@@ -73,7 +73,12 @@ class GateTrust:
 
     @property
     def sync_config(self) -> Path:
-        return self.root / "etc" / "kgate" / "sync.toml"
+        return sync_toml(self.root)
+
+
+def sync_toml(root: Path) -> Path:
+    """The agent's configuration the provisioning wrote into the gate's root."""
+    return root / "etc" / "kgate" / "sync.toml"
 
 
 def _family(child: simulation.Child) -> str:
@@ -177,7 +182,7 @@ def prepare_gate(
 
     token = Enrolment(register.store).create_token(KINDERGARTEN, GATE, expires_s=3600)
     root, steps = provision_gate(register.url, token, out)
-    cfg = load_config(root / "etc" / "kgate" / "sync.toml", {})
+    cfg = load_config(sync_toml(root), {})
     update = update_from_config(cfg)  # what the agent does right after its start
     ident = json.loads((cfg.key.parent / "enrolment.json").read_text(encoding="utf-8"))
 
