@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,20 @@ _PORT_BLOCK = 1000
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
 _first = 20000 + _PORT_BLOCK * (int(_worker) % 12 if _worker.isdigit() else 0)
 _ports = itertools.cycle(range(_first, _first + _PORT_BLOCK))
+
+
+@pytest.fixture(autouse=True)
+def _no_stale_log_handlers() -> Iterator[None]:
+    """Drop the plain StreamHandlers a command's ``logging.basicConfig`` left on the root logger.
+
+    They write to the test's captured stream, which is closed once the test ends: every later warning
+    in this worker would print a "--- Logging error ---" traceback to stderr. (pytest's own capture
+    handlers are subclasses and stay.)
+    """
+    yield
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if type(h) is logging.StreamHandler]:
+        root.removeHandler(handler)
 
 
 def free_port() -> int:
