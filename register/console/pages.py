@@ -92,6 +92,17 @@ async def _scoped(request: Request, kindergarten: str) -> tuple[Session, User] |
     return found
 
 
+async def _scoped_month(
+    request: Request, kindergarten: str, month: str | None
+) -> tuple[Session, User, str] | Response:
+    """:func:`_scoped`, and the month asked for (default: this one) if it is a valid YYYY-MM."""
+    found = await _scoped(request, kindergarten)
+    if isinstance(found, Response):
+        return found
+    m = _month(_console(request), month)
+    return _not_found(found[1]) if m is None else (*found, m)
+
+
 def pages_router() -> APIRouter:
     router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -132,14 +143,11 @@ def pages_router() -> APIRouter:
 
     @router.get("/k/{kindergarten}/tabel")
     async def tabel(request: Request, kindergarten: str, month: str | None = None) -> Response:
-        found = await _scoped(request, kindergarten)
+        found = await _scoped_month(request, kindergarten, month)
         if isinstance(found, Response):
             return found
-        session, user = found
+        session, user, m = found
         console = _console(request)
-        m = _month(console, month)
-        if m is None:
-            return _not_found(user)
         t = await run_in_threadpool(console.tabel_cache.get, console.store, kindergarten, m)
         return _render(
             "tabel.html", session, user, title=f"{words(user.language)['tabel']} {kindergarten} {m}",
@@ -148,14 +156,11 @@ def pages_router() -> APIRouter:
 
     async def download(request: Request, kindergarten: str, fmt: str, month: str | None) -> Response:
         """The табель file, with exactly the табель page's checks (login, scope, month)."""
-        found = await _scoped(request, kindergarten)
+        found = await _scoped_month(request, kindergarten, month)
         if isinstance(found, Response):
             return found
-        user = found[1]
+        _, user, m = found
         console = _console(request)
-        m = _month(console, month)
-        if m is None:
-            return _not_found(user)
         try:
             data, _ = await run_in_threadpool(
                 approval.document, console.store, kindergarten, m, fmt, now_ms=console.now_ms()
@@ -246,14 +251,11 @@ def pages_router() -> APIRouter:
 
     @router.get("/k/{kindergarten}/flags")
     async def flags(request: Request, kindergarten: str, month: str | None = None) -> Response:
-        found = await _scoped(request, kindergarten)
+        found = await _scoped_month(request, kindergarten, month)
         if isinstance(found, Response):
             return found
-        session, user = found
+        session, user, m = found
         console = _console(request)
-        m = _month(console, month)
-        if m is None:
-            return _not_found(user)
         rows = await run_in_threadpool(views.flags, console.store, kindergarten, m)
         return _render(
             "flags.html", session, user, title=f"{words(user.language)['flags']} {kindergarten} {m}",
