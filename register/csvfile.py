@@ -5,8 +5,32 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
+
+#: What makes a spreadsheet read a cell as a formula when it comes first (OWASP, "CSV Injection").
+FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+# A cell start: the text's start, or a character a spreadsheet may split cells or rows at (`,` `;` tab
+# in the locales that use them as the list separator, CR/LF) -- followed by spaces or quotes it drops.
+_CELL_START = re.compile(r"(^|[,;\t\r\n])(?=[ \"]*[=+\-@\t\r])")
+
+
+def starts_formula(text: str) -> bool:
+    """Whether ``text`` begins with a character that starts a spreadsheet formula."""
+    return text.startswith(FORMULA_START)
+
+
+def text_cell(text: str) -> str:
+    """``text`` as a CSV cell a spreadsheet reads as text, not as a formula (the OWASP prefix rule).
+
+    A ``'`` goes before a formula character at the start, and also after a ``,`` ``;`` tab, CR or LF
+    inside the cell, where a spreadsheet that splits at that character (Excel in a locale whose list
+    separator is ``;``) would start a new cell. Other text is returned as it is, so the rule is
+    idempotent (a ``'`` is not a formula character).
+    """
+    return _CELL_START.sub(r"\1'", text)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ DB_HELP = "database: a path or sqlite:///PATH (SQLite), or postgresql://... (def
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from register.roster_csv import parse_csv  # noqa: PLC0415
+    from register.roster_csv import read_roster  # noqa: PLC0415
     from register.store import open_store  # noqa: PLC0415
     from register.store.roster import import_roster, roster_versions  # noqa: PLC0415
 
@@ -22,7 +23,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         raw = Path(args.file).read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {args.file}: {exc.strerror}") from None
-    people = parse_csv(raw)  # the whole file is validated before the database is touched
+    people, warnings = read_roster(raw)  # the whole file is validated before the database is touched
+    for warning in warnings:  # look-alike names: imported, but someone should look
+        print(f"kgate: warning: {warning}", file=sys.stderr)
     with open_store(args.db) as store:
         before = [v.version for v in roster_versions(store, args.kindergarten)]
         version = import_roster(store, args.kindergarten, people)

@@ -4,6 +4,11 @@ Columns (header on line 1, any order; ``kind``, ``id`` and ``name`` required):
 ``kind`` (child|guardian), ``id``, ``name``, ``group`` (children), ``consent_face`` (yes/no, children),
 ``badge`` (a serial to keep; empty = the register issues one), ``guardian_of`` (a guardian's children,
 separated by ``;``). Every error names the line and the column; the caller changes nothing on error.
+
+A name or group that begins with a character that starts a spreadsheet formula (``= + - @``, a tab)
+is refused: it would be a formula in a downloaded табель. Look-alike names are warned about, not
+refused (:func:`lookalikes`): a word mixing letters of two scripts, and two names that differ but are
+the same after folding look-alike letters (:data:`CONFUSABLES`).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from kgate.text import unsafe_character
-from register.csvfile import read_csv
+from register.csvfile import FORMULA_START, read_csv
 from register.errors import RosterImportError
 from terminal.roster import CHILD_ID, SERIAL
 
@@ -24,6 +29,14 @@ MAX_ROWS: Final = 20_000
 MAX_TEXT: Final = 200
 _YES = {"yes", "y", "true", "1", "иә", "да"}
 _NO = {"", "no", "n", "false", "0", "жоқ", "нет"}
+
+#: Letters that look the same as a Latin letter (or, for ``ә``, the Latin schwa) in common fonts:
+#: Cyrillic (Russian and Kazakh) and Greek capitals and small letters, folded before names are compared.
+#: Small on purpose (not Unicode's whole confusables list): the scripts a roster here is written in.
+CONFUSABLES: Final = str.maketrans(
+    "АВЕКМНОРСТУХІЈЅҺԚԜҮ" "аеорсухіјѕһԁԛԝәӏ" "ΑΒΕΖΗΙΚΜΝΟΡΤΥΧον",
+    "ABEKMHOPCTYXIJSHQWY" "aeopcyxijshdqwəl" "ABEZHIKMNOPTYXov",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,8 @@ def clean_text(value: str, where: str) -> str:
     accepts is one the gate will show.
     """
     text = unicodedata.normalize("NFC", value).strip()
+    if text.startswith(FORMULA_START) or value.lstrip(" ").startswith(FORMULA_START):
+        raise RosterImportError(f"{where}: must not begin with = + - @ or a tab (a spreadsheet formula)")
     if not text or len(text) > MAX_TEXT:
         raise RosterImportError(f"{where}: must be non-empty text of at most {MAX_TEXT} characters")
     found = unsafe_character(text)
@@ -60,6 +75,11 @@ def clean_text(value: str, where: str) -> str:
 
 def parse_csv(raw: bytes) -> list[Person]:
     """Every row of a roster CSV, or :class:`RosterImportError` naming the first bad line and column."""
+    return read_roster(raw)[0]
+
+
+def read_roster(raw: bytes) -> tuple[list[Person], list[str]]:
+    """:func:`parse_csv`, and the warnings about look-alike names (:func:`lookalikes`)."""
     table = read_csv(
         raw,
         what="roster CSV",
@@ -73,7 +93,45 @@ def parse_csv(raw: bytes) -> list[Person]:
     if not people:
         raise RosterImportError("line 2: no children or guardians in the file")
     _check_references(people)
-    return people
+    return people, lookalikes(people, table.columns.index("name") + 1)
+
+
+def _scripts(word: str) -> list[str]:
+    """The scripts of the letters of ``word`` (``LATIN``, ``CYRILLIC``, ...: the first word of the
+    letter's Unicode name), in order of appearance."""
+    found: dict[str, None] = {}
+    for ch in word:
+        if unicodedata.category(ch).startswith("L"):
+            found[unicodedata.name(ch, "?").split(" ")[0]] = None
+    return list(found)
+
+
+def fold(name: str) -> str:
+    """``name`` with look-alike letters folded (:data:`CONFUSABLES`), NFKC, spaces collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", name).translate(CONFUSABLES).split())
+
+
+def lookalikes(people: list[Person], column: int) -> list[str]:
+    """Warnings (one line each) about names that may pass for another: a word mixing letters of two
+    scripts (``Аnna`` with a Latin ``n``), and a name that differs from one above it (same kind) but is
+    the same after :func:`fold`. ``column`` is the ``name`` column's number, for the messages."""
+    out = []
+    seen: dict[tuple[str, str], Person] = {}
+    for p in people:
+        where = f"line {p.line}, column {column} (name)"
+        for word in p.name.split():
+            scripts = _scripts(word)
+            if len(scripts) > 1:
+                mixed = " and ".join(s.title() for s in scripts)
+                out.append(f"{where}: {p.name!r} mixes {mixed} letters in one word (a look-alike?)")
+                break
+        other = seen.setdefault((p.kind, fold(p.name)), p)
+        if other.name != p.name:
+            out.append(
+                f"{where}: {p.name!r} looks the same as {other.name!r} on line {other.line} "
+                "(they differ only in look-alike letters)"
+            )
+    return out
 
 
 def _person(line: int, cells: dict[str, str], cols: list[str]) -> Person:

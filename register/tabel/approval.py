@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from register.store.base import Store
 from register.tabel import status
 from register.tabel.errors import NotFound, TabelError
-from register.tabel.export import to_csv, to_xlsx
+from register.tabel.export import text_csv, to_csv, to_xlsx
 
 ALARM: str = "tabel_changed"
 
@@ -111,6 +111,8 @@ def document(
 
     CSV: the approved document once the month is approved (it stays as approved), else the current one;
     XLSX: the current month in the paper layout. Refused when the kindergarten has no roster and no entries.
+    Neither holds a formula: the approved CSV goes out through :func:`text_csv` too (the same bytes for
+    one approved since cells are made safe; a stored one that would hold a formula comes out without).
     """
     tabel = status.build(store, kindergarten, month)
     if not tabel.rows:
@@ -120,7 +122,7 @@ def document(
     if fmt == "xlsx":
         return to_xlsx(tabel), changed
     approved = frozen(store, kindergarten, month)
-    return (csv_now if approved is None else approved), changed
+    return (csv_now if approved is None else text_csv(approved)), changed
 
 
 def clear_flag(store: Store, flag: str, *, by: str, reason: str, now_ms: int) -> None:

