@@ -4,9 +4,11 @@ The file is opened read-only through the storage boundary (nothing is written or
 and must be a complete kgate ledger of a known schema version. Then :func:`ledger.replay.replay`
 recomputes the log: every entry decodes canonically at its position, every stored tree hash (leaves
 included) equals the recomputed one, and every retained checkpoint carries a valid signature by the
-log's key and commits to the recomputed root at its size. The newest checkpoint must cover exactly the
-stored entries; a checkpoint presented from outside (the register's, an auditor's) must agree too,
-which catches a file rolled back to an older copy. All of it reads one snapshot of the database.
+log's key and commits to the recomputed root at its size. The newest checkpoint (the ``head`` row: one
+row, whose size is a non-negative integer equal to its signed note's) must cover exactly the stored
+entries -- neither fewer (entries appended without the key) nor more; a checkpoint presented from
+outside (the register's, an auditor's) must agree too, which catches a file rolled back to an older
+copy. All of it reads one snapshot of the database.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from ledger.replay import open_signed, replay
 from ledger.sqlite import iter_rows, open_readonly, storage_error, transaction
 from ledger.store import WHAT, check_ledger, hash_id
 
+#: How a stored value of the wrong type is named in a message (SQLite's names; anything else is NULL).
+_KINDS = {"str": "text", "bytes": "a blob", "float": "a real number"}
 _Judged = tuple[int, tuple[str, Checkpoint]]  # (size, (which checkpoint, the checkpoint))
 
 
@@ -118,8 +122,13 @@ def _verify(conn: sqlite3.Connection, path: Path, presented: str | None, vkey: s
         raise VerificationError(f"the ledger's key is named {verifier.name!r}, not its origin {origin!r}")
     keys = [verifier]
 
-    head = conn.execute("SELECT size, note FROM head WHERE one = 1").fetchone()
+    head = _head_row(conn)
     head_cp = None if head is None else open_signed(head[1], keys, origin, "the newest checkpoint")
+    if head is not None and head_cp is not None and head[0] != head_cp.size:
+        raise VerificationError(
+            f"the head row says {head[0]} entries but its signed checkpoint covers {head_cp.size} "
+            "(damaged row)"
+        )
     outside = None if presented is None else open_signed(presented, keys, origin, "the presented checkpoint")
     # Every signed checkpoint, judged when the replayed tree reaches its size: (size, (what, checkpoint)).
     wanted: list[_Judged] = []
@@ -164,6 +173,20 @@ def _verify(conn: sqlite3.Connection, path: Path, presented: str | None, vkey: s
             outside.size,
         )
     return LedgerReport(origin, meta["vkey"], size, root, count)
+
+
+def _head_row(conn: sqlite3.Connection) -> tuple[int, Any] | None:
+    """The ``head`` row (size, note): one row, ``one`` = 1, its size a non-negative integer, or None."""
+    rows = conn.execute("SELECT one, size, note FROM head LIMIT 2").fetchall()
+    if not rows:
+        return None
+    if len(rows) > 1 or rows[0][0] != 1:
+        raise VerificationError("the head table holds a row other than its one row (damaged or added row)")
+    size = rows[0][1]
+    if type(size) is not int or size < 0:
+        got = str(size) if type(size) is int else _KINDS.get(type(size).__name__, "NULL")
+        raise VerificationError(f"the head row's size is {got}, not a count of entries (damaged row)")
+    return size, rows[0][2]
 
 
 def _merge(retained: Iterable[_Judged], extra: list[_Judged]) -> Iterator[_Judged]:

@@ -6,7 +6,10 @@ algorithm ``kgate verify`` applies to a device ledger: entries decode canonicall
 stored leaf hashes are the real ones, every interior Merkle hash equals the recomputed one, the entry
 count equals the stored size, and every stored checkpoint carries a valid signature by the device key,
 commits to the recomputed root at its size, and its cosigned copy extends it with a valid cosignature
-by the register's key (recorded in the database, or given).
+by the register's key (recorded in the database, or given). The newest stored checkpoint covers
+exactly the stored entries (none appended without the device's key), and no row of the log tables
+(entries, hashes, checkpoints) belongs to no device: a ``device_id`` that is not an enrolled device's
+(text, or a number no device has) is refused, as it would be invisible to every per-device check.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from register.service import META_COSIGNER
 from register.store import Device, Store, StoredCheckpoint, open_store
 
 _CHUNK = 4096
+#: How a stored value of the wrong type is named in a message (SQLite's names; anything else is NULL).
+_KINDS = {"str": "text", "bytes": "a blob", "float": "a real number"}
+#: The tables that hold the devices' logs, each row by ``device_id``.
+_LOG_TABLES = ("entries", "hashes", "checkpoints")
 
 
 @dataclass(frozen=True)
@@ -130,7 +137,23 @@ def verify_device(store: Store, device: Device, cosigner: CosignatureVerifier | 
     )
     if size != device.size:
         raise fail(size, f"register says {device.size} entries are stored, found {size}")
+    newest = checkpoints[-1].size if checkpoints else 0
+    if newest < size:
+        raise fail(newest, "is not covered by any signed checkpoint (appended without the device's key)")
     return DeviceReport(device.origin, size, len(checkpoints))
+
+
+def _check_owners(store: Store, devices: list[Device]) -> None:
+    """Every row of the log tables belongs to an enrolled device (read through each table's key)."""
+    known = {d.id for d in devices}
+    with store._tx(write=False) as sql:
+        for table in _LOG_TABLES:
+            for (owner,) in sql.all(f"SELECT DISTINCT device_id FROM {table}"):  # noqa: S608 - fixed names
+                if type(owner) is not int or owner not in known:
+                    what = str(owner) if type(owner) is int else _KINDS.get(type(owner).__name__, "NULL")
+                    raise VerificationError(
+                        f"{table} rows belong to no device (device_id {what}; damaged or added rows)"
+                    )
 
 
 def verify_register(path_or_url: str | Path, *, cosigner_vkey: str | None = None) -> RegisterReport:
@@ -147,7 +170,9 @@ def verify_register(path_or_url: str | Path, *, cosigner_vkey: str | None = None
             cosigner = CosignatureVerifier.from_vkey(vkey) if vkey else None
         except BadKeyError as exc:
             raise VerificationError(f"register cosigner key: {exc}") from None
-        reports = tuple(verify_device(store, device, cosigner) for device in store.devices())
+        devices = store.devices()
+        _check_owners(store, devices)
+        reports = tuple(verify_device(store, device, cosigner) for device in devices)
     except (TypeError, ValueError, KeyError) as exc:  # a damaged row the typed readers did not catch
         raise StoreError(f"{url} is a damaged register database ({type(exc).__name__}: {exc})") from None
     finally:

@@ -113,6 +113,15 @@ LEDGER_CASES: dict[str, Callable[[Path], object]] = {
     "head note NULL": _then(
         _rebuild("head", "one INTEGER PRIMARY KEY, size, note"), _statements("UPDATE head SET note = NULL")
     ),
+    "head size as text": _statements("UPDATE head SET size = 'forty'"),
+    "head size negative": _statements("UPDATE head SET size = -40"),
+    "head size beyond its note": _statements(f"UPDATE head SET size = {ENTRIES + 1}"),
+    "head size below its note": _statements("UPDATE head SET size = 32"),
+    "head row added": _statements("INSERT INTO head (one, size, note) SELECT 2, size, note FROM head"),
+    # The newest signed checkpoint swapped for an older one: the entries after it are unsigned.
+    "head note older than the entries": _statements(
+        "UPDATE head SET size = 32, note = (SELECT note FROM checkpoints WHERE size = 32)"
+    ),
     "schema version 99": _statements("PRAGMA user_version = 99"),
     "foreign application id": _statements("PRAGMA application_id = 7"),
     "no hashes table": _statements("DROP TABLE hashes"),
@@ -163,6 +172,20 @@ REGISTER_CASES: dict[str, Callable[[Path], object]] = {
         "INSERT INTO hashes (device_id, level, idx, hash) VALUES (1, 1, -5, x'00')"
     ),
     "entries table dropped": _statements("DROP TABLE hashes", "DROP TABLE entries"),
+    "checkpoint device_id as text": _statements("UPDATE checkpoints SET device_id = 'one'"),
+    "checkpoint copied to device_id text": _statements(
+        "INSERT INTO checkpoints SELECT 'one', size, root, note, cosigned, received_ms FROM checkpoints"
+    ),
+    "checkpoint copied to no device": _statements(
+        "INSERT INTO checkpoints SELECT 99, size, root, note, cosigned, received_ms FROM checkpoints"
+    ),
+    "entries copied to no device": _statements(
+        "INSERT INTO entries SELECT 7, idx, leaf, data FROM entries WHERE idx < 3"
+    ),
+    "hashes copied to device_id text": _statements(
+        "INSERT INTO hashes SELECT 'x1', level, idx, hash FROM hashes WHERE level = 1"
+    ),
+    "checkpoints deleted (entries unsigned)": _statements("DELETE FROM checkpoints"),
     "truncated file": lambda path: path.write_bytes(path.read_bytes()[:4096]),
 }
 

@@ -279,3 +279,41 @@ def test_retained_checkpoint_with_a_wrong_root_signed_by_the_device_key_is_refus
     code, err = run_verify(ledger_copy, capsys)
     assert code == 1, err
     assert "checkpoint at size 32" in err and "entry " in err
+
+
+def test_entries_appended_without_signing_are_named(
+    ledger_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Someone without the key adds entries (and their tree hashes, which need no key) after the
+    # newest signed checkpoint: the rows are those of a real append with its head row put back.
+    size, note = _note(ledger_copy, "head")
+    with open_ledger(ledger_copy, clock=FakeClock(1_790_000_500_000)) as ledger:
+        for i in range(3):
+            ledger.append("in", child=f"X{i}", method="qr")
+        assert ledger.size == size + 3 and (size + 3) % 16  # no retained checkpoint covers them
+    sql(ledger_copy, "UPDATE head SET size = ?, note = ?", (size, note))
+    code, err = run_verify(ledger_copy, capsys)
+    assert code == 1, err
+    assert f"entry {size}: is not covered by the newest signed checkpoint" in err and err.count("\n") == 1
+
+
+def test_monotonic_time_going_back_within_a_boot_is_not_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What docs/ledger.md says: neither the appender nor ``kgate verify`` checks ``mono_ns`` order.
+
+    Such a ledger is intact (every entry signed, every hash right); whether its clock is plausible is
+    the audit's question (``clock_inconsistent``, docs/audit.md). Restoring a check here means
+    changing the docs, and the register's verification with it (one replay for both).
+    """
+    db = tmp_path / "ledger.db"
+    clock = FakeClock(1_790_000_000_000)
+    with open_ledger(db, origin="reg.example/kgate/mono", clock=clock) as ledger:
+        ledger.append("boot")
+        clock.advance(60)
+        ledger.append("in", child="C1", method="qr")
+        clock.mono_ns -= 30 * 10**9  # the same boot, monotonic time 30 s earlier, wall time later
+        clock.time_ms += 1000
+        ledger.append("out", child="C1", method="qr")
+    code, err = run_verify(db, capsys)
+    assert code == 0, err
