@@ -3,7 +3,9 @@
 It is a peer implementation (not a mock): it verifies request signatures, the device checkpoint, the
 entries against its stored tree and the consistency proof, stores entries in memory, and cosigns.
 ``faults`` is a list of actions consumed one per request: ``"503"``, ``"429"``, ``"drop"`` (commit,
-then close the connection without answering), ``"reset-body"`` (commit, then send half an answer).
+then close the connection without answering), ``"reset-body"`` (commit, then send half an answer),
+``"commit-503"`` (commit, then answer 503 with the cosigned checkpoint in the body, as a register
+whose answer failed after its commit might), ``"stale-ack"``; ``""`` lets a request through.
 """
 
 from __future__ import annotations
@@ -167,6 +169,8 @@ class _Handler(BaseHTTPRequestHandler):
                 status, data = srv.push(dev, json.loads(raw))
                 if fault == "stale-ack" and before is not None:  # store, but answer with an older size
                     data = {"size": open_checkpoint(before, [dev.verifier])[0].size, "cosigned": before}
+                if fault == "commit-503" and status == 200:  # stored and cosigned, but a 5xx answer
+                    status, data = 503, {"error": "unavailable", "detail": "injected after commit", **data}
             elif self.command == "POST" and self.path == "/v1/heartbeat":
                 dev.heartbeats.append(json.loads(raw)["heartbeat"])
                 status, data = 200, {}

@@ -158,6 +158,29 @@ def test_5xx_burst_then_success(register: FakeRegister, make_agent: Make, ledger
     assert [s for _, _, s in register.requests[:3]] == [503, 503, 503]
 
 
+@pytest.mark.parametrize("fault", ["503", "commit-503"])
+def test_a_5xx_on_the_push_records_no_acknowledgement(
+    fault: str, register: FakeRegister, make_agent: Make, ledger_path: Path
+) -> None:
+    """A 5xx answer to the push itself is a failure, even with a cosigned checkpoint in its body."""
+    agent = make_agent(register.url, batch_size=512)
+    register.faults = ["", fault]  # GET /v1/state answered; the first push gets the 503
+    with pytest.raises(ServerError, match=r"POST /v1/push: HTTP 503"):
+        agent.sync_once()
+    snap = agent.state.read()
+    assert snap.cosigned_size == 0 and snap.cosigned_note is None  # nothing acknowledged
+    assert snap.last_error and "HTTP 503" in snap.last_error and snap.failures == 1 and snap.halted is None
+    assert [(path, status) for _, path, status in register.requests] == [
+        ("/v1/state", 200),
+        ("/v1/push", 503),
+    ]
+    assert len(register.log().entries) == (512 if fault == "commit-503" else 0)
+    agent.sync_once()  # the same batch again, from the acknowledged 0: harmless if it was committed
+    assert register.log().entries == device_entries(ledger_path)
+    assert agent.state.read().cosigned_size == TEMPLATE_SIZE
+    assert [status for _, path, status in register.requests if path == "/v1/push"] == [503, 200, 200, 200]
+
+
 def test_429_carries_retry_after(register: FakeRegister, make_agent: Make) -> None:
     agent = make_agent(register.url)
     register.faults = ["429"]
