@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import shlex
 import tempfile
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from kgate.text import REFUSED_CATEGORIES
 from kgate.urls import check_url
 from provisioning import bundle
 from provisioning.errors import StepError
@@ -52,7 +54,24 @@ class StepResult:
     step: str
     status: str
     detail: str
-    origin: str = ""  # only the decommission's ``identify`` step names the device's origin
+    vkey: str = ""  # only the decommission's ``identify`` step: the device key's public half
+    signature: str = ""  # ... and its signature over the technician's challenge (base64)
+
+
+def shown(text: str) -> str:
+    """Device output as it may reach a technician's terminal: every control, format or other invisible
+    character (ESC, BEL, bidi overrides, ...; :data:`kgate.text.REFUSED_CATEGORIES`) escaped as ``\\xNN``
+    or ``\\uNNNN``, so a device cannot move the cursor, retitle the window or hide text."""
+    out = []
+    for char in text:
+        if unicodedata.category(char) in REFUSED_CATEGORIES:
+            code = ord(char)
+            out.append(
+                f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+            )
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def device_facts(ssh: Transport) -> tuple[bundle.DeviceFacts, bool]:
@@ -120,7 +139,8 @@ def run_on_device(
         try:
             row = json.loads(line)
             result = StepResult(
-                str(row["step"]), str(row["status"]), str(row["detail"]), str(row.get("origin", ""))
+                *(shown(str(row[k])) for k in ("step", "status", "detail")),
+                *(shown(str(row.get(k, ""))) for k in ("vkey", "signature")),
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             continue  # not one of ours (a motd, a shell's noise)

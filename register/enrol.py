@@ -27,6 +27,7 @@ from ledger.note import Ed25519Verifier
 from register.errors import BadToken, ConfigError, DuplicateDevice, EnrolmentRefused, UnknownDevice
 from register.origins import MIDDLE, assign_device_id
 from register.store import Store
+from register.store.base import Device
 from register.store.enrolment import (
     Revocation,
     Token,
@@ -196,6 +197,22 @@ class Enrolment:
         """Revoke a device: its pushes get 403 from now on; its stored log stays and still verifies."""
         with self.store._tx(write=True) as sql:
             revoke_device(sql, origin, reason=reason, by=by, now_ms=self._now_ms())
+
+    def device_with_key(self, vkey: str) -> Device | None:
+        """The enrolled device (live or revoked) whose stored key is exactly ``vkey``, or None."""
+        verifier = _verifier(vkey)
+        with self.store._tx(write=False) as sql:
+            device = device_where(sql, "keyid", keyid_of(verifier.name, verifier.key_hash))
+        return device if device is not None and device.vkey == verifier.vkey else None
+
+    def revoke_key(self, vkey: str, *, reason: str, by: str) -> Device:
+        """Revoke the device whose stored key is ``vkey`` (the one that proved it holds that key)."""
+        verifier = _verifier(vkey)
+        with self.store._tx(write=True) as sql:
+            device = device_where(sql, "keyid", keyid_of(verifier.name, verifier.key_hash))
+            if device is None or device.vkey != verifier.vkey:
+                raise UnknownDevice(f"no enrolled device has the key {verifier.name}+{verifier.key_hash:08x}")
+            return revoke_device(sql, device.origin, reason=reason, by=by, now_ms=self._now_ms())
 
     def revocations(self) -> list[Revocation]:
         with self.store._tx(write=False) as sql:
