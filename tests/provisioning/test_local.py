@@ -328,3 +328,19 @@ def test_an_os_error_names_its_step(register: LocalRegister, card: Path, tmp_pat
     with pytest.raises(StepError, match=r"^step user failed: File exists: .*/var/lib/kgate \(fix it"):
         run(root, register, card, token(register, "gate-6"))
     assert not (root / "etc/kgate/sync.toml").exists()
+
+
+def test_provision_reads_the_token_file_before_it_connects(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``kgate provision --token-file`` (the form the README shows): a bad file is refused in one line,
+    before any SSH connection (port 1 would refuse it)."""
+    argv = ["provision", "root@127.0.0.1", "--port", "1", "--register", "http://127.0.0.1:1"]
+    (tmp_path / "empty").write_text("\n")
+    for path, message in (
+        (tmp_path / "none", "cannot read --token-file"),
+        (tmp_path / "empty", "no enrolment"),
+    ):
+        assert main([*argv, "--token-file", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1

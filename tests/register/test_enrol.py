@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import time
 from pathlib import Path
@@ -233,3 +234,57 @@ def test_cli_token_create_and_bad_device_add(tmp_path: Path, capsys: pytest.Capt
         == 2
     )
     assert "--expires" in capsys.readouterr().err
+
+
+def test_cli_enrol_reads_the_token_from_a_file_or_stdin(
+    server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--token-file FILE`` and ``--token -`` keep the token out of ps and history; ``--token T`` works."""
+    e = _enrolment(server)
+    common = ["enrol", "--register", server.url, "--timeout", "5", "--json"]
+    file_token, stdin_token, argv_token = (e.create_token("K", gate) for gate in ("g1", "g2", "g3"))
+    (tmp_path / "token").write_text(f"\n  {file_token}  \n\n")  # blank lines and spaces around it
+    assert main([*common, "--state", str(tmp_path / "a"), "--token-file", str(tmp_path / "token")]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin_token + "\n"))
+    assert main([*common, "--state", str(tmp_path / "b"), "--token", "-"]) == 0
+    assert main([*common, "--state", str(tmp_path / "c"), "--token", argv_token]) == 0
+    gates = [json.loads(line)["gate"] for line in capsys.readouterr().out.splitlines()]
+    assert gates == ["g1", "g2", "g3"]
+    assert len(_devices(server)) == 3
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read --token-file"),
+        ("", "no enrolment token in --token-file"),
+        ("\n \n", "no enrolment token in --token-file"),
+        ("kgt1-AAAA\nkgt1-BBBB\n", "expected the token alone on one line, found 2 lines"),
+        ("kgt1-" + "A" * 5000, "is larger than 4 KiB"),
+    ],
+)
+def test_cli_enrol_refuses_a_bad_token_file_in_one_line(
+    server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, message: str
+) -> None:
+    path = tmp_path / "token"
+    if content is not None:
+        path.write_text(content)
+    argv = ["enrol", "--register", server.url, "--state", str(tmp_path / "s"), "--token-file", str(path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "AAAA" not in err  # the token is never echoed
+    assert not (tmp_path / "s").exists() and _devices(server) == []
+
+
+def test_cli_enrol_takes_the_token_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "token").write_text("kgt1-" + "A" * 27)
+    both = ["--token", "kgt1-" + "B" * 27, "--token-file", str(tmp_path / "token")]
+    with pytest.raises(SystemExit) as exit_:
+        main(["enrol", "--register", "http://127.0.0.1:1", *both])
+    assert exit_.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["enrol", "--register", "http://127.0.0.1:1"])
+    assert (
+        exit_.value.code == 2
+        and "one of the arguments --token --token-file is required" in capsys.readouterr().err
+    )
