@@ -128,9 +128,11 @@ class Enrolment:
         digest = token_hash(token)
         with self.store._tx(write=True) as sql:
             tok = self._token(sql, digest)
-            origin = self._known_key_origin(sql, vkey)
+            known = self._known_key_device(sql, vkey)
+            if known is None or (tok.used_ms is not None and known.id != tok.device_id):
+                self._usable(tok, now)  # a used token gets no new challenge, but for the key it enrolled
+            origin = None if known is None else known.origin
             if origin is None:
-                self._usable(tok, now)
                 prefix = self.name + MIDDLE
                 origin = prefix + assign_device_id(
                     tok.kindergarten, tok.gate, taken_device_ids(sql, self.name)
@@ -236,8 +238,8 @@ class Enrolment:
             raise EnrolmentRefused("enrolment token expired; ask the register for a new one")
 
     @staticmethod
-    def _known_key_origin(sql: Any, vkey: str | None) -> str | None:
-        """The origin of an enrolled, live device with this key (re-enrolment), else None."""
+    def _known_key_device(sql: Any, vkey: str | None) -> Device | None:
+        """The enrolled, live device with this key (re-enrolment), else None."""
         if vkey is None:
             return None
         verifier = _verifier(vkey)
@@ -246,7 +248,7 @@ class Enrolment:
             return None
         if device.disabled:
             raise EnrolmentRefused(f"this key belongs to the revoked device {device.origin}; make a new key")
-        return device.origin
+        return device
 
 
 def _verifier(vkey: str) -> Ed25519Verifier:

@@ -6,7 +6,9 @@ import base64
 import hashlib
 import io
 import json
+import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from ledger.keys import load_key
 from ledger.note import Ed25519Signer
 from register.enrol import Enrolment
 from register.errors import BadOrigin, DuplicateDevice
+from register.limits import Limits
 from register.origins import check_origin
 from register.verify import verify_register
 from sync_agent.enrol import enrol
@@ -288,3 +291,48 @@ def test_cli_enrol_takes_the_token_once(tmp_path: Path, capsys: pytest.CaptureFi
         exit_.value.code == 2
         and "one of the arguments --token --token-file is required" in capsys.readouterr().err
     )
+
+
+def test_an_unknown_token_is_refused_before_the_body_is_read(make_server: Callable[..., Server]) -> None:
+    """A stranger's request is answered 401 at once: the register does not wait for (or read) its body.
+    Had it read first, this body that never comes would hold the request until the body deadline."""
+    server = make_server(Limits(body_timeout=60.0))
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(
+            b"POST /v1/enrol/challenge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer kgt1-" + b"A" * 27 + b"\r\nContent-Length: 4000\r\n\r\n{"
+        )
+        start = time.monotonic()
+        head = b""
+        while chunk := conn.recv(4096):  # socket timeout 10 s: far below the 60 s body deadline
+            head += chunk
+    assert head.startswith(b"HTTP/1.1 401 "), head[:200]
+    assert b"bad_token" in head and time.monotonic() - start < 10
+
+
+def _challenges(server: Server) -> int:
+    with server.store._tx(write=False) as sql:
+        return int(sql.one("SELECT COUNT(*) FROM enrol_challenges")[0])
+
+
+def test_a_used_token_gets_no_new_challenge(server: Server, tmp_path: Path) -> None:
+    """Only the key the token enrolled may ask again (a device whose answer was lost retries)."""
+    token = _enrolment(server).create_token("K", "north")
+    first = enrol(server.url, token, state=tmp_path / "dev", timeout=(5, 5))
+    before = _challenges(server)
+    for vkey in (None, Ed25519Signer.generate("reg.test/kgate/k-north-2").vkey):
+        r = _post(server, "/v1/enrol/challenge", token, {"vkey": vkey} if vkey else {})
+        assert r.status_code == 403 and "already used" in r.json()["detail"], r.text
+    assert _challenges(server) == before  # nothing stored for a refused request
+    other = enrol(
+        server.url, _enrolment(server).create_token("K", "south"), state=tmp_path / "o", timeout=(5, 5)
+    )
+    r = _post(server, "/v1/enrol/challenge", token, {"vkey": load_key(tmp_path / "o" / "device.key").vkey})
+    assert r.status_code == 403 and "already used" in r.json()["detail"], r.text  # a key of another token
+    assert _challenges(server) == before
+    own = _post(
+        server, "/v1/enrol/challenge", token, {"vkey": load_key(tmp_path / "dev" / "device.key").vkey}
+    )
+    assert own.status_code == 200 and own.json()["origin"] == first.origin
+    assert _devices(server) == [first.origin, other.origin]
