@@ -336,3 +336,15 @@ def test_a_used_token_gets_no_new_challenge(server: Server, tmp_path: Path) -> N
     )
     assert own.status_code == 200 and own.json()["origin"] == first.origin
     assert _devices(server) == [first.origin, other.origin]
+
+
+def test_device_list_marks_revoked_devices_in_plain_text(
+    server: Server, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    e = _enrolment(server)
+    kept = enrol(server.url, e.create_token("K", "north"), state=tmp_path / "a", timeout=(5, 5))
+    gone = enrol(server.url, e.create_token("K", "south"), state=tmp_path / "b", timeout=(5, 5))
+    e.revoke(gone.origin, reason="stolen", by="director")
+    assert main(["register", "device", "list", "--db", db_url]) == 0
+    rows = {line.split("\t")[0]: line.split("\t")[1:4] for line in capsys.readouterr().out.splitlines()}
+    assert rows == {kept.origin: ["live", "K", "north"], gone.origin: ["REVOKED", "K", "south"]}
