@@ -21,7 +21,7 @@ import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from securesystemslib.signer import CryptoSigner
-from tuf.api.metadata import Metadata
+from tuf.api.metadata import Metadata, Targets
 
 from ledger.note import Ed25519Signer
 from register.app import create_app
@@ -259,7 +259,7 @@ def _targets_naming(setup: Setup, roster_version: object, keys: Path) -> None:
     roster under a newer number, would serve. Snapshot and timestamp are re-signed as the register does."""
     repo = setup.repo
     current = repo._snapshot().signed.meta["targets.json"].version
-    targets = Metadata.from_file(str(setup.meta(f"{current}.targets.json")))
+    targets: Metadata[Targets] = Metadata.from_file(str(setup.meta(f"{current}.targets.json")))
     entry = targets.signed.targets["roster.json"]
     if roster_version is None:
         entry.unrecognized_fields.pop("roster_version")
