@@ -10,6 +10,7 @@ machine (:class:`~provisioning.local.LocalRoot`, the demo's simulated gate).
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import tempfile
 import unicodedata
@@ -80,9 +81,12 @@ def device_facts(ssh: Transport) -> tuple[bundle.DeviceFacts, bool]:
     _, out = ssh.run(probe, timeout=60)
     lines = out.split("\n")
     version = lines[2].split() if len(lines) > 2 else []
-    if len(version) != 2:
+    if len(version) != 2 or not all(v.isascii() and v.isdigit() and len(v) < 4 for v in version):
         raise StepError("step os: the device has no python3 (Raspberry Pi OS and Debian bookworm have it)")
-    return bundle.DeviceFacts(lines[0].strip(), (int(version[0]), int(version[1]))), lines[1].strip() == "0"
+    arch = lines[0].strip()
+    if not re.fullmatch(r"[A-Za-z0-9_]{1,32}", arch):  # it names wheel tags and cache directories here
+        raise StepError(f"step os: the device reports the CPU architecture '{shown(arch[:40])}'")
+    return bundle.DeviceFacts(arch, (int(version[0]), int(version[1]))), lines[1].strip() == "0"
 
 
 def provision(

@@ -344,3 +344,25 @@ def test_provision_reads_the_token_file_before_it_connects(
         assert main([*argv, "--token-file", str(path)]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
+
+
+@dataclass
+class OddArch(LocalRoot):
+    """A device whose ``uname -m`` answers with a path and a terminal escape instead of a CPU name."""
+
+    def run(
+        self, command: str, *, stdin: str | None = None, timeout: float = 60, ok: Sequence[int] = (0,)
+    ) -> tuple[int, str]:
+        status, out = super().run(command, stdin=stdin, timeout=timeout, ok=ok)
+        if command.startswith("uname -m;"):
+            out = "../../x86_64\x1b]0;pwned\x07\n" + out.split("\n", 1)[1]
+        return status, out
+
+
+def test_a_device_reporting_an_odd_architecture_is_refused_and_shown_escaped(tmp_path: Path) -> None:
+    with pytest.raises(StepError) as err:
+        provision(OddArch(tmp_path / "gate"), register="http://127.0.0.1:1", token=None)
+    assert (
+        str(err.value) == "step os: the device reports the CPU architecture '../../x86_64\\x1b]0;pwned\\x07'"
+    )
+    assert not (tmp_path / "gate").exists()
