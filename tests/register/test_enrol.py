@@ -348,3 +348,26 @@ def test_device_list_marks_revoked_devices_in_plain_text(
     assert main(["register", "device", "list", "--db", db_url]) == 0
     rows = {line.split("\t")[0]: line.split("\t")[1:4] for line in capsys.readouterr().out.splitlines()}
     assert rows == {kept.origin: ["live", "K", "north"], gone.origin: ["REVOKED", "K", "south"]}
+
+
+def test_cli_revoke_by_key_names_the_registers_device_and_refuses_in_one_line(
+    server: Server, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    e = _enrolment(server)
+    ident = enrol(server.url, e.create_token("K", "north"), state=tmp_path / "a", timeout=(5, 5))
+    vkey = load_key(tmp_path / "a" / "device.key").vkey
+    revoke = ["register", "device", "revoke", "--reason", "decommissioned", "--db", db_url]
+    stranger = Ed25519Signer.generate(ident.origin).vkey  # the same name, another key
+    for argv, message in (
+        ([*revoke, "--key", stranger], "no enrolled device has the key"),
+        ([*revoke, "--key", "not-a-key"], "--key: not an Ed25519 note verifier key"),
+        ([*revoke, ident.origin, "--key", vkey], "not both"),
+        (revoke, "give the device's ORIGIN or --key VKEY"),
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert [d.disabled for d in server.store.devices()] == [False]
+    assert main([*revoke, "--key", vkey]) == 0
+    assert capsys.readouterr().out.startswith(f"revoked {ident.origin}:")
+    assert [d.disabled for d in server.store.devices()] == [True]
