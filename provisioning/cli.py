@@ -26,9 +26,9 @@ def cmd_provision(args: argparse.Namespace) -> int:
     def show(r: StepResult) -> None:
         print(f"{r.step:<9} {r.status:<12} {r.detail}", flush=True)
 
-    token = args.token
-    if token == "-":  # noqa: S105 (stdin keeps the token out of shell history and ps)
-        token = sys.stdin.readline().strip()
+    from sync_agent.enrol_cli import read_token  # noqa: PLC0415
+
+    token = read_token(args.token, args.token_file)
     results = provision(
         _ssh(args), register=args.register, token=token, dry_run=args.dry_run, wheel=args.wheel,
         camera=args.camera, ca=args.ca, on_step=show,
@@ -95,9 +95,11 @@ def add_commands(subparsers: Any) -> None:
     )
     _connection_args(p)
     p.add_argument("--register", required=True, metavar="URL", help="the register's base URL (https)")
-    p.add_argument(
-        "--token", metavar="T", help="one-time enrolment token (kgate register token create; - reads stdin)"
-    )
+    from sync_agent.enrol_cli import TOKEN_FILE_HELP, TOKEN_HELP  # noqa: PLC0415
+
+    token = p.add_mutually_exclusive_group()
+    token.add_argument("--token", metavar="T", help="one-time enrolment token: " + TOKEN_HELP)
+    token.add_argument("--token-file", type=Path, metavar="FILE", help=TOKEN_FILE_HELP)
     p.add_argument("--ca", type=Path, metavar="FILE", help="CA bundle for the register's TLS certificate")
     p.add_argument("--dry-run", action="store_true", help="change nothing; say what would change")
     p.add_argument(

@@ -9,8 +9,9 @@ per step: ``{"step", "status", "detail"}`` with status ``changed``, ``unchanged`
 first and only then acts, so a second run changes nothing and a failed run is finished by the next one.
 
 Usage on the device: ``python3 device.py BUNDLE_DIR [--dry-run] [--decommission] < settings.json``.
-``--decommission`` runs the other action, :data:`DECOMMISSION` (units stopped, final sync, keys destroyed,
-units removed, state archived), with the same reporting and the same check-then-act rule.
+``--decommission`` runs the other action, :data:`DECOMMISSION` (key proven, units stopped, final sync, keys
+destroyed, units removed, state archived), with the same reporting and the same check-then-act rule;
+``--identify`` runs only its first step (the device key's signature over the technician's challenge).
 
 ``--root DIR`` runs the same steps against a directory on this machine instead of a device's ``/`` (the
 demo's simulated gate, over :class:`provisioning.local.LocalRoot`), as the calling user: there is no apt,
@@ -127,6 +128,7 @@ class Run:
     target: Target = field(default_factory=Target)
     changed: set[str] = field(default_factory=set)
     ledger_before: int | None = None  # entries before the units step (re)started the terminal
+    vkey: str | None = None  # the device key's public half, once the identify step proved it
 
     def report(self, step: str, status: str, detail: str = "", **extra: str) -> None:
         print(json.dumps({"step": step, "status": status, "detail": detail, **extra}), flush=True)
@@ -599,8 +601,55 @@ def archived_identity(t: Target) -> dict[str, Any] | None:
     return None
 
 
+PROVE_SCRIPT = """
+import json, sys
+from pathlib import Path
+from kgate.errors import KgateError
+from sync_agent.enrol import prove_key
+s = json.load(sys.stdin)
+try:
+    proof = prove_key(Path(s["key"]), s["challenge"])
+except (KgateError, ValueError) as exc:
+    sys.exit(str(exc))
+print(json.dumps(proof))
+"""
+PUBLIC_KEY = "device.vkey"  # the device key's public half, kept with the archive when the key is destroyed
+
+
+def archived_vkey(t: Target) -> str | None:
+    """The public key of the newest archived state's destroyed device key, or None."""
+    for path in sorted(t.archive.glob(f"*/{PUBLIC_KEY}"), reverse=True):
+        return path.read_text(encoding="ascii").strip()
+    return None
+
+
+def prove(run: Run) -> dict[str, str]:
+    """The device key's vkey and its signature over the technician's challenge, made by kgate's own code
+    as the service user (the key never leaves the device). The origin the device reports proves nothing:
+    the technician's side identifies the device by this key (provisioning/decommission.py)."""
+    t = run.target
+    challenge = run.settings.get("challenge")
+    if not isinstance(challenge, str):
+        raise StepFailed("no challenge to sign in the settings (run kgate decommission)")
+    if not t.has_kgate:
+        raise StepFailed(f"kgate is missing in {t.venv}: cannot sign the challenge (provision again)")
+    argv, env = t.service(t.python, "-c", PROVE_SCRIPT)
+    body = {"key": str(t.state / "device.key"), "challenge": challenge}
+    proc = subprocess.run(
+        argv, input=json.dumps(body), capture_output=True, text=True, timeout=120, check=False, env=env
+    )
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines() or ["no output"]
+        raise StepFailed(f"cannot sign the challenge with the device key: {lines[-1]}")
+    proof: dict[str, str] = json.loads(proc.stdout)
+    return proof
+
+
 def step_identify(run: Run) -> None:
-    """Which device this is: the origin the register must revoke (also after a finished decommission)."""
+    """Which device this is: its key, proven by a signature over the technician's fresh challenge.
+
+    After a finished decommission the key is gone; its public half (archived) is named, unproven.
+    """
     t = run.target
     ident = enrolment(t)
     where = "enrolled"
@@ -608,7 +657,15 @@ def step_identify(run: Run) -> None:
         ident, where = archived_identity(t), f"already decommissioned, state in {t.archive}"
     if ident is None:
         raise StepFailed(f"no enrolment on this device ({t.state}/enrolment.json): nothing to decommission")
-    run.report("identify", "unchanged", f"{ident['origin']} ({where})", origin=str(ident["origin"]))
+    if (t.state / "device.key").exists():
+        proof = prove(run)
+        run.vkey = proof["vkey"]
+        detail = f"says {ident['origin']} ({where}); signed the challenge with its device key"
+        run.report("identify", "unchanged", detail, **proof)
+        return
+    vkey = archived_vkey(t)
+    detail = f"says {ident['origin']} ({where}); no device key left to sign the challenge with"
+    run.report("identify", "unchanged", detail, **({"vkey": vkey} if vkey else {}))
 
 
 def step_stop(run: Run) -> None:
@@ -684,6 +741,8 @@ def step_destroy_keys(run: Run) -> None:
         return
 
     def apply() -> None:
+        if run.vkey is not None:  # archived with the state: a second run can still name the key
+            (state / PUBLIC_KEY).write_text(run.vkey + "\n", encoding="ascii")
         for key in keys:
             destroy(key)
 
@@ -739,7 +798,10 @@ DECOMMISSION: tuple[tuple[str, Callable[[Run], None]], ...] = (
     ("keys", step_destroy_keys), ("units", step_remove_units), ("archive", step_archive),
 )  # fmt: skip
 
-USAGE = "usage: python3 device.py BUNDLE_DIR [--dry-run] [--decommission] [--root DIR] < settings.json"
+USAGE = (
+    "usage: python3 device.py BUNDLE_DIR [--dry-run] [--decommission [--identify]] [--root DIR] "
+    "< settings.json"
+)
 
 
 def main(argv: list[str]) -> int:
@@ -752,12 +814,18 @@ def main(argv: list[str]) -> int:
             return 2
         root = Path(args[at + 1])
         del args[at : at + 2]
-    if not args or set(args[1:]) - {"--dry-run", "--decommission"} or (root == Path("/") and os.geteuid()):
+    flags = set(args[1:])
+    if (
+        not args
+        or flags - {"--dry-run", "--decommission", "--identify"}
+        or (root == Path("/") and os.geteuid())
+    ):
         print(f"{USAGE}\n(as root on a device; --root DIR as any user)", file=sys.stderr)
         return 2
     os.umask(0o022)  # the venv must be readable by the service user whatever the login's umask
-    run = Run(Path(args[0]), json.load(sys.stdin), "--dry-run" in args[1:], Target(root))
-    for name, step in DECOMMISSION if "--decommission" in args[1:] else STEPS:
+    run = Run(Path(args[0]), json.load(sys.stdin), "--dry-run" in flags, Target(root))
+    steps = DECOMMISSION if "--decommission" in flags else STEPS
+    for name, step in DECOMMISSION[:1] if "--identify" in flags else steps:
         try:
             step(run)
         except StepFailed as exc:

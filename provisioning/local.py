@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from provisioning.errors import ProvisionError
+from provisioning.provision import shown
 
 
 @dataclass
@@ -58,7 +59,7 @@ class LocalRoot:
         self.transcript += [proc.stdout, proc.stderr]
         if proc.returncode not in ok:
             lines = proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
-            raise ProvisionError(f"{self.host}: {lines[-1]}")
+            raise ProvisionError(f"{self.host}: {shown(lines[-1])}")
         return proc.returncode, proc.stdout
 
     def copy(self, local: Path, remote: str, *, timeout: float = 600) -> None:

@@ -10,13 +10,16 @@ machine (:class:`~provisioning.local.LocalRoot`, the demo's simulated gate).
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import tempfile
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from kgate.text import REFUSED_CATEGORIES
 from kgate.urls import check_url
 from provisioning import bundle
 from provisioning.errors import StepError
@@ -52,7 +55,24 @@ class StepResult:
     step: str
     status: str
     detail: str
-    origin: str = ""  # only the decommission's ``identify`` step names the device's origin
+    vkey: str = ""  # only the decommission's ``identify`` step: the device key's public half
+    signature: str = ""  # ... and its signature over the technician's challenge (base64)
+
+
+def shown(text: str) -> str:
+    """Device output as it may reach a technician's terminal: every control, format or other invisible
+    character (ESC, BEL, bidi overrides, ...; :data:`kgate.text.REFUSED_CATEGORIES`) escaped as ``\\xNN``
+    or ``\\uNNNN``, so a device cannot move the cursor, retitle the window or hide text."""
+    out = []
+    for char in text:
+        if unicodedata.category(char) in REFUSED_CATEGORIES:
+            code = ord(char)
+            out.append(
+                f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+            )
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def device_facts(ssh: Transport) -> tuple[bundle.DeviceFacts, bool]:
@@ -61,9 +81,12 @@ def device_facts(ssh: Transport) -> tuple[bundle.DeviceFacts, bool]:
     _, out = ssh.run(probe, timeout=60)
     lines = out.split("\n")
     version = lines[2].split() if len(lines) > 2 else []
-    if len(version) != 2:
+    if len(version) != 2 or not all(v.isascii() and v.isdigit() and len(v) < 4 for v in version):
         raise StepError("step os: the device has no python3 (Raspberry Pi OS and Debian bookworm have it)")
-    return bundle.DeviceFacts(lines[0].strip(), (int(version[0]), int(version[1]))), lines[1].strip() == "0"
+    arch = lines[0].strip()
+    if not re.fullmatch(r"[A-Za-z0-9_]{1,32}", arch):  # it names wheel tags and cache directories here
+        raise StepError(f"step os: the device reports the CPU architecture '{shown(arch[:40])}'")
+    return bundle.DeviceFacts(arch, (int(version[0]), int(version[1]))), lines[1].strip() == "0"
 
 
 def provision(
@@ -120,7 +143,8 @@ def run_on_device(
         try:
             row = json.loads(line)
             result = StepResult(
-                str(row["step"]), str(row["status"]), str(row["detail"]), str(row.get("origin", ""))
+                *(shown(str(row[k])) for k in ("step", "status", "detail")),
+                *(shown(str(row.get(k, ""))) for k in ("vkey", "signature")),
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             continue  # not one of ours (a motd, a shell's noise)

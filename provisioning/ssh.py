@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from provisioning.errors import SshError
+from provisioning.provision import shown
 
 CONNECT_TIMEOUT_S = 15
 
@@ -76,7 +77,7 @@ class Ssh:
                 "put it in --known-hosts, or pass --accept-new on the very first contact)"
             )
         lines = err.strip().splitlines() or [f"exit status {proc.returncode}"]
-        raise SshError(f"ssh {self.host}: {lines[-1]}")
+        raise SshError(f"ssh {self.host}: {shown(lines[-1])}")  # the device's words, escaped
 
     def copy(self, local: Path, remote: str, *, timeout: float = 600) -> None:
         """Copy a file or directory to ``remote`` on the device (scp -r)."""

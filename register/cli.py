@@ -119,9 +119,10 @@ def cmd_device_list(args: argparse.Namespace) -> int:
             row["silent_s"] = None if d.last_seen_ms is None else (now_ms - d.last_seen_ms) / 1000
             print(json.dumps(row, sort_keys=True))
         return 0
-    for d in devices:
+    for d in devices:  # the status in words (not only in --json's "disabled"): REVOKED or live
         seen = "never" if d.last_seen_ms is None else f"{(now_ms - d.last_seen_ms) / 1000:.0f}s ago"
-        print(f"{d.origin}\t{d.kindergarten}\t{d.gate}\tsize={d.size}\tlast seen {seen}")
+        status = "REVOKED" if d.disabled else "live"
+        print(f"{d.origin}\t{status}\t{d.kindergarten}\t{d.gate}\tsize={d.size}\tlast seen {seen}")
     return 0
 
 
@@ -307,7 +308,9 @@ def add_commands(subparsers: Any) -> None:
     add.add_argument("--state", help="directory of the register keys (default $STATE_DIRECTORY or .)")
     add.add_argument("--name", help="the register's name (origin prefix), when no register ran on --db")
     add.set_defaults(func=cmd_device_add)
-    lst = dsub.add_parser("list", help="list devices (optionally only those silent for a while)")
+    lst = dsub.add_parser(
+        "list", help="list devices, each marked live or REVOKED (optionally only those silent for a while)"
+    )
     lst.add_argument("--db", default=DEFAULT_DB, help=db_help)
     lst.add_argument(
         "--silent-for", type=_positive, metavar="SECONDS", help="only devices not heard from for this long"

@@ -27,6 +27,7 @@ from ledger.note import Ed25519Verifier
 from register.errors import BadToken, ConfigError, DuplicateDevice, EnrolmentRefused, UnknownDevice
 from register.origins import MIDDLE, assign_device_id
 from register.store import Store
+from register.store.base import Device
 from register.store.enrolment import (
     Revocation,
     Token,
@@ -127,9 +128,11 @@ class Enrolment:
         digest = token_hash(token)
         with self.store._tx(write=True) as sql:
             tok = self._token(sql, digest)
-            origin = self._known_key_origin(sql, vkey)
+            known = self._known_key_device(sql, vkey)
+            if known is None or (tok.used_ms is not None and known.id != tok.device_id):
+                self._usable(tok, now)  # a used token gets no new challenge, but for the key it enrolled
+            origin = None if known is None else known.origin
             if origin is None:
-                self._usable(tok, now)
                 prefix = self.name + MIDDLE
                 origin = prefix + assign_device_id(
                     tok.kindergarten, tok.gate, taken_device_ids(sql, self.name)
@@ -197,6 +200,22 @@ class Enrolment:
         with self.store._tx(write=True) as sql:
             revoke_device(sql, origin, reason=reason, by=by, now_ms=self._now_ms())
 
+    def device_with_key(self, vkey: str) -> Device | None:
+        """The enrolled device (live or revoked) whose stored key is exactly ``vkey``, or None."""
+        verifier = _verifier(vkey)
+        with self.store._tx(write=False) as sql:
+            device = device_where(sql, "keyid", keyid_of(verifier.name, verifier.key_hash))
+        return device if device is not None and device.vkey == verifier.vkey else None
+
+    def revoke_key(self, vkey: str, *, reason: str, by: str) -> Device:
+        """Revoke the device whose stored key is ``vkey`` (the one that proved it holds that key)."""
+        verifier = _verifier(vkey)
+        with self.store._tx(write=True) as sql:
+            device = device_where(sql, "keyid", keyid_of(verifier.name, verifier.key_hash))
+            if device is None or device.vkey != verifier.vkey:
+                raise UnknownDevice(f"no enrolled device has the key {verifier.name}+{verifier.key_hash:08x}")
+            return revoke_device(sql, device.origin, reason=reason, by=by, now_ms=self._now_ms())
+
     def revocations(self) -> list[Revocation]:
         with self.store._tx(write=False) as sql:
             return revocations(sql)
@@ -219,8 +238,8 @@ class Enrolment:
             raise EnrolmentRefused("enrolment token expired; ask the register for a new one")
 
     @staticmethod
-    def _known_key_origin(sql: Any, vkey: str | None) -> str | None:
-        """The origin of an enrolled, live device with this key (re-enrolment), else None."""
+    def _known_key_device(sql: Any, vkey: str | None) -> Device | None:
+        """The enrolled, live device with this key (re-enrolment), else None."""
         if vkey is None:
             return None
         verifier = _verifier(vkey)
@@ -229,7 +248,7 @@ class Enrolment:
             return None
         if device.disabled:
             raise EnrolmentRefused(f"this key belongs to the revoked device {device.origin}; make a new key")
-        return device.origin
+        return device
 
 
 def _verifier(vkey: str) -> Ed25519Verifier:

@@ -64,10 +64,26 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 def cmd_device_revoke(args: argparse.Namespace) -> int:
     from register.store import open_store  # noqa: PLC0415
 
+    if (args.origin is None) == (args.key is None):
+        raise ConfigError(
+            "give the device's ORIGIN or --key VKEY (what kgate decommission printed), not both"
+        )
     by = args.by or os.environ.get("SUDO_USER") or getpass.getuser()
     with open_store(args.db) as store:
-        _enrolment(store, args).revoke(args.origin, reason=args.reason, by=by)
-    print(f"revoked {args.origin}: its pushes are refused from now on; its stored log stays")
+        enrolment = _enrolment(store, args)
+        if args.key is not None:
+            from ledger.errors import BadKeyError  # noqa: PLC0415
+            from ledger.note import Ed25519Verifier  # noqa: PLC0415
+
+            try:
+                Ed25519Verifier.from_vkey(args.key)
+            except BadKeyError as exc:
+                raise ConfigError(f"--key: not an Ed25519 note verifier key: {exc}") from None
+            origin = enrolment.revoke_key(args.key, reason=args.reason, by=by).origin
+        else:
+            origin = args.origin
+            enrolment.revoke(origin, reason=args.reason, by=by)
+    print(f"revoked {origin}: its pushes are refused from now on; its stored log stays")
     return 0
 
 
@@ -103,7 +119,12 @@ def add_commands(sub: Any, device_sub: Any) -> None:
     create.set_defaults(func=cmd_token_create)
 
     revoke = device_sub.add_parser("revoke", help="revoke a device: its pushes get 403, its log stays")
-    revoke.add_argument("origin", metavar="ORIGIN", help="the device's log origin")
+    revoke.add_argument("origin", metavar="ORIGIN", nargs="?", help="the device's log origin")
+    revoke.add_argument(
+        "--key",
+        metavar="VKEY",
+        help="instead of ORIGIN: the device whose stored key is VKEY (kgate decommission)",
+    )
     revoke.add_argument("--reason", required=True, help="why (recorded with who and when)")
     revoke.add_argument("--by", help="who revokes (default: the user running the command)")
     _keys_args(revoke)

@@ -204,8 +204,16 @@ class RosterRepository:
             targets = self._read(f"{self._snapshot().signed.meta['targets.json'].version}.targets.json")
             current = targets.signed.targets.get(TARGET)
             published = int(current.unrecognized_fields.get("roster_version", 0)) if current else 0
-            if version <= published:
-                raise RosterRepoError(f"roster version {version} is not above the published {published}")
+            if version == published:  # a gate never replaces a version it has: it would refuse this one
+                raise RosterRepoError(
+                    f"roster version {version} is already published for {self.kindergarten!r}; the gates "
+                    f"keep the version they have, so a changed roster needs version {published + 1}"
+                )
+            if version < published:
+                raise RosterRepoError(
+                    f"roster version {version} is below the published {published}: versions never go back "
+                    f"(publish it as version {published + 1})"
+                )
         target = TargetFile.from_data(TARGET, document, ["sha256"])
         target.unrecognized_fields["roster_version"] = version
         _atomic_write(self.targets / f"{target.hashes['sha256']}.{TARGET}", document)

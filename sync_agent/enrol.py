@@ -20,6 +20,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
@@ -31,7 +32,7 @@ from kgate.urls import check_url
 from ledger.enrolment import TOKEN_PREFIX, proof_message
 from ledger.errors import BadKeyError
 from ledger.keys import fsync_dir, load_key, load_or_create_key
-from ledger.note import CosignatureVerifier, Ed25519Signer
+from ledger.note import CosignatureVerifier, Ed25519Signer, Ed25519Verifier
 from sync_agent.client import _json_object, _read_capped, _short
 from sync_agent.errors import BadResponseError, RejectedError, TransportError
 from sync_agent.roster_update import ROOT_FILE, TUF_DIR, check_root, install_root
@@ -39,6 +40,38 @@ from sync_agent.roster_update import ROOT_FILE, TUF_DIR, check_root, install_roo
 IDENTITY_FILE: Final = "enrolment.json"
 CONFIG_FILE: Final = "sync.toml"
 ROSTER_DB: Final = "roster.db"  # the terminal's default roster database (terminal/config.py)
+KEY_PROOF_DOMAIN: Final = b"kgate device key proof v1\n"
+_KEY_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+
+
+def key_proof_message(challenge: str, vkey: str) -> bytes:
+    """The bytes a device signs to prove, to ``kgate decommission``, that it holds the key ``vkey``.
+
+    ``challenge`` is the technician's fresh nonce (32 random bytes, base64url); the domain line keeps the
+    signature from being valid as a ledger note, an HTTP signature or an enrolment proof.
+    """
+    if not _KEY_CHALLENGE.fullmatch(challenge):
+        raise ValueError("the key proof's challenge is not 32 random bytes in base64url")
+    if "\n" in vkey or not vkey.isascii():
+        raise ValueError("the key proof's vkey is not one ASCII line")
+    return KEY_PROOF_DOMAIN + f"{challenge}\n{vkey}\n".encode("ascii")
+
+
+def prove_key(key: Path, challenge: str) -> dict[str, str]:
+    """The device's side: its vkey and its signature over :func:`key_proof_message` (run on the device)."""
+    signer = load_key(key)
+    sig = signer.sign(key_proof_message(challenge, signer.vkey))
+    return {"vkey": signer.vkey, "signature": base64.b64encode(sig).decode("ascii")}
+
+
+def check_key_proof(challenge: str, vkey: str, signature: str) -> Ed25519Verifier | None:
+    """The verifier of ``vkey`` if ``signature`` signs the proof of ``challenge`` with it, else None."""
+    try:
+        verifier = Ed25519Verifier.from_vkey(vkey)
+        sig = base64.b64decode(signature, validate=True)
+        return verifier if verifier.verify(key_proof_message(challenge, verifier.vkey), sig) else None
+    except (BadKeyError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)

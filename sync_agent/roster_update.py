@@ -256,8 +256,11 @@ def update_roster(
         fetcher.close()
     try:
         data = parse_roster(raw)
-        if info.unrecognized_fields.get("roster_version", data.version) != data.version:
-            raise RosterError("the signed targets name another roster version than the document")
+        signed_version = info.unrecognized_fields.get("roster_version")
+        if type(signed_version) is not int or signed_version != data.version:  # bool is not a version
+            raise RosterError(
+                f"the signed targets name roster version {signed_version!r:.40}, the document {data.version}"
+            )
         expires = _verified_expiry(metadata_dir)
         with open_roster(roster_db) as roster:
             installed = roster.install(data, expires, face_key=face_key)

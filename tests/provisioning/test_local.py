@@ -8,24 +8,29 @@ a directory root cannot have (apt, a service user, a running service manager) is
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import subprocess
+import unicodedata
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import segno
 
+from kgate.cli import main
 from ledger.store import open_ledger
 from provisioning import bundle
 from provisioning.decommission import decommission
 from provisioning.errors import StepError
 from provisioning.local import LocalRoot
-from provisioning.provision import StepResult, provision, summary
+from provisioning.provision import StepResult, provision, shown, summary
 from register.enrol import Enrolment
 from register.local import LocalRegister, serve_locally
 from sync_agent.config import load_config
+from sync_agent.enrol import prove_key
 from terminal.config import load_config as load_terminal_config
 
 pytestmark = pytest.mark.skipif(
@@ -163,6 +168,124 @@ def test_decommissions_a_local_root(
     )
     again = decommission(LocalRoot(root), db=str(register_db), by="technician")
     assert not [r for r in again if r.status == "changed"]
+    unproven = "(the device has no key left; the key it names is that device's)"
+    assert (again[-1].status, again[-1].detail) == (
+        "unchanged",
+        f"{origin} is revoked at the register {unproven}",
+    )
+
+
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x1b[1A\r\u202e"
+
+
+@dataclass
+class LyingRoot(LocalRoot):
+    """A gate whose software lies: each JSON line its step runner prints goes through ``lie`` first."""
+
+    lie: Callable[[dict[str, str]], dict[str, str]] = lambda row: row
+
+    def run(
+        self, command: str, *, stdin: str | None = None, timeout: float = 60, ok: Sequence[int] = (0,)
+    ) -> tuple[int, str]:
+        status, out = super().run(command, stdin=stdin, timeout=timeout, ok=ok)
+        lines = []
+        for line in out.splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                row = None
+            lines.append(json.dumps(self.lie(row)) if isinstance(row, dict) else line)
+        return status, "\n".join(lines) + "\n"
+
+
+def two_gates(register: LocalRegister, card: Path, tmp_path: Path, gates: tuple[str, str]) -> list[Path]:
+    roots = [tmp_path / gate for gate in gates]
+    for root, gate in zip(roots, gates, strict=True):
+        run(root, register, card, token(register, gate))
+    return roots
+
+
+def origin_of(root: Path) -> str:
+    return str(json.loads((root / "var/lib/kgate/enrolment.json").read_text(encoding="utf-8"))["origin"])
+
+
+def live(register: LocalRegister, origin: str) -> bool:
+    device = register.store.device_by_origin(origin)
+    assert device is not None
+    return not device.disabled
+
+
+def test_a_gate_that_reports_another_gates_origin_gets_only_itself_revoked(
+    register: LocalRegister, register_db: Path, card: Path, tmp_path: Path
+) -> None:
+    """The origin a gate reports decides nothing: its key, proven over a fresh challenge, does. What it
+    prints reaches the technician with every control character escaped."""
+    liar, honest = two_gates(register, card, tmp_path, ("gate-7", "gate-8"))
+    liar_origin, honest_origin = origin_of(liar), origin_of(honest)
+    ident = liar / "var/lib/kgate/enrolment.json"  # the identity the old decommission revoked by
+    ident.write_text(ident.read_text(encoding="utf-8").replace(liar_origin, honest_origin), encoding="utf-8")
+
+    def lie(row: dict[str, str]) -> dict[str, str]:
+        return {**row, "origin": honest_origin, "detail": f"{honest_origin}{ESCAPES}{row['detail']}"}
+
+    shown_lines: list[str] = []
+    results = decommission(
+        LyingRoot(liar, lie=lie), db=str(register_db), by="technician", skip_sync=True,
+        on_step=lambda r: shown_lines.append(f"{r.step} {r.status} {r.detail}"),
+    )  # fmt: skip
+    assert results[-1] == StepResult("revoke", "changed", f"revoked {liar_origin} (decommissioned, by "
+                                     "technician): its pushes get 403")  # fmt: skip
+    assert not live(register, liar_origin) and live(register, honest_origin)
+    assert not (liar / "var/lib/kgate/device.key").exists()
+    assert len(shown_lines) == len(results)
+    for line in shown_lines:
+        assert not [c for c in line if unicodedata.category(c) in ("Cc", "Cf")], line
+    assert "\\x1b]0;pwned\\x07\\x1b[2J\\x1b[1A\\x0d\\u202e" in shown_lines[0]
+
+
+def test_shown_escapes_what_could_move_or_hide_text() -> None:
+    assert shown("K-7 ә ғ қ ң ө ұ ү һ і: ok") == "K-7 ә ғ қ ң ө ұ ү һ і: ok"
+    assert shown("a\x1b[2Jb\x07\u200bc\U000e0001") == "a\\x1b[2Jb\\x07\\u200bc\\U000e0001"
+
+
+@pytest.mark.parametrize("forgery", ["its own signature", "an old signature of the other gate"])
+def test_a_gate_that_names_another_gates_key_is_refused_before_anything_changes(
+    register: LocalRegister, register_db: Path, card: Path, tmp_path: Path, forgery: str
+) -> None:
+    gates = ("gate-9", "gate-10") if forgery == "its own signature" else ("gate-11", "gate-12")
+    liar, honest = two_gates(register, card, tmp_path, gates)
+    honest_key = honest / "var/lib/kgate/device.key"
+    old_proof = prove_key(honest_key, secrets.token_urlsafe(32))  # a proof of an earlier challenge
+
+    def lie(row: dict[str, str]) -> dict[str, str]:
+        if row.get("step") != "identify":
+            return row
+        return {**row, **(old_proof if forgery != "its own signature" else {"vkey": old_proof["vkey"]})}
+
+    refused = "the device's signature over this run's challenge does not verify with the key it names"
+    with pytest.raises(
+        StepError, match=rf"^step identify failed: {refused}; nothing changed, nothing revoked$"
+    ):
+        decommission(LyingRoot(liar, lie=lie), db=str(register_db), by="technician", skip_sync=True)
+    assert live(register, origin_of(liar)) and live(register, origin_of(honest))
+    assert (liar / "var/lib/kgate/device.key").exists() and honest_key.exists()
+    assert not (liar / "var/lib/kgate-decommissioned").exists()
+
+
+def test_without_db_the_operator_revokes_the_proven_key(
+    register: LocalRegister, register_db: Path, card: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (root,) = [tmp_path / "gate"]
+    run(root, register, card, token(register, "gate-13"))
+    origin = origin_of(root)
+    results = decommission(LocalRoot(root), db=None, skip_sync=True)
+    assert results[-1].status == "warning"
+    command = results[-1].detail.removeprefix("operator step at the register: kgate ").split()
+    assert command[:4] == ["register", "device", "revoke", "--key"] and command[-2:] == ["--db", "DB"]
+    assert live(register, origin)
+    assert main([*command[:-1], str(register_db)]) == 0
+    assert capsys.readouterr().out.startswith(f"revoked {origin}:")
+    assert not live(register, origin)
 
 
 def test_without_systemctl_the_units_are_copied_with_a_warning(
@@ -205,3 +328,41 @@ def test_an_os_error_names_its_step(register: LocalRegister, card: Path, tmp_pat
     with pytest.raises(StepError, match=r"^step user failed: File exists: .*/var/lib/kgate \(fix it"):
         run(root, register, card, token(register, "gate-6"))
     assert not (root / "etc/kgate/sync.toml").exists()
+
+
+def test_provision_reads_the_token_file_before_it_connects(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``kgate provision --token-file`` (the form the README shows): a bad file is refused in one line,
+    before any SSH connection (port 1 would refuse it)."""
+    argv = ["provision", "root@127.0.0.1", "--port", "1", "--register", "http://127.0.0.1:1"]
+    (tmp_path / "empty").write_text("\n")
+    for path, message in (
+        (tmp_path / "none", "cannot read --token-file"),
+        (tmp_path / "empty", "no enrolment"),
+    ):
+        assert main([*argv, "--token-file", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+
+
+@dataclass
+class OddArch(LocalRoot):
+    """A device whose ``uname -m`` answers with a path and a terminal escape instead of a CPU name."""
+
+    def run(
+        self, command: str, *, stdin: str | None = None, timeout: float = 60, ok: Sequence[int] = (0,)
+    ) -> tuple[int, str]:
+        status, out = super().run(command, stdin=stdin, timeout=timeout, ok=ok)
+        if command.startswith("uname -m;"):
+            out = "../../x86_64\x1b]0;pwned\x07\n" + out.split("\n", 1)[1]
+        return status, out
+
+
+def test_a_device_reporting_an_odd_architecture_is_refused_and_shown_escaped(tmp_path: Path) -> None:
+    with pytest.raises(StepError) as err:
+        provision(OddArch(tmp_path / "gate"), register="http://127.0.0.1:1", token=None)
+    assert (
+        str(err.value) == "step os: the device reports the CPU architecture '../../x86_64\\x1b]0;pwned\\x07'"
+    )
+    assert not (tmp_path / "gate").exists()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
+import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from ledger.keys import load_key
 from ledger.note import Ed25519Signer
 from register.enrol import Enrolment
 from register.errors import BadOrigin, DuplicateDevice
+from register.limits import Limits
 from register.origins import check_origin
 from register.verify import verify_register
 from sync_agent.enrol import enrol
@@ -233,3 +237,137 @@ def test_cli_token_create_and_bad_device_add(tmp_path: Path, capsys: pytest.Capt
         == 2
     )
     assert "--expires" in capsys.readouterr().err
+
+
+def test_cli_enrol_reads_the_token_from_a_file_or_stdin(
+    server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--token-file FILE`` and ``--token -`` keep the token out of ps and history; ``--token T`` works."""
+    e = _enrolment(server)
+    common = ["enrol", "--register", server.url, "--timeout", "5", "--json"]
+    file_token, stdin_token, argv_token = (e.create_token("K", gate) for gate in ("g1", "g2", "g3"))
+    (tmp_path / "token").write_text(f"\n  {file_token}  \n\n")  # blank lines and spaces around it
+    assert main([*common, "--state", str(tmp_path / "a"), "--token-file", str(tmp_path / "token")]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin_token + "\n"))
+    assert main([*common, "--state", str(tmp_path / "b"), "--token", "-"]) == 0
+    assert main([*common, "--state", str(tmp_path / "c"), "--token", argv_token]) == 0
+    gates = [json.loads(line)["gate"] for line in capsys.readouterr().out.splitlines()]
+    assert gates == ["g1", "g2", "g3"]
+    assert len(_devices(server)) == 3
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read --token-file"),
+        ("", "no enrolment token in --token-file"),
+        ("\n \n", "no enrolment token in --token-file"),
+        ("kgt1-AAAA\nkgt1-BBBB\n", "expected the token alone on one line, found 2 lines"),
+        ("kgt1-" + "A" * 5000, "is larger than 4 KiB"),
+    ],
+)
+def test_cli_enrol_refuses_a_bad_token_file_in_one_line(
+    server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, message: str
+) -> None:
+    path = tmp_path / "token"
+    if content is not None:
+        path.write_text(content)
+    argv = ["enrol", "--register", server.url, "--state", str(tmp_path / "s"), "--token-file", str(path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "AAAA" not in err  # the token is never echoed
+    assert not (tmp_path / "s").exists() and _devices(server) == []
+
+
+def test_cli_enrol_takes_the_token_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "token").write_text("kgt1-" + "A" * 27)
+    both = ["--token", "kgt1-" + "B" * 27, "--token-file", str(tmp_path / "token")]
+    with pytest.raises(SystemExit) as exit_:
+        main(["enrol", "--register", "http://127.0.0.1:1", *both])
+    assert exit_.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["enrol", "--register", "http://127.0.0.1:1"])
+    assert (
+        exit_.value.code == 2
+        and "one of the arguments --token --token-file is required" in capsys.readouterr().err
+    )
+
+
+def test_an_unknown_token_is_refused_before_the_body_is_read(make_server: Callable[..., Server]) -> None:
+    """A stranger's request is answered 401 at once: the register does not wait for (or read) its body.
+    Had it read first, this body that never comes would hold the request until the body deadline."""
+    server = make_server(Limits(body_timeout=60.0))
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(
+            b"POST /v1/enrol/challenge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer kgt1-" + b"A" * 27 + b"\r\nContent-Length: 4000\r\n\r\n{"
+        )
+        start = time.monotonic()
+        head = b""
+        while chunk := conn.recv(4096):  # socket timeout 10 s: far below the 60 s body deadline
+            head += chunk
+    assert head.startswith(b"HTTP/1.1 401 "), head[:200]
+    assert b"bad_token" in head and time.monotonic() - start < 10
+
+
+def _challenges(server: Server) -> int:
+    with server.store._tx(write=False) as sql:
+        return int(sql.one("SELECT COUNT(*) FROM enrol_challenges")[0])
+
+
+def test_a_used_token_gets_no_new_challenge(server: Server, tmp_path: Path) -> None:
+    """Only the key the token enrolled may ask again (a device whose answer was lost retries)."""
+    token = _enrolment(server).create_token("K", "north")
+    first = enrol(server.url, token, state=tmp_path / "dev", timeout=(5, 5))
+    before = _challenges(server)
+    for vkey in (None, Ed25519Signer.generate("reg.test/kgate/k-north-2").vkey):
+        r = _post(server, "/v1/enrol/challenge", token, {"vkey": vkey} if vkey else {})
+        assert r.status_code == 403 and "already used" in r.json()["detail"], r.text
+    assert _challenges(server) == before  # nothing stored for a refused request
+    other = enrol(
+        server.url, _enrolment(server).create_token("K", "south"), state=tmp_path / "o", timeout=(5, 5)
+    )
+    r = _post(server, "/v1/enrol/challenge", token, {"vkey": load_key(tmp_path / "o" / "device.key").vkey})
+    assert r.status_code == 403 and "already used" in r.json()["detail"], r.text  # a key of another token
+    assert _challenges(server) == before
+    own = _post(
+        server, "/v1/enrol/challenge", token, {"vkey": load_key(tmp_path / "dev" / "device.key").vkey}
+    )
+    assert own.status_code == 200 and own.json()["origin"] == first.origin
+    assert _devices(server) == [first.origin, other.origin]
+
+
+def test_device_list_marks_revoked_devices_in_plain_text(
+    server: Server, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    e = _enrolment(server)
+    kept = enrol(server.url, e.create_token("K", "north"), state=tmp_path / "a", timeout=(5, 5))
+    gone = enrol(server.url, e.create_token("K", "south"), state=tmp_path / "b", timeout=(5, 5))
+    e.revoke(gone.origin, reason="stolen", by="director")
+    assert main(["register", "device", "list", "--db", db_url]) == 0
+    rows = {line.split("\t")[0]: line.split("\t")[1:4] for line in capsys.readouterr().out.splitlines()}
+    assert rows == {kept.origin: ["live", "K", "north"], gone.origin: ["REVOKED", "K", "south"]}
+
+
+def test_cli_revoke_by_key_names_the_registers_device_and_refuses_in_one_line(
+    server: Server, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    e = _enrolment(server)
+    ident = enrol(server.url, e.create_token("K", "north"), state=tmp_path / "a", timeout=(5, 5))
+    vkey = load_key(tmp_path / "a" / "device.key").vkey
+    revoke = ["register", "device", "revoke", "--reason", "decommissioned", "--db", db_url]
+    stranger = Ed25519Signer.generate(ident.origin).vkey  # the same name, another key
+    for argv, message in (
+        ([*revoke, "--key", stranger], "no enrolled device has the key"),
+        ([*revoke, "--key", "not-a-key"], "--key: not an Ed25519 note verifier key"),
+        ([*revoke, ident.origin, "--key", vkey], "not both"),
+        (revoke, "give the device's ORIGIN or --key VKEY"),
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert [d.disabled for d in server.store.devices()] == [False]
+    assert main([*revoke, "--key", vkey]) == 0
+    assert capsys.readouterr().out.startswith(f"revoked {ident.origin}:")
+    assert [d.disabled for d in server.store.devices()] == [True]

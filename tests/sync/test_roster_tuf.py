@@ -6,6 +6,7 @@ Every attack must be refused with a message naming what failed, and leave the in
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -20,13 +21,13 @@ import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from securesystemslib.signer import CryptoSigner
-from tuf.api.metadata import Metadata
+from tuf.api.metadata import Metadata, Targets
 
 from ledger.note import Ed25519Signer
 from register.app import create_app
 from register.service import Register
 from register.store import open_store
-from register.tuf_repo import RosterRepository, load_signer
+from register.tuf_repo import TARGETS_KEY, RosterRepoError, RosterRepository, load_signer
 from sync_agent.roster_update import RosterRefused, RosterUnavailable, install_root, update_roster
 from terminal.badge import new_serial
 from terminal.roster import open_roster
@@ -250,3 +251,65 @@ def test_other_kindergartens_device_gets_403(setup: Setup, tmp_path: Path) -> No
     shutil.copytree(setup.state, other_state)
     with pytest.raises(RosterUnavailable, match="HTTP 403"):
         update_roster(other_state, setup.url, K, stranger, tmp_path / "o.db", timeout=(2.0, 5.0))
+
+
+def _targets_naming(setup: Setup, roster_version: object, keys: Path) -> None:
+    """Sign (with the real targets key) new targets whose roster entry names ``roster_version`` for the
+    published document: what a publisher that skipped the check, or a key holder replaying an older
+    roster under a newer number, would serve. Snapshot and timestamp are re-signed as the register does."""
+    repo = setup.repo
+    current = repo._snapshot().signed.meta["targets.json"].version
+    targets: Metadata[Targets] = Metadata.from_file(str(setup.meta(f"{current}.targets.json")))
+    entry = targets.signed.targets["roster.json"]
+    if roster_version is None:
+        entry.unrecognized_fields.pop("roster_version")
+    else:
+        entry.unrecognized_fields["roster_version"] = roster_version
+    targets.signed.version += 1
+    targets.sign(load_signer(keys, TARGETS_KEY))
+    setup.meta(f"{targets.signed.version}.targets.json").write_bytes(targets.to_bytes())
+    repo._resign_online(targets_version=targets.signed.version)
+
+
+@pytest.mark.parametrize("named", [3, 1, None, True, "2"])
+def test_signed_targets_must_name_the_documents_roster_version(
+    setup: Setup, tmp_path: Path, named: object
+) -> None:
+    setup.update()
+    setup.repo.publish(doc(2, "v2"), 2)
+    _targets_naming(setup, named, tmp_path / "keys")
+    with pytest.raises(RosterRefused, match=r"^roster update refused: the signed targets name roster version "
+                       rf"{re.escape(repr(named))}, the document 2$"):  # fmt: skip
+        setup.update()
+    assert setup.installed() == (1, "Аружан")
+
+
+def test_the_same_roster_version_cannot_be_published_twice(setup: Setup) -> None:
+    """A gate keeps the version it has, so a changed roster under the same number would reach no gate."""
+    setup.update()
+    with pytest.raises(RosterRepoError, match=r"^roster version 1 is already published for 'k-7'; the gates "
+                       r"keep the version they have, so a changed roster needs version 2$"):  # fmt: skip
+        setup.repo.publish(doc(1, "changed"), 1)
+    with pytest.raises(RosterRepoError, match=r"^roster version 1 is already published"):
+        setup.repo.publish(doc(1), 1)  # the identical document: nothing to publish either
+    setup.repo.publish(doc(3, "v3"), 3)
+    below = r"^roster version 2 is below the published 3: versions never go back \(publish it as version 4\)$"
+    with pytest.raises(RosterRepoError, match=below):
+        setup.repo.publish(doc(2, "v2"), 2)
+    assert setup.update().version == 3 and setup.installed() == (3, "v3")
+
+
+def test_cli_publish_of_a_published_version_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kgate.cli import main
+
+    (tmp_path / "roster.json").write_bytes(doc(1))
+    argv = ["register", "tuf", "publish", "--kindergarten", K, "--state", str(tmp_path / "s"),
+            str(tmp_path / "roster.json")]  # fmt: skip
+    assert main(argv) == 0
+    capsys.readouterr()
+    (tmp_path / "roster.json").write_bytes(doc(1, "changed"))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "roster version 1 is already published" in err
