@@ -295,12 +295,12 @@ def test_closed_day_face_mismatch_no_checkout(sqlite_world: World) -> None:
     gate = w.gates["north"]
     gate.at(local(dt.date(2025, 3, 29), "09:00")).append("in", child="c-001", method="qr")  # Saturday
     gate.at(local(dt.date(2025, 3, 31), "08:30")).append(
-        "in", child="c-002", method="qr+face", evidence={"face_match": False, "distance": 810}
+        "in", child="c-002", method="qr+face", evidence={"face_method": 4, "face_dist": 810}
     )
     w.deliver("north", local(dt.date(2025, 3, 31), "20:00"))
     assert w.flags("closed_day")[0].evidence["day_kind"] == "closed"
     face = w.flags("face_mismatch")[0]
-    assert face.evidence["distance"] == 810 and face.evidence["face_match"] is False
+    assert face.evidence["face_dist"] == 810 and face.evidence["face_method"] == 4
     checkout = {f.evidence["child"] for f in w.flags("no_checkout")}
     assert checkout == {"c-001", "c-002"}
     # an auditor clears the face flag: the day becomes payable again, and it is recorded
