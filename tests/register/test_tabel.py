@@ -315,12 +315,15 @@ def test_two_places_backlog_not_enrolled(sqlite_world: World) -> None:
     w = sqlite_world
     other = w.gate("south-k2", kindergarten="K2")
     day = dt.date(2025, 3, 31)
+    # c-004 is on both rosters (two_places needs both sides to have the child: docs/audit.md)
+    import_roster(w.store, "K2", parse_csv(b"kind,id,name,group\nchild,c-004,Bala 4,Ai\n"), now_ms=0)
     w.gates["north"].at(local(day, "08:00")).append("in", child="c-004", method="qr")
     other.at(local(day, "08:20")).append("in", child="c-004", method="qr")
     w.deliver("south-k2", local(day, "20:00"))
     w.deliver("north", local(day, "20:00"))
     (travel,) = w.flags("two_places")
     assert travel.evidence["other_kindergarten"] == "K2" and travel.evidence["minutes_apart"] == 20.0
+    assert travel.evidence["suspect"] == "this"  # K1's enrolment (28 February) is newer than K2's
     # a second gate silent for days, then delivering three past days at once
     late = w.gate("east")
     w.deliver("east", local(dt.date(2025, 3, 10), "20:00"))
