@@ -29,6 +29,10 @@ from register.store.roster import import_roster
 from register.tabel import approval, calendar, export, index, late, status
 from register.tabel.audit import Flag
 from register.tabel.simulate import Gate, local
+from tests.register.tabel_terminal import process_zone
+
+__all__ = ["process_zone"]
+pytestmark = pytest.mark.usefixtures("process_zone")  # each test under Almaty and Los Angeles
 
 K = "K1"
 MONTH = "2025-03"
