@@ -287,8 +287,8 @@ def _face_problems(e: Event, p: Params) -> list[str]:
             problems.append("face_margin_under_min")
         if live is not None and live < p.liveness_min:
             problems.append("liveness_under_min")
-        if method is None or dist is None:
-            problems.append("face_evidence_missing")
+    if e.method in ("face", "qr+face") and method != NO_USABLE_FACE and (method is None or dist is None):
+        problems.append("face_evidence_missing")  # the gate writes both whenever it compared a face
     return problems
 
 

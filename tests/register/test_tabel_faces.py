@@ -169,3 +169,26 @@ def test_mode_face_accepted_without_liveness_is_flagged(
     assert flag.entries == [outcome.index] and flag.evidence["method"] == "face"
     assert flag.evidence["problems"] == ["liveness_under_min"]
     assert flag.evidence["liveness"] < Params().liveness_min
+
+
+class SilentFaceCheck(FaceCheck):
+    """A tampered gate: the face check runs, but the entry claims a match and drops the distance."""
+
+    def verify(self, decision: Decision) -> Decision:
+        checked = super().verify(decision)
+        kept = {k: v for k, v in checked.evidence.items() if k not in ("face_dist", "face_margin")}
+        return replace(
+            checked, accepted=True, reason=None, log_rejected=False, evidence={**kept, "face_method": 3}
+        )
+
+
+def test_a_face_check_in_without_its_distance_is_flagged(
+    town: Town, tmp_path: Path, pipeline: FacePipeline, photos: dict[str, Path]
+) -> None:
+    gate, check = face_gate(town, tmp_path, pipeline, photos, check=SilentFaceCheck)
+    check.observe(load_rgb(photos["ann_gate"]), bgr=False)
+    index = gate.accepted(town.serials("K1")["c-002"], at(3, "08:05"))
+    gate.deliver(at(3, "20:00"))
+    (flag,) = town.flags("K1", "face_mismatch")
+    assert flag.entries == [index] and flag.evidence["problems"] == ["face_evidence_missing"]
+    assert flag.evidence["face_method"] == 3 and flag.evidence["face_dist"] is None
