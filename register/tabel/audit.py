@@ -223,7 +223,9 @@ def _no_checkout(ctx: Context, events: list[Event]) -> list[Flag]:
 def _two_places(ctx: Context, ins: list[Event]) -> list[Flag]:
     """Only where both kindergartens have the child on their roster in force that day: a check-in of a
     child one side does not have is that side's ``unknown_child`` / ``not_enrolled``, never a hold on the
-    other side's honest day. ``suspect``: the side whose current enrolment of the child is newer."""
+    other side's honest day. ``suspect``: the side whose current enrolment of the child is newer; the
+    flag holds the day on the suspect side (on both when the enrolments began together) and is a note on
+    the other, so enrolling another kindergarten's children cannot freeze that kindergarten's pay."""
     window = ctx.params.travel_window_min * 60_000
     elsewhere: dict[str, list[Event]] = defaultdict(list)
     for e in checkins(ctx.data.all()):
@@ -244,11 +246,13 @@ def _two_places(ctx: Context, ins: list[Event]) -> list[Flag]:
             if theirs is None:
                 continue  # the other side checked in a child not on its roster: its own flag
             suspect = "both" if mine == theirs else ("this" if mine > theirs else "other")
-            out.append(_flag(
+            flag = _flag(
                 ctx, "two_places", [e], child=e.child, other_kindergarten=other.kindergarten,
                 other_device=other.origin, other_entry=other.index, minutes_apart=round(gap / 60_000, 1),
                 suspect=suspect, enrolled_since_ms=mine, other_enrolled_since_ms=theirs,
-            ))  # fmt: skip
+            )  # fmt: skip
+            flag.holding = suspect != "other"
+            out.append(flag)
             break
     return out
 

@@ -133,10 +133,11 @@ class Terminal:
         return cls(register, now, directory, kindergarten, name, clock, ledger, local, gate)
 
     def at(self, when: dt.datetime) -> Terminal:
-        """Move wall and monotonic time together to ``when`` (never backwards)."""
+        """Move wall and monotonic time together to ``when``; a test asking for an earlier time is wrong
+        (a clock set back is :attr:`clock`'s ``time_ms``, changed on purpose)."""
         target = int(when.timestamp() * 1000)
-        if target > self.clock.time_ms:
-            self.clock.advance((target - self.clock.time_ms) / 1000)
+        assert target >= self.clock.time_ms, f"{self.name}: {when} is before the gate's clock"
+        self.clock.advance((target - self.clock.time_ms) / 1000)
         return self
 
     def scan(

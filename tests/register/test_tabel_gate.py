@@ -81,6 +81,7 @@ def test_another_kindergartens_gate_checking_in_our_children_holds_none_of_our_d
         for i, child in enumerate(K2):
             honest.accepted(b_serials[child], at(day.day, f"08:{i:02d}"))
             attacker.accepted(b_serials[child], at(day.day, f"08:{10 + i:02d}"))
+        for i, child in enumerate(K2):
             honest.accepted(b_serials[child], at(day.day, f"17:{i:02d}"))
         honest.deliver(at(day.day, "20:00"))
         attacker.deliver(at(day.day, "20:00"))
@@ -100,8 +101,8 @@ def test_another_kindergartens_gate_checking_in_our_children_holds_none_of_our_d
 
 def test_two_places_holds_only_where_both_rosters_have_the_child_and_names_the_suspect(town: Town) -> None:
     """c-004 is on K1's roster all month; K2 enrols it too on the 10th. Before that a K2 check-in of
-    c-004 is K2's ``not_enrolled`` and holds nothing of K1's; after, both days are held, and the
-    evidence says K2 (the newer enrolment) is the suspect side."""
+    c-004 is K2's ``not_enrolled`` and holds nothing of K1's; after, both sides get ``two_places``, the
+    evidence says K2 (the newer enrolment) is the suspect side, and only K2's day is held."""
     k1 = town.terminal("k1-gate", kindergarten="K1")
     k1_serials = town.serials("K1")
     town.publish("K2", roster_csv([*K2, "c-004"]), at(10, "12:00"))
@@ -116,12 +117,42 @@ def test_two_places_holds_only_where_both_rosters_have_the_child_and_names_the_s
     (mine,) = town.flags("K1", "two_places")
     assert mine.days == {("c-004", d(11))} and mine.evidence["other_kindergarten"] == "K2"
     assert mine.evidence["suspect"] == "other" and mine.evidence["minutes_apart"] == 20.0
+    assert not mine.holding  # a note on the side that had the child first
     (theirs,) = town.flags("K2", "two_places")
-    assert theirs.days == {("c-004", d(11))} and theirs.evidence["suspect"] == "this"
+    assert theirs.days == {("c-004", d(11))} and theirs.evidence["suspect"] == "this" and theirs.holding
     assert [f.days for f in town.flags("K2", "not_enrolled")] == [{("c-004", d(5))}]
     k1_tabel = town.tabel("K1")
     assert row(k1_tabel, "c-004", d(5)).payable == 1  # K2's unenrolled check-in holds nothing here
-    assert row(k1_tabel, "c-004", d(11)).payable == 0
+    assert row(k1_tabel, "c-004", d(11)).payable == 1 and "two_places" in row(k1_tabel, "c-004", d(11)).flags
+    assert row(town.tabel("K2"), "c-004", d(11)).payable == 0
+
+
+def test_enrolling_another_kindergartens_children_does_not_freeze_their_pay(town: Town) -> None:
+    """Director A goes further: imports B's children into A's roster at the register, then A's gate
+    checks them in each morning. ``two_places`` now fires on both sides, held only on A's (the newer
+    enrolment); B's honest days all stay payable."""
+    b_serials = town.serials("K2")
+    town.publish("K1", roster_csv([*K1, *K2], GUARDIANS), at(2, "12:00"))
+    honest = town.terminal("b-gate", kindergarten="K2")
+    attacker = town.terminal("a-gate", kindergarten="K1", roster=roster_document(town.store, "K2"))
+    for day in WORKING[:3]:
+        for i, child in enumerate(K2):
+            honest.accepted(b_serials[child], at(day.day, f"08:{i:02d}"))
+            attacker.accepted(b_serials[child], at(day.day, f"08:{10 + i:02d}"))
+        for i, child in enumerate(K2):
+            honest.accepted(b_serials[child], at(day.day, f"17:{i:02d}"))
+        honest.deliver(at(day.day, "20:00"))
+        attacker.deliver(at(day.day, "20:00"))
+    b = town.tabel("K2")
+    notes = [f for f in b.flags if f.rule == "two_places"]
+    assert len(notes) == len(K2) * 3 and all(
+        f.evidence["suspect"] == "other" and not f.holding for f in notes
+    )
+    assert all(r.payable == 1 for r in b.rows if r.status == "present")
+    a = town.tabel("K1")
+    held = [f for f in a.flags if f.rule == "two_places"]
+    assert len(held) == len(K2) * 3 and all(f.evidence["suspect"] == "this" and f.holding for f in held)
+    assert all(r.payable == 0 for r in a.rows if r.child in K2)
 
 
 # -- pickups ------------------------------------------------------------------------------------------
@@ -201,8 +232,8 @@ def test_closed_day_and_no_checkout(town: Town) -> None:
     holiday = gate.accepted(s["c-002"], at(7, "09:00"))
     saturday = gate.accepted(s["c-001"], at(8, "09:00"))
     gate.accepted(s["c-003"], at(10, "09:00"))
-    gate.accepted(s["c-003"], at(10, "17:00"))  # in, then out: no flag
     stayed = gate.accepted(s["c-004"], at(10, "09:05"))  # in, never out
+    gate.accepted(s["c-003"], at(10, "17:00"))  # in, then out: no flag
     gate.deliver(at(10, "20:00"))
     closed = {f.entries[0]: f.evidence["day_kind"] for f in town.flags("K1", "closed_day")}
     assert closed == {saturday: "closed", holiday: "holiday"}
@@ -342,10 +373,11 @@ def test_parent_report_holds_the_reported_day(town: Town) -> None:
 def test_high_rate(town: Town) -> None:
     gate, s = town.terminal("north", kindergarten="K1"), town.serials("K1")
     for n, day in enumerate(x for x in calendar.month_days(MONTH) if x.weekday() < 5):
-        for i, child in enumerate(K1[:4]):
-            if child == "c-001" or n % 4 == i:
-                gate.accepted(s[child], at(day.day, f"08:0{i}"))
-                gate.accepted(s[child], at(day.day, f"17:0{i}"))
+        here = [(i, c) for i, c in enumerate(K1[:4]) if c == "c-001" or n % 4 == i]
+        for i, child in here:
+            gate.accepted(s[child], at(day.day, f"08:0{i}"))
+        for i, child in here:
+            gate.accepted(s[child], at(day.day, f"17:0{i}"))
         gate.deliver(at(day.day, "20:00"))
     flags = town.flags("K1", "high_rate")
     assert [f.evidence["child"] for f in flags] == ["c-001"]
@@ -363,7 +395,7 @@ def test_an_honest_month_through_the_gate_raises_no_holding_flag(town: Town) -> 
 
 def test_a_refused_scan_is_no_checkin(town: Town) -> None:
     gate = town.terminal("north", kindergarten="K1", closes=dt.time(19, 0))
-    assert gate.scan(town.serials("K1")["c-001"], at(3, "20:00")).kind is OutcomeKind.REFUSED
     assert gate.scan(new_serial(), at(3, "18:00"), direction=InOut.IN).kind is OutcomeKind.REFUSED
+    assert gate.scan(town.serials("K1")["c-001"], at(3, "20:00")).kind is OutcomeKind.REFUSED
     gate.deliver(at(3, "21:00"))
     assert all(r.status != "present" for r in town.tabel("K1").rows)
