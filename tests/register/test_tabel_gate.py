@@ -278,6 +278,24 @@ def test_unanchored_is_raised_for_a_boot_without_a_synced_clock(town: Town) -> N
     assert row(town.tabel("K1"), "c-001", d(3)).payable == 1  # a note, not a hold
 
 
+def test_an_unsynced_check_in_takes_its_time_from_the_boots_synced_entry(town: Town) -> None:
+    """The gate's real-time clock is 3 days behind and not synced; a minute later NTP sets it. The
+    check-in made before is dated by the boot's monotonic clock from the synced one: 08:00 on the 3rd."""
+    gate, s = town.terminal("north", kindergarten="K1", synced=False), town.serials("K1")
+    gate.at(at(3, "08:00"))
+    gate.clock.time_ms -= 3 * 86_400_000  # wall time wrong, monotonic time right
+    early = gate.accepted(s["c-001"])
+    assert decode_entry(gate.ledger.entries(early, early + 1)[0]).clock_synced is False
+    gate.clock.advance(60)
+    gate.clock.time_ms, gate.clock.synced = int(at(3, "08:01").timestamp() * 1000), True
+    gate.accepted(s["c-002"])
+    gate.deliver(at(3, "20:00"))
+    t = town.tabel("K1")
+    r = row(t, "c-001", d(3))
+    assert (r.status, r.first_in, r.payable) == ("present", "08:00", 1)
+    assert {f.rule for f in t.flags} == {"no_checkout"}  # no unanchored, back_dated or clock flags
+
+
 def test_backlog_at_exactly_its_minimums(town: Town) -> None:
     """Silent exactly 2 days, then exactly 20 check-ins spread over exactly 2 days: a backlog."""
     gate, s = town.terminal("north", kindergarten="K1"), town.serials("K1")
