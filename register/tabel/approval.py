@@ -127,13 +127,30 @@ def document(
 
 def clear_flag(store: Store, flag: str, *, by: str, reason: str, now_ms: int) -> None:
     """An auditor clears a flag (recorded with who, when and why; a flag is cleared once)."""
+    clear_flags(store, [flag], by=by, reason=reason, now_ms=now_ms)
+
+
+MAX_CLEAR: int = 100_000
+
+
+def clear_flags(store: Store, flags: list[str], *, by: str, reason: str, now_ms: int) -> list[str]:
+    """An auditor clears several flags with one reason, one record per flag (who, when, why), in one
+    transaction: if any of them is already cleared, none is. Returns the ids cleared, sorted."""
     _check_who(by)
     if not reason.strip() or len(reason) > 500:
         raise TabelError("--reason must be non-empty text of at most 500 characters")
+    ids = sorted(set(flags))
+    if len(ids) > MAX_CLEAR:
+        raise TabelError(f"at most {MAX_CLEAR} flags at once ({len(ids)} given)")
+    for flag in ids:
+        if not flag.strip() or len(flag) > 500 or not flag.isprintable():
+            raise TabelError(f"flag id {flag[:60]!r}: expected an id from flags list")
     with store._tx(write=True) as sql:
-        if sql.one("SELECT flag FROM tabel_clearances WHERE flag = ?", (flag,)) is not None:
-            raise TabelError(f"flag {flag} is already cleared")
-        sql.run(
-            "INSERT INTO tabel_clearances (flag, cleared_by, reason, time_ms) VALUES (?, ?, ?, ?)",
-            (flag, by, reason, now_ms),
-        )
+        for flag in ids:
+            if sql.one("SELECT flag FROM tabel_clearances WHERE flag = ?", (flag,)) is not None:
+                raise TabelError(f"flag {flag} is already cleared")
+            sql.run(
+                "INSERT INTO tabel_clearances (flag, cleared_by, reason, time_ms) VALUES (?, ?, ?, ?)",
+                (flag, by, reason, now_ms),
+            )
+    return ids

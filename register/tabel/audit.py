@@ -12,7 +12,7 @@ import datetime as dt
 import functools
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -28,7 +28,7 @@ RULES: Final[dict[str, tuple[bool, str]]] = {
     "closed_day": (True, "check-in on a day the kindergarten was closed"),
     "no_checkout": (False, "check-in without a check-out that day"),
     "two_places": (True, "one child checked in at two kindergartens within minutes"),
-    "face_mismatch": (True, "badge check-in whose face evidence does not match"),
+    "face_mismatch": (True, "accepted check-in whose own face evidence says it is not the child"),
     "future_dated": (True, "entry dated after the register received it"),
     "back_dated": (True, "entry dated before entries earlier in the log, or before the floor"),
     "clock_inconsistent": (True, "wall time disagrees with the boot's monotonic time"),
@@ -38,6 +38,7 @@ RULES: Final[dict[str, tuple[bool, str]]] = {
     "not_enrolled": (True, "check-in of a child not on the roster that day"),
     "old_correction": (False, "correction voiding an entry from another day, or an unknown one"),
     "high_rate": (False, "attendance far above the group's usual rate"),
+    "unknown_guardian": (False, "pickup by a guardian the roster does not list for the child"),
     "parent_report": (True, "a parent reported the child was not there (register/notify/report.py)"),
 }
 
@@ -52,7 +53,10 @@ class Params:
     burst_min: int = 5
     hours_grace_min: int = 30
     travel_window_min: int = 120
-    face_distance_max: int = 600  # thousandths, as the gate records it
+    face_distance_max: int = 550  # thousandths, as the gate records face_dist (terminal THRESHOLD 0.55)
+    face_distance_max_1n: int = 500  # mode face (1:N): terminal THRESHOLD_1N 0.50
+    face_margin_min: int = 50  # mode face: thousandths (terminal MARGIN 0.05)
+    liveness_min: int = 30  # mode face: thousandths of an eye distance (terminal LIVENESS_MIN 0.03)
     future_slack_ms: int = 5 * 60_000
     back_slack_ms: int = 5 * 60_000
     floor_ms: int = 1_577_836_800_000  # 2020-01-01T00:00Z: nothing real is older
@@ -106,6 +110,8 @@ class Context:
     kinds: dict[dt.date, str]
     roster: RosterHistory
     params: Params = field(default_factory=Params)
+    #: another kindergarten's roster history (for ``two_places``); default: none known
+    other_roster: Callable[[str], RosterHistory] | None = None
     _present: dict[tuple[str, dt.date], list[Event]] | None = None
 
     def devices(self) -> dict[int, list[Event]]:
@@ -215,6 +221,11 @@ def _no_checkout(ctx: Context, events: list[Event]) -> list[Flag]:
 
 
 def _two_places(ctx: Context, ins: list[Event]) -> list[Flag]:
+    """Only where both kindergartens have the child on their roster in force that day: a check-in of a
+    child one side does not have is that side's ``unknown_child`` / ``not_enrolled``, never a hold on the
+    other side's honest day. ``suspect``: the side whose current enrolment of the child is newer; the
+    flag holds the day on the suspect side (on both when the enrolments began together) and is a note on
+    the other, so enrolling another kindergarten's children cannot freeze that kindergarten's pay."""
     window = ctx.params.travel_window_min * 60_000
     elsewhere: dict[str, list[Event]] = defaultdict(list)
     for e in checkins(ctx.data.all()):
@@ -222,28 +233,83 @@ def _two_places(ctx: Context, ins: list[Event]) -> list[Flag]:
             elsewhere[e.child or ""].append(e)
     out = []
     for e in ins:
-        for other in elsewhere.get(e.child or "", ()):
+        child = e.child or ""
+        mine = ctx.roster.enrolled_since(child, ctx.date(e))
+        if mine is None:
+            continue  # not ours that day: our own unknown_child / not_enrolled says so
+        for other in elsewhere.get(child, ()):
             gap = abs(other.time_ms - e.time_ms)
-            if gap <= window:
-                out.append(_flag(
-                    ctx, "two_places", [e], child=e.child, other_kindergarten=other.kindergarten,
-                    other_device=other.origin, other_entry=other.index, minutes_apart=round(gap / 60_000, 1),
-                ))  # fmt: skip
-                break
+            if gap > window or ctx.other_roster is None:
+                continue
+            roster = ctx.other_roster(other.kindergarten)
+            theirs = roster.enrolled_since(child, roster.day_of(other.time_ms))
+            if theirs is None:
+                continue  # the other side checked in a child not on its roster: its own flag
+            suspect = "both" if mine == theirs else ("this" if mine > theirs else "other")
+            flag = _flag(
+                ctx, "two_places", [e], child=e.child, other_kindergarten=other.kindergarten,
+                other_device=other.origin, other_entry=other.index, minutes_apart=round(gap / 60_000, 1),
+                suspect=suspect, enrolled_since_ms=mine, other_enrolled_since_ms=theirs,
+            )  # fmt: skip
+            flag.holding = suspect != "other"
+            out.append(flag)
+            break
     return out
+
+
+#: ``face_method`` values the gate writes (terminal/face/check.py ``FaceMethod``).
+FACE_MATCH: Final = 3
+FACE_MISMATCH: Final = 4
+NO_USABLE_FACE: Final = 5
+
+
+def _int(ev: dict[str, Any], key: str) -> int | None:
+    value = ev.get(key)
+    return value if type(value) is int else None
+
+
+def _face_problems(e: Event, p: Params) -> list[str]:
+    """Why an accepted check-in's own face evidence says it is not the child (empty: nothing wrong).
+
+    Keys and units as the gate writes them: ``face_method`` (3 match, 4 mismatch, 5 no usable face),
+    ``face_dist`` and ``face_margin`` in thousandths, ``liveness`` in thousandths of an eye distance.
+    """
+    ev = e.evidence
+    method, dist = _int(ev, "face_method"), _int(ev, "face_dist")
+    problems = []
+    if method == FACE_MISMATCH:
+        problems.append("face_method_mismatch")
+    elif method == NO_USABLE_FACE:
+        problems.append("face_method_no_usable_face")
+    one_to_n = e.method == "face"
+    limit = p.face_distance_max_1n if one_to_n else p.face_distance_max
+    if dist is not None and dist > limit:
+        problems.append("face_dist_over_max")
+    if one_to_n:
+        margin, live = _int(ev, "face_margin"), _int(ev, "liveness")
+        if margin is not None and margin < p.face_margin_min:
+            problems.append("face_margin_under_min")
+        if live is not None and live < p.liveness_min:
+            problems.append("liveness_under_min")
+    if e.method in ("face", "qr+face") and method != NO_USABLE_FACE and (method is None or dist is None):
+        problems.append("face_evidence_missing")  # the gate writes both whenever it compared a face
+    return problems
 
 
 def _face(ctx: Context, ins: list[Event]) -> list[Flag]:
     out: list[Flag] = []
+    p = ctx.params
     for e in ins:
-        ev = e.evidence
-        match = ev.get("face_match")
-        dist = next((ev[k] for k in ("distance", "face_distance") if type(ev.get(k)) is int), None)
-        bad = match is False or (dist is not None and dist > ctx.params.face_distance_max)
-        if bad:
+        problems = _face_problems(e, p)
+        if problems:
+            ev = e.evidence
             out.append(_flag(
-                ctx, "face_mismatch", [e], child=e.child, face_match=match, distance=dist,
-                distance_max=ctx.params.face_distance_max, badge=ev.get("badge"),
+                ctx, "face_mismatch", [e], child=e.child, method=e.method, problems=problems,
+                face_method=_int(ev, "face_method"), face_dist=_int(ev, "face_dist"),
+                face_margin=_int(ev, "face_margin"), liveness=_int(ev, "liveness"),
+                face_set=_int(ev, "face_set"),
+                face_dist_max=p.face_distance_max_1n if e.method == "face" else p.face_distance_max,
+                badge=ev.get("badge"),
             ))  # fmt: skip
     return out
 
@@ -335,6 +401,37 @@ def _roster(ctx: Context, ins: list[Event]) -> list[Flag]:
     return out
 
 
+def _guardians(ctx: Context, events: list[Event]) -> list[Flag]:
+    """Pickups (accepted ``out``) whose ``guardian`` evidence is not a guardian of the child on the roster
+    in force that day, or whose ``guardian_badge`` is not that guardian's badge."""
+    out = []
+    for e in events:
+        if not e.counts or e.kind != "out" or e.child is None or not ctx.in_month(e):
+            continue
+        guardian, badge = e.evidence.get("guardian"), e.evidence.get("guardian_badge")
+        if guardian is None and badge is None:
+            continue  # no pickup policy at that gate: a plain check-out
+        day = ctx.date(e)
+        known = ctx.roster.guardians_on(day)
+        may = known.children.get(guardian) if isinstance(guardian, str) else None
+        if may is None:
+            why = "not_on_roster"
+        elif e.child not in may:
+            why = "not_for_child"
+        elif badge is not None and (not isinstance(badge, str) or known.badges.get(badge) != guardian):
+            why = "badge_not_theirs"
+        else:
+            continue
+        flag = _flag(
+            ctx, "unknown_guardian", [e], child=e.child, date=day.isoformat(), why=why,
+            guardian=guardian if isinstance(guardian, str) else None,
+            guardian_badge=badge if isinstance(badge, str) else None,
+        )  # fmt: skip
+        flag.days = {(e.child, day)}
+        out.append(flag)
+    return out
+
+
 def _corrections(ctx: Context, devices: dict[int, list[Event]]) -> list[Flag]:
     out = []
     for events in devices.values():
@@ -409,6 +506,7 @@ def run(ctx: Context) -> list[Flag]:
         *_clock(ctx, devices),
         *_backlog(ctx, devices),
         *_roster(ctx, ins),
+        *_guardians(ctx, mine),
         *_corrections(ctx, devices),
         *_high_rate(ctx, ctx.present()),
     ]

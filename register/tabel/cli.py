@@ -76,12 +76,26 @@ def cmd_anomalies(args: argparse.Namespace) -> int:
 
 
 def cmd_clear(args: argparse.Namespace) -> int:
+    """Clear the named flags and/or every uncleared flag the filter selects, with one reason."""
     from register.store import open_store  # noqa: PLC0415
-    from register.tabel.approval import clear_flag  # noqa: PLC0415
+    from register.tabel import status  # noqa: PLC0415
+    from register.tabel.approval import clear_flags  # noqa: PLC0415
 
+    filtered = args.kindergarten is not None or args.month is not None or args.rule
+    if filtered and (args.kindergarten is None or args.month is None):
+        raise TabelError("--kindergarten and --month go together (and --rule needs both)")
+    if not args.flag and not filtered:
+        raise TabelError("name a FLAG, or select flags with --kindergarten K --month YYYY-MM [--rule R]")
     with open_store(args.db) as store:
-        clear_flag(store, args.flag, by=_who(args), reason=args.reason, now_ms=_now_ms())
-    print(f"cleared {args.flag}")
+        ids = list(args.flag)
+        if filtered:
+            found = status.flags(store, status.context(store, args.kindergarten, args.month))
+            rules = set(args.rule or ())
+            ids += [f.id for f in found if f.cleared is None and (not rules or f.rule in rules)]
+        cleared = clear_flags(store, ids, by=_who(args), reason=args.reason, now_ms=_now_ms())
+    for flag in cleared:
+        print(f"cleared {flag}")
+    print(f"{len(cleared)} flag{'' if len(cleared) == 1 else 's'} cleared")
     return 0
 
 
@@ -164,6 +178,7 @@ def _common(p: argparse.ArgumentParser, *, month: bool = True) -> None:
 
 def add_commands(sub: Any) -> None:
     """Add the табель commands under ``kgate register``."""
+    from register.tabel.audit import RULES  # noqa: PLC0415
     from register.tabel.calendar import DAY_KINDS, REASONS  # noqa: PLC0415
 
     tabel = sub.add_parser("tabel", help="the month's табель: CSV (long form) or XLSX (paper layout)")
@@ -185,9 +200,17 @@ def add_commands(sub: Any) -> None:
     lst.add_argument("--json", action="store_true", help="one JSON document with every flag")
     lst.add_argument("--uncleared", action="store_true", help="only flags not cleared yet")
     lst.set_defaults(func=cmd_anomalies)
-    clear = fsub.add_parser("clear", help="an auditor clears a flag: its child-days become payable")
-    clear.add_argument("flag", metavar="FLAG", help="the flag id (from flags list)")
-    clear.add_argument("--reason", required=True, help="why the flag is cleared (recorded)")
+    clear = fsub.add_parser(
+        "clear",
+        help="an auditor clears flags (named, or selected by a filter): their child-days become payable",
+    )
+    clear.add_argument("flag", metavar="FLAG", nargs="*", help="flag ids (from flags list)")
+    clear.add_argument("--kindergarten", help="with --month: every uncleared flag of that month ...")
+    clear.add_argument("--month", metavar="YYYY-MM", help="with --kindergarten: the month to select from")
+    clear.add_argument(
+        "--rule", action="append", choices=sorted(RULES), help="... of this rule only (repeatable)"
+    )
+    clear.add_argument("--reason", required=True, help="why the flags are cleared (recorded per flag)")
     clear.add_argument("--by", help="who clears it (default: the user running the command)")
     clear.add_argument("--db", default=DEFAULT_DB, help=DB_HELP)
     clear.set_defaults(func=cmd_clear)

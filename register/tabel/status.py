@@ -62,6 +62,14 @@ def context(store: Store, kindergarten: str, month: str, data: Dataset | None = 
         hi = dt.datetime.combine(days[-1] + dt.timedelta(days=1), dt.time(), settings.zone)
         travel = audit.Params().travel_window_min * 60_000
         data = load_month(store, kindergarten, int(lo.timestamp() * 1000), int(hi.timestamp() * 1000), travel)
+    rosters: dict[str, RosterHistory] = {}
+
+    def other_roster(other: str) -> RosterHistory:
+        """Another kindergarten's roster history (in its own zone), read once."""
+        if other not in rosters:
+            rosters[other] = RosterHistory.load(store, other, get_settings(store, other).zone)
+        return rosters[other]
+
     return audit.Context(
         data,
         kindergarten,
@@ -69,6 +77,7 @@ def context(store: Store, kindergarten: str, month: str, data: Dataset | None = 
         days,
         day_kinds(store, kindergarten, days),
         RosterHistory.load(store, kindergarten, settings.zone),
+        other_roster=other_roster,
     )
 
 

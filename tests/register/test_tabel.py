@@ -29,6 +29,10 @@ from register.store.roster import import_roster
 from register.tabel import approval, calendar, export, index, late, status
 from register.tabel.audit import Flag
 from register.tabel.simulate import Gate, local
+from tests.register.tabel_terminal import process_zone
+
+__all__ = ["process_zone"]
+pytestmark = pytest.mark.usefixtures("process_zone")  # each test under Almaty and Los Angeles
 
 K = "K1"
 MONTH = "2025-03"
@@ -295,12 +299,12 @@ def test_closed_day_face_mismatch_no_checkout(sqlite_world: World) -> None:
     gate = w.gates["north"]
     gate.at(local(dt.date(2025, 3, 29), "09:00")).append("in", child="c-001", method="qr")  # Saturday
     gate.at(local(dt.date(2025, 3, 31), "08:30")).append(
-        "in", child="c-002", method="qr+face", evidence={"face_match": False, "distance": 810}
+        "in", child="c-002", method="qr+face", evidence={"face_method": 4, "face_dist": 810}
     )
     w.deliver("north", local(dt.date(2025, 3, 31), "20:00"))
     assert w.flags("closed_day")[0].evidence["day_kind"] == "closed"
     face = w.flags("face_mismatch")[0]
-    assert face.evidence["distance"] == 810 and face.evidence["face_match"] is False
+    assert face.evidence["face_dist"] == 810 and face.evidence["face_method"] == 4
     checkout = {f.evidence["child"] for f in w.flags("no_checkout")}
     assert checkout == {"c-001", "c-002"}
     # an auditor clears the face flag: the day becomes payable again, and it is recorded
@@ -315,12 +319,15 @@ def test_two_places_backlog_not_enrolled(sqlite_world: World) -> None:
     w = sqlite_world
     other = w.gate("south-k2", kindergarten="K2")
     day = dt.date(2025, 3, 31)
+    # c-004 is on both rosters (two_places needs both sides to have the child: docs/audit.md)
+    import_roster(w.store, "K2", parse_csv(b"kind,id,name,group\nchild,c-004,Bala 4,Ai\n"), now_ms=0)
     w.gates["north"].at(local(day, "08:00")).append("in", child="c-004", method="qr")
     other.at(local(day, "08:20")).append("in", child="c-004", method="qr")
     w.deliver("south-k2", local(day, "20:00"))
     w.deliver("north", local(day, "20:00"))
     (travel,) = w.flags("two_places")
     assert travel.evidence["other_kindergarten"] == "K2" and travel.evidence["minutes_apart"] == 20.0
+    assert travel.evidence["suspect"] == "this"  # K1's enrolment (28 February) is newer than K2's
     # a second gate silent for days, then delivering three past days at once
     late = w.gate("east")
     w.deliver("east", local(dt.date(2025, 3, 10), "20:00"))
