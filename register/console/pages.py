@@ -231,8 +231,9 @@ def pages_router() -> APIRouter:
 
     def approve(console: Console, user: User, k: str, form: dict[str, str]) -> str:
         month = form.get("month", "")
-        digest = approval.approve(console.store, k, month, by=user.name, now_ms=console.now_ms())
-        return f"{month} sha256 {digest}"
+        why = form.get("reason", "").strip() or None  # needed with open holding flags or absences
+        digest = approval.approve(console.store, k, month, by=user.name, now_ms=console.now_ms(), reason=why)
+        return f"{month} sha256 {digest}" + ("" if why is None else f" reason {why!r}")
 
     def clear(console: Console, user: User, k: str, form: dict[str, str]) -> str:
         flag = form.get("flag", "")

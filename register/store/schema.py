@@ -310,6 +310,12 @@ def _notify_v1(d: Dialect) -> list[str]:
     ]
 
 
+def _approval_v1(d: Dialect) -> list[str]:
+    """Guard rails of a month's approval: the reason given with a step (an approval despite open holding
+    flags or unexplained absences, a reopening); '' where none was needed."""
+    return ["ALTER TABLE tabel_approvals ADD COLUMN reason TEXT NOT NULL DEFAULT ''"]
+
+
 #: Every component and its migrations, in the order components are created.
 #: Features add a component here (their own key, their own steps); never reorder or edit a step.
 COMPONENTS: Final[Mapping[str, Sequence[Migration]]] = {
@@ -319,6 +325,7 @@ COMPONENTS: Final[Mapping[str, Sequence[Migration]]] = {
     "tabel": (_tabel_v1, _tabel_v2),
     "notify": (_notify_v1,),
     "console": (_console_v1,),
+    "approval": (_approval_v1,),  # after "tabel": it alters tabel_approvals
 }
 
 

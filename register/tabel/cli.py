@@ -159,12 +159,18 @@ def cmd_month(args: argparse.Namespace) -> int:
         if args.month_command == "submit":
             digest = approval.submit(store, args.kindergarten, args.month, by=_who(args), now_ms=_now_ms())
         elif args.month_command == "approve":
-            digest = approval.approve(store, args.kindergarten, args.month, by=_who(args), now_ms=_now_ms())
+            digest = approval.approve(
+                store, args.kindergarten, args.month, by=_who(args), now_ms=_now_ms(), reason=args.reason
+            )
+        elif args.month_command == "reopen":
+            digest = approval.reopen(
+                store, args.kindergarten, args.month, by=_who(args), reason=args.reason, now_ms=_now_ms()
+            )
         else:
             for s in approval.steps(store, args.kindergarten, args.month):
-                print(json.dumps(s.__dict__, sort_keys=True))
+                print(json.dumps(s.__dict__, ensure_ascii=False, sort_keys=True))
             return 0
-    done = {"submit": "submitted", "approve": "approved"}[args.month_command]
+    done = {"submit": "submitted", "approve": "approved", "reopen": "reopened"}[args.month_command]
     print(f"{args.kindergarten} {args.month}: {done}, sha256 {digest}")
     return 0
 
@@ -243,13 +249,30 @@ def add_commands(sub: Any) -> None:
     add.add_argument("--by", help="who enters it (default: the user running the command)")
     add.set_defaults(func=cmd_absence)
 
-    month = sub.add_parser("month", help="submit (director) and approve (district) a month's табель")
+    month = sub.add_parser("month", help="submit (director), approve and reopen (district) a month's табель")
     msub = month.add_subparsers(dest="month_command", metavar="COMMAND", required=True)
-    for name, text in (("submit", "the director submits the month"), ("approve", "the district approves it")):
-        p = msub.add_parser(name, help=text)
-        _common(p)
-        p.add_argument("--by", help="who (default: the user running the command)")
-        p.set_defaults(func=cmd_month)
-    st = msub.add_parser("status", help="the month's steps, one JSON object per line")
+    sub_p = msub.add_parser("submit", help="the director submits the month")
+    _common(sub_p)
+    sub_p.add_argument("--by", help="who (default: the user running the command)")
+    sub_p.set_defaults(func=cmd_month)
+    app = msub.add_parser(
+        "approve",
+        help="the district approves it; with open payment-holding flags or absences without a reason, "
+        "only with --reason",
+    )
+    _common(app)
+    app.add_argument("--by", help="who (default: the user running the command)")
+    app.add_argument(
+        "--reason", help="why it is approved despite open holding flags or unexplained absences (recorded)"
+    )
+    app.set_defaults(func=cmd_month)
+    reo = msub.add_parser(
+        "reopen", help="the district reopens an approved month (then submitted and approved again)"
+    )
+    _common(reo)
+    reo.add_argument("--by", help="who (default: the user running the command)")
+    reo.add_argument("--reason", required=True, help="why it is reopened (recorded)")
+    reo.set_defaults(func=cmd_month)
+    st = msub.add_parser("status", help="the month's steps, one JSON object per line (with reasons)")
     _common(st)
     st.set_defaults(func=cmd_month)

@@ -23,12 +23,15 @@ KINDS = frozenset({"in", "out", "correction"})
 
 
 def approved_months(store: Store, kindergarten: str) -> set[str]:
+    """The months approved and not reopened since (the newest of those two steps is an approval)."""
     with store._tx(write=False) as sql:
         rows = sql.all(
-            "SELECT DISTINCT month FROM tabel_approvals WHERE kindergarten = ? AND step = 'approved'",
+            "SELECT month, step FROM tabel_approvals WHERE kindergarten = ? "
+            "AND step IN ('approved', 'reopened') ORDER BY id",
             (kindergarten,),
         )
-    return {str(r[0]) for r in rows}
+    last = {str(m): str(s) for m, s in rows}
+    return {m for m, s in last.items() if s == "approved"}
 
 
 def _ref_times(store: Store, device: Device, refs: Sequence[int]) -> dict[int, int]:

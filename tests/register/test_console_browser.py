@@ -121,6 +121,7 @@ def test_director_district_auditor_and_parent_in_a_browser(
     set_district(console.store, "K1", "Bostandyk")
     _login(d, url, "dist")
     d.get(f"{url}/console/k/K1/tabel?month={MONTH}")
+    d.find_element(By.ID, "approve-reason").send_keys("absences checked with the director")
     d.find_element(By.ID, "approve").click()
     assert _sees(d, "approved: dist") and "Бекітілді" in d.page_source
     _logout(d)

@@ -96,12 +96,19 @@ def test_absence_submit_and_approve_by_the_right_roles_only(console: Console) ->
 
         set_district(store, "K1", "Bostandyk")  # the district official of the fixture gets K1 too
     district, _ = _login(console, "dist")
-    assert _post(district, console, page, "/console/k/K1/tabel/approve", month=MONTH).status_code == 303
+    # absences without a reason are left: approved only with a reason, which the audit trail keeps
+    assert _post(district, console, page, "/console/k/K1/tabel/approve", month=MONTH).status_code == 400
+    why = "absences checked with the director"
+    assert (
+        _post(district, console, page, "/console/k/K1/tabel/approve", month=MONTH, reason=why).status_code
+        == 303
+    )
     approved = district.get(f"{console.url}{page}", timeout=30).text
     assert "Бекітілді" in approved  # the district official reads Kazakh
     actions = [(a.actor, a.action) for a in audit_log(console.store)]
     assert ("dir1", "tabel/absence") in actions and ("dir1", "tabel/submit") in actions
     assert ("dist", "tabel/approve") in actions
+    assert any(a.action == "tabel/approve" and repr(why) in a.detail for a in audit_log(console.store))
 
 
 def test_a_parent_reports_a_day_and_the_auditors_get_the_entries(console: Console) -> None:  # noqa: F811

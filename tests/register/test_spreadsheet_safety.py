@@ -139,7 +139,7 @@ def _one_cell_csv(cell: str) -> bytes:
 def test_an_approved_month_stays_without_formulas(hostile: World) -> None:
     store = hostile.store
     digest = approval.submit(store, K, MONTH, by="director", now_ms=1)
-    assert approval.approve(store, K, MONTH, by="district", now_ms=2) == digest
+    assert approval.approve(store, K, MONTH, by="district", now_ms=2, reason="checked") == digest
     doc, changed = approval.document(store, K, MONTH, "csv", now_ms=3)
     assert changed is None and doc == approval.frozen(store, K, MONTH)  # approved bytes, as approved
     _assert_no_csv_formula(doc)

@@ -385,7 +385,7 @@ def test_approved_month_is_frozen_and_a_late_entry_raises_an_alarm(
     common = ["--db", world.url, "--kindergarten", K, "--month", MONTH]
     assert main([*argv, "approve", *common, "--by", "district"]) == 2  # not submitted yet
     assert main([*argv, "submit", *common, "--by", "director"]) == 0
-    assert main([*argv, "approve", *common, "--by", "district"]) == 0
+    assert main([*argv, "approve", *common, "--by", "district", "--reason", "absences checked"]) == 0
     before = export.to_csv(world.tabel())
     world.gates["north"].at(local(dt.date(2025, 3, 31), "08:00")).append("in", child="c-006", method="qr")
     world.deliver("north", local(dt.date(2025, 4, 2), "20:00"))
@@ -396,6 +396,8 @@ def test_approved_month_is_frozen_and_a_late_entry_raises_an_alarm(
     assert "ALARM" in err
     alarms = [a for a in world.store.alarms() if a.kind == "tabel_changed"]
     assert len(alarms) == 1 and alarms[0].evidence is not None
+    assert "entries arrived or changed after approval (1 child-days)" in alarms[0].detail  # its real cause
+    assert "flag" not in alarms[0].detail.split(": ", 1)[1].split(";")[0]
     steps = approval.steps(world.store, K, MONTH)
     assert [(s.step, s.by) for s in steps] == [("submitted", "director"), ("approved", "district")]
 
@@ -420,7 +422,7 @@ def test_database_stored_before_the_index_gives_the_same_tabel(world: World) -> 
 
 def test_late_entry_for_an_approved_month_raises_an_alarm_at_ingest(world: World) -> None:
     approval.submit(world.store, K, MONTH, by="director", now_ms=1)
-    approval.approve(world.store, K, MONTH, by="district", now_ms=2)
+    approval.approve(world.store, K, MONTH, by="district", now_ms=2, reason="absences checked")
     gate = world.gates["north"]
 
     def alarms() -> list[dict[str, object]]:
