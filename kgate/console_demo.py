@@ -13,7 +13,10 @@ import secrets
 import time
 from datetime import date
 from pathlib import Path
+from shlex import quote
 from typing import Any
+
+from kgate.invocation import kgate_command
 
 DISTRICT = "Demo district"
 
@@ -57,7 +60,8 @@ def write_console_demo(out: Path, on: date) -> dict[str, Any]:
         "statement": str(json_path),
         "statement_pdf": str(pdf_path),
         "register_vkey": str(out / "register.vkey"),
-        "serve": f"kgate register serve --db {db} --state {db.parent} --console",
+        "serve": f"{kgate_command()} register serve --db {quote(str(db))} --state {quote(str(db.parent))} "
+        "--console",
     }
 
 
@@ -69,6 +73,6 @@ def console_lines(c: dict[str, Any]) -> list[str]:
         f"  console users:   {who}  (demo passwords: printed here only because this is a demo)",
         f"  parent code:     {c['parent_code']} for child {c['child']} at /console/parent",
         f"  statement:       {c['entries']} entries of {c['child']} in {c['month']}: {c['statement']}, "
-        f"{c['statement_pdf']}; verify: kgate statement verify {c['statement']} --register-vkey "
-        f"{c['register_vkey']}",
+        f"{c['statement_pdf']}; verify: {kgate_command()} statement verify {quote(c['statement'])} "
+        f"--register-vkey {quote(c['register_vkey'])}",
     ]

@@ -20,18 +20,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from shlex import quote
 from typing import Any
 
 from kgate import mail_demo, simulation, trust_demo
 from kgate.console_demo import console_lines, write_console_demo
 from kgate.errors import UsageError
 from kgate.evening import Evening, departures
+from kgate.invocation import kgate_command
 from kgate.month import write_month
 from kgate.rush import MorningRush, badge_serial, percentile
 from ledger.clock import FakeClock
@@ -291,7 +292,9 @@ def _run(args: argparse.Namespace) -> int:
         if r.get("child"):
             print(
                 f'  parent report:   "{r["child"]} was not there" on entry #{r["index"]} of {r["device"]}: '
-                "an alarm for the auditors (kgate register alarms), the day held in the табель"
+                f"an alarm for the auditors ({kgate_command()} register alarms "
+                f"--db {quote(summary.register)}), "
+                "the day held in the табель"
             )
     print(f"  screens:         {len(summary.screens)} screenshots in {Path(summary.out) / 'screens'}")
     print(f"  entries:         {summary.entries} (boot, in, out, rejected), each durably committed")
@@ -303,8 +306,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     print("\n".join(console_lines(summary.console)))
     print(f"  time:            {summary.seconds} s")
-    kgate = sys.argv[0] if Path(sys.argv[0]).name == "kgate" else "kgate"
-    print(f"Try: {kgate} verify {summary.ledger}   or   {kgate} verify {summary.register}")
+    kgate = kgate_command()  # as it runs here: .venv/bin/kgate is not on PATH after workstation.sh
+    print(f"Try: {kgate} verify {quote(summary.ledger)}   or   {kgate} verify {quote(summary.register)}")
     return 0
 
 
