@@ -87,6 +87,49 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """Create the register database (a SQLite file, or the tables in an existing PostgreSQL database), or
+    bring its schema up to date; the one command besides ``serve`` that may create it."""
+    from register.store import open_store, sqlite_path  # noqa: PLC0415
+
+    path = sqlite_path(args.db)
+    new = path is not None and not path.exists()
+    if path is not None and path.exists() and not path.is_file():
+        raise ConfigError(f"--db {args.db!r}: {path} exists and is not a file")
+    with open_store(args.db, create=True):
+        pass
+    print(f"register database {'created' if new else 'ready'} at {path if path is not None else args.db}")
+    return 0
+
+
+#: ``kgate register`` commands that may create a missing SQLite database; every other one refuses.
+CREATING: frozenset[str] = frozenset({"serve", "init"})
+
+
+def _existing_only(func: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        from register.store import existing_only  # noqa: PLC0415
+
+        with existing_only():
+            result: int = func(args)
+        return result
+
+    return run
+
+
+def _refuse_creating(parser: argparse.ArgumentParser) -> None:
+    """Every command under ``parser`` runs with :func:`register.store.existing_only` (the one place)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                if parser.prog.endswith(" register") and name in CREATING:
+                    continue
+                func = child.get_default("func")
+                if func is not None:
+                    child.set_defaults(func=_existing_only(func))
+                _refuse_creating(child)
+
+
 def cmd_device_add(args: argparse.Namespace) -> int:
     from register.store import open_store  # noqa: PLC0415
     from register.trust_cli import known_register_name  # noqa: PLC0415
@@ -330,3 +373,11 @@ def add_commands(subparsers: Any) -> None:
     from register.tabel import cli as tabel_cli  # noqa: PLC0415
 
     tabel_cli.add_commands(sub)
+
+    init = sub.add_parser(
+        "init",
+        help="create the register database (or bring its schema up to date); only it and serve create one",
+    )
+    init.add_argument("--db", default=DEFAULT_DB, help=db_help)
+    init.set_defaults(func=cmd_init)
+    _refuse_creating(reg)

@@ -57,6 +57,7 @@ def _wait_for(db: Path, size: int, procs: dict[str, subprocess.Popen[bytes]], ti
 @pytest.mark.timeout(300)
 def test_kill9_agent_and_register_then_resume_exactly_once(big_ledger: Path, work: Path) -> None:
     db, reg_state, sync_state = work / "register.db", work / "register-state", work / "sync"
+    assert kgate("register", "init", "--db", str(db)).returncode == 0  # only init and serve create it
     added = kgate(
         "register", "device", "add", device_vkey(big_ledger), "--kindergarten", "K-1", "--gate", "north",
         "--db", str(db), "--name", REGISTER_NAME,

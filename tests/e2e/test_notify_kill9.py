@@ -70,6 +70,7 @@ def test_register_and_dispatcher_killed_every_notification_arrives(tmp_path: Pat
     gate_dir.mkdir()
     clock = FakeClock(int(time.time() * 1000))
     ledger = open_ledger(gate_dir / "ledger.db", origin=f"{REGISTER_NAME}/kgate/gate-1", clock=clock)
+    assert kgate("register", "init", "--db", str(db)).returncode == 0  # only init and serve create it
     added = kgate("register", "device", "add", ledger.vkey, "--kindergarten", "K1", "--gate", "north",
                   "--db", str(db), "--name", REGISTER_NAME)  # fmt: skip
     assert added.returncode == 0, added.stderr

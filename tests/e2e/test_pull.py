@@ -60,6 +60,7 @@ def test_register_pull_from_sync_serve_ingests_like_a_push(
             "register", "keys", "--state", str(work / "register-state"), "--name", REGISTER_NAME, "--json"
         ).stdout
     )
+    assert kgate("register", "init", "--db", str(work / "register.db")).returncode == 0  # init creates it
     added = kgate(
         "register", "device", "add", device_vkey(ledger), "--kindergarten", "K-1", "--gate", "north",
         "--db", str(work / "register.db"), "--name", REGISTER_NAME,

@@ -63,6 +63,7 @@ def _attack(port: int, started: float, closed_after: list[float]) -> None:
 def test_slow_anonymous_bodies_are_cut_off_and_signed_clients_served(work: Path) -> None:
     ledger = new_ledger(work / "device", 200)
     db, reg_state = work / "register.db", work / "register-state"
+    assert kgate("register", "init", "--db", str(db)).returncode == 0  # only init and serve create it
     added = kgate(
         "register", "device", "add", device_vkey(ledger), "--kindergarten", "K-1", "--gate", "north",
         "--db", str(db), "--name", REGISTER_NAME,

@@ -14,6 +14,7 @@ from tests.register.conftest import Device, Server
 
 
 def test_device_add_and_list(db_url: str, device: Device, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["register", "init", "--db", db_url]) == 0  # only init and serve create a database
     assert main(["register", "device", "add", device.ledger.vkey, "--kindergarten", "K7", "--gate", "east",
                  "--db", db_url]) == 2  # fmt: skip
     assert "--name" in capsys.readouterr().err  # the origin prefix must be known

@@ -219,6 +219,8 @@ def test_replacement_is_recorded_and_revokes_the_old_device(server: Server, tmp_
 def test_cli_token_create_and_bad_device_add(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = str(tmp_path / "r.db")
     common = ["--db", db, "--name", "reg.test"]
+    assert main(["register", "init", "--db", db]) == 0  # only init and serve create a database
+    capsys.readouterr()
     assert (
         main(
             ["register", "token", "create", "--kindergarten", "K", "--gate", "g", "--expires", "2h", *common]

@@ -148,6 +148,7 @@ def test_cli_import_show_reissue(tmp_path: Path, capsys: pytest.CaptureFixture[s
     db = str(tmp_path / "r.db")
     path = tmp_path / "roster.csv"
     path.write_bytes(CSV)
+    assert main(["register", "init", "--db", db]) == 0  # only init and serve create a database
     assert main(["register", "roster", "import", "--kindergarten", "K1", str(path), "--db", db]) == 0
     assert "roster version 1 (new version): 3 children, 2 guardians" in capsys.readouterr().out
     assert main(["register", "badge", "reissue", "c-001", "--kindergarten", "K1", "--db", db]) == 0
@@ -185,6 +186,7 @@ def test_lookalike_names_are_imported_with_a_warning(
     path = tmp_path / "roster.csv"
     path.write_text(csv, encoding="utf-8")
     db = str(tmp_path / "r.db")
+    assert main(["register", "init", "--db", db]) == 0  # only init and serve create a database
     assert main(["register", "roster", "import", "--kindergarten", "K1", str(path), "--db", db]) == 0
     out = capsys.readouterr()
     assert "roster version 1 (new version): 6 children, 1 guardians" in out.out

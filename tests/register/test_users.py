@@ -33,6 +33,7 @@ def _cli(monkeypatch: pytest.MonkeyPatch, stdin: str, *argv: str) -> int:
 def test_user_add_reads_the_password_from_stdin_and_stores_only_argon2id(
     db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    assert main(["register", "init", "--db", db_url]) == 0  # only init and serve create a database
     assert (
         _cli(
             monkeypatch,
