@@ -67,6 +67,12 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
     password = check_password(read_password())
     with open_store(args.db) as store:
+        from register.kindergartens import check_district, check_kindergarten  # noqa: PLC0415
+
+        if args.role == "director" and args.scope is not None:  # mistyped: refused with "did you mean"
+            check_kindergarten(store, args.scope, "--scope")
+        elif args.role == "district" and args.scope is not None:
+            check_district(store, args.scope, "--scope")
         user = add_user(
             store, args.user, args.role, args.scope, password, now_ms=_now_ms(), language=args.language
         )

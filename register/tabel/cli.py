@@ -28,6 +28,13 @@ def _who(args: argparse.Namespace) -> str:
     return str(args.by) if args.by else getpass.getuser()
 
 
+def _known(store: Any, kindergarten: str) -> None:
+    """Refuse a kindergarten id the register does not know, with "did you mean" (kindergartens.py)."""
+    from register.kindergartens import check_kindergarten  # noqa: PLC0415
+
+    check_kindergarten(store, kindergarten)
+
+
 def _write(data: bytes, out: str | None) -> None:
     """To ``out`` atomically (a temporary file renamed into place), or to stdout."""
     if out is None:
@@ -49,6 +56,7 @@ def cmd_tabel(args: argparse.Namespace) -> int:
     from register.tabel import approval  # noqa: PLC0415
 
     with open_store(args.db) as store:
+        _known(store, args.kindergarten)
         data, changed = approval.document(store, args.kindergarten, args.month, args.format, now_ms=_now_ms())
     if changed:
         print(f"kgate: ALARM: {changed}; printing the approved табель", file=sys.stderr)
@@ -61,6 +69,7 @@ def cmd_anomalies(args: argparse.Namespace) -> int:
     from register.tabel import status  # noqa: PLC0415
 
     with open_store(args.db) as store:
+        _known(store, args.kindergarten)
         found = status.flags(store, status.context(store, args.kindergarten, args.month))
     if args.json:
         doc = {"kindergarten": args.kindergarten, "month": args.month, "flags": [f.as_json() for f in found]}
@@ -89,6 +98,7 @@ def cmd_clear(args: argparse.Namespace) -> int:
     with open_store(args.db) as store:
         ids = list(args.flag)
         if filtered:
+            _known(store, args.kindergarten)
             found = status.flags(store, status.context(store, args.kindergarten, args.month))
             rules = set(args.rule or ())
             ids += [f.id for f in found if f.cleared is None and (not rules or f.rule in rules)]
@@ -106,6 +116,7 @@ def cmd_calendar_set(args: argparse.Namespace) -> int:
     if (args.day is None) != (args.kind is None):
         raise TabelError("--day and --kind go together")
     with open_store(args.db) as store:
+        _known(store, args.kindergarten)
         s = calendar.set_settings(
             store,
             args.kindergarten,
@@ -132,6 +143,7 @@ def cmd_calendar_import(args: argparse.Namespace) -> int:
         raise TabelError(f"cannot read {args.file}: {exc.strerror}") from None
     days = calendar.parse_calendar_csv(raw)  # all validated before the database is touched
     with open_store(args.db) as store:
+        _known(store, args.kindergarten)
         n = calendar.set_days(store, args.kindergarten, days)
     print(f"{args.kindergarten}: {n} days set")
     return 0
@@ -143,6 +155,7 @@ def cmd_absence(args: argparse.Namespace) -> int:
 
     day = calendar.parse_day(args.date, "--date")
     with open_store(args.db) as store:
+        _known(store, args.kindergarten)
         calendar.add_absence(
             store, args.kindergarten, args.child, day, args.reason,
             document=args.document, by=_who(args), now_ms=_now_ms(),
@@ -156,6 +169,7 @@ def cmd_month(args: argparse.Namespace) -> int:
     from register.tabel import approval  # noqa: PLC0415
 
     with open_store(args.db) as store:
+        _known(store, args.kindergarten)
         if args.month_command == "submit":
             digest = approval.submit(store, args.kindergarten, args.month, by=_who(args), now_ms=_now_ms())
         elif args.month_command == "approve":
