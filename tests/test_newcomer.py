@@ -75,3 +75,37 @@ def test_the_demos_printed_commands_work_as_printed(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+SECTIONS = ("## After the demo", "## From the demo to a first kindergarten")
+
+
+def _readme_commands() -> list[str]:
+    """The ``kgate …`` commands of the README's newcomer sections: shell blocks and inline code."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index(SECTIONS[0])
+    body = text[start : text.index("\n## ", text.index(SECTIONS[1]) + 1)]
+    found: list[str] = []
+    for block in re.findall(r"```sh\n(.*?)```", body, re.S):
+        for raw in block.replace("\\\n", " ").splitlines():
+            line = raw.split(" # ")[0].split(" > ")[0].strip()
+            if line.startswith("kgate "):
+                found.append(line)
+    # inline code with options is a command too (a bare `kgate demo` is a name, not a command line)
+    found += [c for c in re.findall(r"`(kgate [^`]+)`", body) if " --" in c and "…" not in c]
+    return found
+
+
+def test_the_readmes_newcomer_commands_exist() -> None:
+    """Every command the two sections show parses with kgate's own parser (options and arguments exist)."""
+    from kgate.cli import build_parser
+
+    commands = _readme_commands()
+    assert len(commands) >= 12 and any(c.startswith("kgate provision ") for c in commands)
+    for command in commands:
+        words = shlex.split(command)
+        try:
+            build_parser().parse_args(words[1:])
+        except SystemExit as exc:
+            pytest.fail(f"README command does not parse ({exc.code}): {command}")
