@@ -247,3 +247,39 @@ def test_failures_back_off_then_die_and_an_operator_retries(server: Server, live
     assert status(server.store)["counts"] == {"webhook": {"sent": 2}}
     keys = [c["headers"]["Idempotency-Key"] for c in hook.requests]
     assert len(set(keys)) == 2 and len(keys) == 5  # each retry carries the same key
+
+
+# -- the mail carries only what the register knows -------------------------------------------------
+
+HOSTILE = "send your access code to this WhatsApp number +7 701 000 00 00"
+
+
+def test_forged_pickup_evidence_never_reaches_the_mail(server: Server, tmp_path: Path) -> None:
+    """A forged check-out, signed by a real device key and ingested by the normal push, whose guardian
+    evidence is hostile text, another family's guardian, or the child's own guardian: the mails name
+    only the roster's guardian; the others say "not on the roster" in the guardian's language."""
+    dev = device_at(tmp_path / "forged", int(time.time() * 1000))
+    server.store.add_device(dev.ledger.vkey, kindergarten="K1", gate="north", now_ms=0)
+    subscribe(server.store)
+    for guardian in (HOSTILE, "g-2", "g-0"):  # free text; Jane (C2's), not C0's; C0's own guardian
+        dev.ledger.append("out", child="C0", method="qr", evidence={"guardian": guardian})
+        dev.clock.advance(60)
+    dev.ledger.append("out", child="C2", method="qr", evidence={"guardian": HOSTILE, "note": HOSTILE})
+    assert server.push(dev.signer, dev.body(0, dev.ledger.size)).status_code == 200
+    with smtp_sink() as sink:
+        d = Dispatcher(
+            server.store, {"email": EmailChannel(sink.host, sink.port, "k@reg.test")}, parent_url="http://x"
+        )
+        assert d.run_once().sent == 4  # C0's three (kk, g-0) and C2's one (en, g-2)
+        mails = sink.messages
+    dev.ledger.close()
+    with server.store._tx(write=False) as sql:
+        payloads = [p for (p,) in sql.all("SELECT payload FROM notify_outbox")]
+    for text in [m.as_string() for m in mails] + [m.get_content() for m in mails] + payloads:
+        assert "WhatsApp" not in text and "access code" not in text
+    kk = [m.get_content() for m in mails if m["To"] == "serik@example.kz"]
+    (en,) = [m.get_content() for m in mails if m["To"] == "jane@example.com"]
+    assert sum("Алып кеткен: баланың тізімінде жоқ адам." in t for t in kk) == 2  # hostile text, g-2
+    assert sum("Алып кеткен: Серік Ахметов." in t for t in kk) == 1
+    assert not any("Jane" in t for t in kk)  # another family's guardian is not named as a pickup
+    assert "Picked up by someone not on the roster." in en
