@@ -228,7 +228,8 @@ def _compare_log(log: Mapping[str, Any], mine: Mapping[str, Any], signed: Any, w
             f"{where}: the checkpoint (size {mine['checkpoint']['size']}) is not the one the register "
             f"signed the statement with (size {size})"
         )
-    want = [tuple(e) if type(e) is list else e for e in signed.get("entries", ())]
+    listed = signed.get("entries")
+    want = [tuple(e) if type(e) is list and e else (e,) for e in (listed if type(listed) is list else [])]
     have = [tuple(e) for e in mine["entries"]]
     if want != have:
         missing = [e[0] for e in want if e not in have]
