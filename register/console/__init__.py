@@ -25,6 +25,7 @@ from fastapi.routing import APIRouter
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
+from ledger.note import CosignatureSigner
 from register.console import csrf as anon_csrf
 from register.console.i18n import LANGUAGES, words
 from register.console.sessions import Session, create_session, end_session, get_session
@@ -60,6 +61,9 @@ class Console:
     policy: LoginPolicy
     csrf_key: bytes = field(repr=False)
     tabel_cache: TabelCache = field(default_factory=TabelCache)
+    signer: CosignatureSigner | None = field(
+        default=None, repr=False
+    )  # signs statements (docs/statements.md)
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -348,8 +352,9 @@ def console_router() -> APIRouter:
         month = month or _this_month(console)
         try:
             ctx = await run_in_threadpool(
-                _parent_month, console.store, session.parent_kindergarten, session.parent_child, month
-            )
+                _parent_month, console.store, session.parent_kindergarten, session.parent_child, month,
+                console.signer,
+            )  # fmt: skip
         except RegisterError as exc:
             return _page("error.html", status=400, session=session, error=str(exc))
         page = _page(
@@ -376,6 +381,7 @@ def console_router() -> APIRouter:
                 session.parent_child,
                 month,
                 kindergarten_name=session.parent_kindergarten,
+                signer=console.signer,
             )
         except RegisterError as exc:
             return _page("error.html", status=400, session=session, error=str(exc))
@@ -436,10 +442,12 @@ def _kindergarten(store: Store, user: User, kindergarten: str) -> dict[str, Any]
     }
 
 
-def _parent_month(store: Store, kindergarten: str, child: str, month: str) -> dict[str, Any]:
+def _parent_month(
+    store: Store, kindergarten: str, child: str, month: str, signer: CosignatureSigner | None
+) -> dict[str, Any]:
     """The child's month, from the same verified statement the parent may download."""
     _, name = child_home(store, child, kindergarten)
-    statement = build_statement(store, child, month, kindergarten_name=kindergarten)
+    statement = build_statement(store, child, month, kindergarten_name=kindergarten, signer=signer)
     v = statement.verified
     tz = ZoneInfo(v.timezone)
     gates = {d.origin: d.gate for d in store.devices()}
@@ -470,7 +478,9 @@ def mount_console(
     from register.console.pages import pages_router  # noqa: PLC0415 - it imports this module's helpers
     from register.notify.report_web import report_router  # noqa: PLC0415
 
-    app.state.console = Console(store, secure, clock, policy, anon_csrf.console_key(store))
+    ctx = getattr(app.state, "ctx", None)  # the register's app: its cosigner signs parents' statements
+    signer = None if ctx is None else ctx.register.cosigner
+    app.state.console = Console(store, secure, clock, policy, anon_csrf.console_key(store), signer=signer)
     app.include_router(console_router())
     app.include_router(pages_router())
     app.include_router(

@@ -20,6 +20,7 @@ from ledger.entry import decode_entry
 from ledger.errors import LedgerError
 from ledger.merkle import inclusion_proof
 from register.errors import StoreError
+from register.notify.report import PARENT_ALARMS
 from register.statement import _Reader
 from register.store.base import Device, Store
 from register.tabel import approval, status
@@ -67,6 +68,9 @@ def overview(store: Store, visible: set[str] | None, *, page: int, apage: int, n
         query = f"SELECT d.*, {last_push} FROM ({inner}) d ORDER BY d.kindergarten, d.gate, d.id"  # noqa: S608
         rows = sql.all(query, [*params, PAGE, page * PAGE])
         alarm_where = where.replace("WHERE", "WHERE d.kindergarten IS NOT NULL AND") if where else ""
+        if visible is not None:  # parents' reports are the auditors': no director learns which family
+            alarm_where += f" AND a.kind NOT IN ({', '.join('?' * len(PARENT_ALARMS))})"
+            params = [*params, *PARENT_ALARMS]
         cols = "a.id, a.time_ms, a.kind, a.detail, d.id, d.origin, d.kindergarten"
         query = f"SELECT {cols} FROM alarms a LEFT JOIN devices d ON d.id = a.device_id{alarm_where}"  # noqa: S608
         alarm_rows = sql.all(

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from register.errors import BadCredentials, LockedOut
+from register.notify.errors import TooManyReports
 from register.notify.messages import local_time
 from register.notify.report import find_event, report_not_there
 
@@ -85,6 +86,14 @@ def report_router() -> APIRouter:
             )
         except LockedOut as exc:
             page = _page("<p>Too many attempts; try later.</p>", status=429)
+            page.headers["Retry-After"] = str(exc.retry_after)
+            return page
+        except TooManyReports as exc:
+            page = _page(
+                "<p>Слишком много сообщений за месяц; проверяющие уведомлены · Бір айға тым көп хабарлама; "
+                "тексерушілерге хабарланды · Too many reports this month; the auditors are told</p>",
+                status=429,
+            )
             page.headers["Retry-After"] = str(exc.retry_after)
             return page
         except BadCredentials:
