@@ -158,9 +158,11 @@ class LineReader:
                 return self.lines[:count]
             seen = f"{len(self.lines)} of {count} lines"
             if self.ended:
-                pytest.fail(
-                    f"{what}: the process ended (exit {self.proc.poll()}) after {seen}", pytrace=False
-                )
+                try:
+                    exit_: int | None = self.proc.wait(timeout)  # stdout closed: it is exiting
+                except subprocess.TimeoutExpired:
+                    exit_ = None
+                pytest.fail(f"{what}: the process ended (exit {exit_}) after {seen}", pytrace=False)
             pytest.fail(f"readiness deadline passed: {what} not within {timeout:g} s ({seen})", pytrace=False)
 
     def rest(self, timeout: float = READY_S) -> list[str]:
