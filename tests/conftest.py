@@ -13,10 +13,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal, TypeVar
 
+import hypothesis
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
+
+# Hypothesis fails an example that takes longer than its deadline (200 ms by default): wall-clock time,
+# which a loaded machine stretches. No property here is about speed, so no deadline anywhere.
+hypothesis.settings.register_profile("kgate", deadline=None)
+hypothesis.settings.load_profile("kgate")
 
 # Ports for servers the tests start: below Linux's ephemeral range (32768-60999), so no outgoing
 # connection can take one, and a separate block per pytest-xdist worker, so two workers never pick the

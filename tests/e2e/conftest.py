@@ -245,10 +245,9 @@ class ThreadedRegister:
             self._store.close()
         self._server = self._thread = self._store = None
 
-    def restart(self, down_s: float = 0.0) -> None:
-        """Stop the server, stay down ``down_s`` seconds, start a new one on the same db and port."""
+    def restart(self) -> None:
+        """Stop the server and start a new one on the same db and port."""
         self.stop()
-        time.sleep(down_s)
         self.start()
         self.restarts += 1
 
