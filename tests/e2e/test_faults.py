@@ -58,7 +58,7 @@ def _stall_guard(db: Path, stop: threading.Event, stalled: list[int], stall: flo
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # ~40 s idle; far longer when the cores are shared (see _stall_guard)
+@pytest.mark.timeout(900)  # 32 s beside two CPU hogs; progress is bounded by _stall_guard
 def test_faults_and_register_restarts_deliver_exactly_the_device_entries(
     big_ledger: Path, work: Path, make_register: Callable[..., ThreadedRegister]
 ) -> None:

@@ -63,7 +63,7 @@ def _wait_for(db: Path, size: int, procs: dict[str, subprocess.Popen[bytes]], st
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # ~1 min idle; 10,000 entries through two restarted processes when shared
+@pytest.mark.timeout(900)  # 69 s beside two CPU hogs; progress is bounded by _wait_for
 def test_kill9_agent_and_register_then_resume_exactly_once(big_ledger: Path, work: Path) -> None:
     db, reg_state, sync_state = work / "register.db", work / "register-state", work / "sync"
     added = kgate(

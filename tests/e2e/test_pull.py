@@ -51,6 +51,7 @@ def _pull(url: str, work: Path, *extra: str) -> tuple[int, dict[str, object], st
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # 47 s seen beside two CPU hogs and other work
 def test_register_pull_from_sync_serve_ingests_like_a_push(
     work: Path, make_register: Callable[..., ThreadedRegister]
 ) -> None:
