@@ -18,7 +18,7 @@ import pytest
 from kgate.cli import main
 from tests.register.test_tabel import _xlsx_totals
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # the module fixture runs the demo (30 children)
 ALMATY = ZoneInfo("Asia/Almaty")
 PREFIX = b"kgate/entry/v1\n"
 Demo = tuple[Path, dict[str, object]]

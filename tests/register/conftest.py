@@ -37,7 +37,7 @@ from register.app import create_app
 from register.limits import Limits
 from register.service import Register
 from register.store import Store, open_store
-from tests.conftest import free_port
+from tests.conftest import READY_S, free_port, wait_until
 
 REGISTER = "reg.test"
 ORIGIN = f"{REGISTER}/kgate/dev1"
@@ -188,7 +188,7 @@ class Server:
             stamp = int(time.time()) if now is None else now
             hdrs.update(sign_request(method, self.url + path, hdrs, data, signer, now=stamp))
         hdrs.update(headers or {})
-        return self.session.request(method, self.url + path, data=data, headers=hdrs, timeout=10)
+        return self.session.request(method, self.url + path, data=data, headers=hdrs, timeout=READY_S)
 
     def push(self, signer: Ed25519Signer | None, body: Any, **kw: Any) -> requests.Response:
         return self.send("POST", "/v1/push", signer, body, **kw)
@@ -211,18 +211,15 @@ def make_server(db_url: str) -> Iterator[Callable[..., Server]]:
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("register did not start")
-            time.sleep(0.01)
+        wait_until(lambda: server.started or not thread.is_alive(), f"the register on port {port}")
+        assert server.started, f"the register's thread ended before it listened on port {port}"
         started.append((server, thread, store))
         return Server(f"http://127.0.0.1:{port}", store, cosigner, register)
 
     yield start
     for server, thread, store in started:
         server.should_exit = True
-        thread.join(10)
+        thread.join(READY_S)
         store.close()
 
 
