@@ -243,3 +243,85 @@ def test_xlsx_is_the_form_set_up_for_printing(world: tuple[Store, str], tmp_path
     ]
     assert [n for n, _ in numbered] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
     assert [name for _, name in numbered] == KUNSHUAQ_IN_ORDER
+
+
+# -- Kazakhstan's holidays and future days ------------------------------------------------------------------
+def row(t: status.Tabel, child: str, day: dt.date) -> status.Row:
+    return next(r for r in t.rows if r.child == child and r.date == day)
+
+
+def test_national_holidays_with_transfers_and_the_kindergartens_own_days(world: tuple[Store, str]) -> None:
+    store, _ = world
+    independence = dt.date(2025, 12, 16)
+    kinds = calendar.day_kinds(store, K, calendar.month_days(MONTH))
+    assert (kinds[independence], kinds[dt.date(2025, 12, 15)]) == ("holiday", "working")
+    r = row(status.build(store, K, MONTH), "c-01", independence)
+    assert (r.status, r.payable) == ("closed", 0)  # a holiday, not an absence
+    january = calendar.day_kinds(store, K, calendar.month_days("2025-01"))
+    assert january[dt.date(2025, 1, 3)] == "holiday"  # Friday: the day off moved from Sunday the 5th
+    assert january[dt.date(2025, 1, 5)] == "working"  # that Sunday is worked
+    assert (january[dt.date(2025, 1, 4)], january[dt.date(2025, 1, 6)]) == ("closed", "working")
+    assert january[dt.date(2025, 1, 7)] == "holiday"  # Orthodox Christmas
+    # the kindergarten's own calendar wins: open on the holiday, closed for repairs the day before
+    calendar.set_days(store, K, [(independence, "working", "open"), (dt.date(2025, 12, 15), "closed", "")])
+    t = status.build(store, K, MONTH)
+    assert (row(t, "c-01", independence).status, row(t, "c-01", dt.date(2025, 12, 15)).status) == (
+        "absent",
+        "closed",
+    )
+
+
+def test_future_days_are_blank_not_absent(world: tuple[Store, str], tmp_path: Path) -> None:
+    store, _ = world
+    friday = dt.date(2025, 12, 12)
+    t = status.build(store, K, MONTH, now_ms=int(local(friday, "12:00").timestamp() * 1000))
+    assert row(t, "c-01", friday).status == "present"
+    after = [r for r in t.rows if r.child == "c-01" and r.date > friday]
+    assert {r.date.day: r.status for r in after if r.status != "future"} == {
+        13: "closed",
+        14: "closed",
+        16: "closed",
+        20: "closed",
+        21: "closed",
+        27: "closed",
+        28: "closed",
+    }  # weekends and the holiday are known ahead; the rest is still to come
+    assert all(r.payable == 0 and r.absence_reason == "" for r in after)
+    table = list(csv.DictReader(io.StringIO(export.to_csv(t).decode(), newline="")))
+    assert {r["status"] for r in table if r["date"] > "2025-12-12"} == {"future", "closed"}
+    (kunshuaq,) = [g for g in form._groups(t, "ru") if g.name == "Күншуақ"]
+    first = kunshuaq.children[0]  # Ахметов Өмір, never absent before the 12th
+    assert first.name == "Ахметов Өмір"
+    assert [first.marks[d - 1] for d in (12, 15, 16, 31)] == ["+", "", "в", ""]
+    assert sum(first.missed.values()) == 0
+    assert kunshuaq.per_day("absent")[14:] == [0] * 17
+    pdf = tmp_path / "t.pdf"
+    pdf.write_bytes(form.to_pdf(t))
+    line = next(line for line in pdf_text(pdf).splitlines() if "Ахметов Өмір" in line)
+    assert "н" not in line.split()  # no day of his is an absence
+
+
+# -- the Kazakh alphabet ------------------------------------------------------------------------------------
+def test_names_sort_in_the_kazakh_alphabet() -> None:
+    names = ["Ұлан", "Яна", "Қасым", "Әсел", "Өмір", "Кимов", "Аружан", "Ким", "Ілияс", "Ырыс", "ғалым",
+             "Шахан", "Ерлан", "Ёлка", "Үміт", "Һарон", "Ңа", "Zoe"]  # fmt: skip
+    assert sorted(names, key=form.alphabet_key) == [
+        "Аружан", "Әсел", "ғалым", "Ерлан", "Ёлка", "Ким", "Кимов", "Қасым", "Ңа", "Өмір", "Ұлан", "Үміт",
+        "Һарон", "Шахан", "Ырыс", "Ілияс", "Яна", "Zoe",
+    ]  # fmt: skip
+    assert sorted(["Юрий", "Ярослав", "Эмма", "Борис", "Ёж", "Анна"], key=form.alphabet_key) == [
+        "Анна",
+        "Борис",
+        "Ёж",
+        "Эмма",
+        "Юрий",
+        "Ярослав",
+    ]  # fmt: skip  (Russian: the subset, the same order)
+
+
+def test_surname_first() -> None:
+    assert form.surname_first("Аружан Қасымова") == "Қасымова Аружан"
+    assert form.surname_first("Анна-Мария Петрова-Водкина") == "Петрова-Водкина Анна-Мария"
+    assert form.surname_first("Нұрлан Ерлан Әбенов") == "Әбенов Нұрлан Ерлан"
+    for kept in ("Ким", "=1+1 Ким", "Бала 1", "-2+3", "Аружан  "):
+        assert form.surname_first(kept) == kept
