@@ -22,6 +22,7 @@ import pytest
 
 from kgate.cli import main
 from ledger.note import CosignatureSigner
+from register.console import views
 from register.roster_csv import parse_csv
 from register.service import Register
 from register.store import Store, open_store
@@ -325,3 +326,10 @@ def test_surname_first() -> None:
     assert form.surname_first("Нұрлан Ерлан Әбенов") == "Әбенов Нұрлан Ерлан"
     for kept in ("Ким", "=1+1 Ким", "Бала 1", "-2+3", "Аружан  "):
         assert form.surname_first(kept) == kept
+
+
+def test_console_tabel_page_lists_children_by_surname(world: tuple[Store, str]) -> None:
+    store, _ = world
+    page = views.tabel(store, K, MONTH)
+    assert [c["name"] for c in page.children if c["group"] == "Күншуақ"] == KUNSHUAQ_IN_ORDER
+    assert list(dict.fromkeys(c["group"] for c in page.children)) == ["Балапан", "Күншуақ", "Солнышко"]
