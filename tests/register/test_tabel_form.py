@@ -333,3 +333,15 @@ def test_console_tabel_page_lists_children_by_surname(world: tuple[Store, str]) 
     page = views.tabel(store, K, MONTH)
     assert [c["name"] for c in page.children if c["group"] == "Күншуақ"] == KUNSHUAQ_IN_ORDER
     assert list(dict.fromkeys(c["group"] for c in page.children)) == ["Балапан", "Күншуақ", "Солнышко"]
+
+
+def test_bad_teacher_option_is_one_line_and_writes_nothing(
+    world: tuple[Store, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, url = world
+    out = tmp_path / "t.pdf"
+    argv = ["register", "tabel", "--db", url, "--kindergarten", K, "--month", MONTH, "--format", "pdf"]
+    assert main([*argv, "--teacher", "Күншуақ", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == "kgate: error: --teacher 'Күншуақ': expected GROUP=NAME\n"
+    assert not out.exists() and list(tmp_path.glob(".t.pdf*")) == []
