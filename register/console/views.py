@@ -190,6 +190,7 @@ def tabel(store: Store, kindergarten: str, month: str) -> TabelPage:
     for r in rows:
         by_child.setdefault((r.group, r.child), []).append(r)
     children = []
+
     def order(item: tuple[tuple[str, str], list[status.Row]]) -> tuple[Any, ...]:
         (group, child), rs = item  # groups, then children by surname, in the Kazakh alphabet (docs/tabel.md)
         return alphabet_key(group), group, alphabet_key(surname_first(rs[0].name)), child
