@@ -247,7 +247,7 @@ def _groups(t: Tabel, lang: str) -> list[_Group]:
         table = []
         for child, rows in children.items():
             on = {r.date: r for r in rows}
-            name = surname_first(next((r.name for r in rows if r.name), ""))
+            name = surname_first(next((r.name for r in rows if r.name), "")) or child  # unknown: its id
             marks = [_mark(on[d], lang) if d in on else "" for d in days]
             kid = _Child(child, name, marks, [on[d].status if d in on else "" for d in days])
             for r in rows:
