@@ -26,6 +26,7 @@ from register.store.base import Device, Store
 from register.tabel import approval, status
 from register.tabel.calendar import REASONS, absences, get_settings
 from register.tabel.export import _mark, to_csv
+from register.tabel.form import alphabet_key, surname_first
 
 PAGE: Final = 100  # overview rows per page
 LOG_PAGE: Final = 50  # device-log entries per page
@@ -193,10 +194,15 @@ def tabel(store: Store, kindergarten: str, month: str) -> TabelPage:
     for r in rows:
         by_child.setdefault((r.group, r.child), []).append(r)
     children = []
-    for (group, child), rs in sorted(by_child.items()):
+
+    def order(item: tuple[tuple[str, str], list[status.Row]]) -> tuple[Any, ...]:
+        (group, child), rs = item  # groups, then children by surname, in the Kazakh alphabet (docs/tabel.md)
+        return alphabet_key(group), group, alphabet_key(surname_first(rs[0].name)), child
+
+    for (group, child), rs in sorted(by_child.items(), key=order):
         cells = {r.date: r for r in rs}
         children.append({
-            "id": child, "name": rs[0].name, "group": group,
+            "id": child, "name": surname_first(rs[0].name), "group": group,
             "cells": [(cells[d].status, _mark(cells[d])) if d in cells else ("", "") for d in days],
             "present": sum(r.status == "present" for r in rs),
             "payable": sum(r.payable for r in rs),
