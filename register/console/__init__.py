@@ -36,7 +36,6 @@ from register.store.base import Store
 from register.users import DEFAULT_POLICY, LoginPolicy, User, login, user_by_id, visible_kindergartens
 
 COOKIE = "kgate_session"
-MAX_FORM = 4096
 _TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(default=True),
@@ -120,13 +119,16 @@ def _set_cookie(response: Response, console: Console, session: Session) -> None:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """The url-encoded form body, capped at MAX_FORM bytes (one value per name)."""
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM:
-            return {}
-    pairs = urllib.parse.parse_qsl(body.decode("utf-8", "replace"), max_num_fields=10)
+    """The url-encoded form body (one value per name, at most 10 fields).
+
+    Its size (``Limits.max_form``) and deadline (``Limits.body_timeout``) are the ones every request body
+    has (register/guard.py): a body cut there raises out of here, before anything is checked or written.
+    """
+    body = await request.body()
+    try:
+        pairs = urllib.parse.parse_qsl(body.decode("utf-8", "replace"), max_num_fields=10)
+    except ValueError:  # more than 10 fields: no form of ours, refused like a missing CSRF token
+        return {}
     return dict(pairs)
 
 
