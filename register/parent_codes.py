@@ -2,7 +2,12 @@
 
 A code is 16 characters of Crockford base32 (80 random bits) in four groups, ``K7Q2-…``. With that much
 entropy a fast hash is enough (a guess costs the same as guessing a random 80-bit key) and lets the
-register find the code by its hash; guessing is throttled per client address like console logins.
+register find the code by its hash. Guessing is throttled per client address (an IPv6 address's /64)
+with the console's exponential locks (:func:`register.users.throttled`), allowing
+``address_max_failures`` wrong codes before the first lock: a carrier-NAT address shared by many
+parents takes as many wrong codes as an address guessing users, and a correct code only refunds its
+own charge (it never wipes the address's count). Text that cannot be a code (not 16 Crockford
+characters) is refused before anything is counted or written.
 """
 
 from __future__ import annotations
@@ -12,9 +17,9 @@ import secrets
 from dataclasses import dataclass
 from typing import Final
 
-from register.errors import UnknownPerson
-from register.store.base import Sql, Store
-from register.users import DEFAULT_POLICY, LoginPolicy, record, throttled
+from register.errors import BadCredentials, UnknownPerson
+from register.store.base import Store
+from register.users import DEFAULT_POLICY, LoginPolicy, address_key, record, throttled
 
 _ALPHABET: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
 _GROUPS: Final = 4
@@ -82,23 +87,29 @@ def verify_parent_code(
 ) -> ParentAccess:
     """The child a live ``code`` opens; BadCredentials or LockedOut (per address) otherwise."""
     found: list[ParentAccess] = []
-    digest = code_hash(code[:64])
+    typed = normalise(code[:64])
+    if len(typed) != _GROUPS * _GROUP_LEN or any(c not in _ALPHABET for c in typed):
+        raise BadCredentials("wrong name, password or code")  # cannot be a code: nothing counted
+    digest = code_hash(typed)
 
-    def check(sql: Sql) -> bool:
-        row = sql.one(
-            "SELECT kindergarten, child FROM parent_codes WHERE code_hash = ? AND NOT revoked", (digest,)
-        )
+    def check() -> bool:
+        with store._tx(write=False) as sql:
+            row = sql.one(
+                "SELECT kindergarten, child FROM parent_codes WHERE code_hash = ? AND NOT revoked", (digest,)
+            )
         if row is not None:
             found.append(ParentAccess(str(row[0]), str(row[1])))
         return row is not None
 
     throttled(
         store,
-        [(f"code-addr:{address}", policy.max_failures)],
+        [(f"code-addr:{address_key(address)}", policy.address_max_failures)],
         check,
         what="parent code",
+        actor=f"code-addr:{address}",
         now_ms=now_ms,
         address=address,
         policy=policy,
+        owner=False,
     )
     return found[0]

@@ -11,9 +11,10 @@ that do not exist.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ class Console:
     policy: LoginPolicy
     csrf_key: bytes = field(repr=False)
     tabel_cache: TabelCache = field(default_factory=TabelCache)
+    trusted_proxies: frozenset[str] = frozenset()
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -132,8 +134,24 @@ async def _form(request: Request) -> dict[str, str]:
     return dict(pairs)
 
 
-def _address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+def client_address(request: Request) -> str:
+    """The client's address: the socket's peer, unless that peer is a ``--trusted-proxy``.
+
+    From a trusted proxy (and only from it) the last ``X-Forwarded-For`` hop is taken: the address the
+    proxy itself appended (nginx ``$proxy_add_x_forwarded_for``); anything a client wrote before it is
+    ignored, and a last hop that is no IP address leaves the proxy's own address.
+    """
+    peer = request.client.host if request.client else "unknown"
+    if peer not in _console(request).trusted_proxies:
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getlist("x-forwarded-for")).split(",")]
+    try:
+        return str(ipaddress.ip_address(hops[-1]))
+    except ValueError:
+        return peer
+
+
+_address = client_address
 
 
 async def _session(request: Request) -> Session | None:
@@ -467,12 +485,20 @@ def mount_console(
     secure: bool,
     clock: Callable[[], float] = time.time,
     policy: LoginPolicy = DEFAULT_POLICY,
+    trusted_proxies: Collection[str] = (),
 ) -> None:
-    """Add the console's routes to the register's ``app`` (only when ``--console`` asks for it)."""
+    """Add the console's routes to the register's ``app`` (only when ``--console`` asks for it).
+
+    ``trusted_proxies``: the addresses of reverse proxies whose ``X-Forwarded-For`` names the client
+    (:func:`client_address`); every other peer is the client itself.
+    """
     from register.console.pages import pages_router  # noqa: PLC0415 - it imports this module's helpers
     from register.notify.report_web import report_router  # noqa: PLC0415
 
-    app.state.console = Console(store, secure, clock, policy, anon_csrf.console_key(store))
+    proxies = frozenset(str(ipaddress.ip_address(a)) for a in trusted_proxies)
+    app.state.console = Console(
+        store, secure, clock, policy, anon_csrf.console_key(store), trusted_proxies=proxies
+    )
     app.include_router(console_router())
     app.include_router(pages_router())
     app.include_router(

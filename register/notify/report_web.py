@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
+from register.console import client_address
 from register.errors import BadCredentials, LockedOut
 from register.notify.messages import local_time
 from register.notify.report import find_event, report_not_there
@@ -79,7 +80,7 @@ def report_router() -> APIRouter:
                 console.store,
                 key,
                 code,
-                address=request.client.host if request.client else "unknown",
+                address=client_address(request),
                 now_ms=console.now_ms(),
                 policy=console.policy,
             )
