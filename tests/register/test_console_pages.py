@@ -134,3 +134,27 @@ def test_a_parent_reports_a_day_and_the_auditors_get_the_entries(console: Consol
 def test_pages_need_a_login(console: Console, page: str) -> None:  # noqa: F811
     r = requests.get(f"{console.url}{page}", allow_redirects=False, timeout=10)
     assert r.status_code == 303 and r.headers["Location"] == "/console/login"
+
+
+def test_a_post_outside_the_users_scope_is_404_and_changes_nothing(console: Console) -> None:  # noqa: F811
+    """Catches POST forms that check the role but not the scope: K1's director may not enter absences
+    for or submit K2's month, the Bostandyk official (K2) may not approve Almaly's K1."""
+    own = f"/console/k/K1/tabel?month={MONTH}"
+    director, _ = _login(console, "dir1")
+    for action, form in (
+        ("absence", {"child": "A", "date": f"{MONTH}-03", "reason": "child_ill"}),
+        ("submit", {}),
+    ):
+        r = _post(director, console, own, f"/console/k/K2/tabel/{action}", month=MONTH, **form)
+        assert r.status_code == 404, (action, r.status_code, r.text[:200])
+    assert _post(director, console, own, "/console/k/K1/tabel/submit", month=MONTH).status_code == 303
+    district, _ = _login(console, "dist")
+    theirs = f"/console/k/K2/tabel?month={MONTH}"
+    r = _post(district, console, theirs, "/console/k/K1/tabel/approve", month=MONTH)
+    assert r.status_code == 404, (r.status_code, r.text[:200])
+    with console.store._tx(write=False) as sql:
+        absences = sql.all("SELECT kindergarten, child FROM tabel_absences")
+        steps = sql.all("SELECT kindergarten, step FROM tabel_approvals ORDER BY id")
+    assert absences == [] and steps == [("K1", "submitted")], steps
+    actions = [(a.actor, a.action, a.detail.split()[0]) for a in audit_log(console.store) if "/" in a.action]
+    assert actions == [("dir1", "tabel/submit", "K1")], actions
