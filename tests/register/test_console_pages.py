@@ -158,3 +158,28 @@ def test_a_post_outside_the_users_scope_is_404_and_changes_nothing(console: Cons
     assert absences == [] and steps == [("K1", "submitted")], steps
     actions = [(a.actor, a.action, a.detail.split()[0]) for a in audit_log(console.store) if "/" in a.action]
     assert actions == [("dir1", "tabel/submit", "K1")], actions
+
+
+def test_every_console_page_forbids_framing(console: Console) -> None:  # noqa: F811
+    """Issue 17: the parent report page's CSP lacked ``frame-ancestors`` (clickjacking of its one-step
+    form); every console page, answer and redirect must carry ``frame-ancestors 'none'``."""
+    anonymous = requests.Session()
+    director, _ = _login(console, "dir1")
+    answers = [
+        anonymous.get(f"{console.url}{path}", allow_redirects=False, timeout=30)
+        for path in ("/console/login", "/console/parent", "/console/parent/report?e=nothing", "/console/")
+    ]
+    answers.append(
+        anonymous.post(
+            f"{console.url}/console/parent/report", data={"e": "nothing", "code": "AAAA-BBBB-CCCC-DDDD"},
+            timeout=30,
+        )
+    )  # fmt: skip
+    answers.append(anonymous.post(f"{console.url}/console/login", data={"name": "x"}, timeout=30))
+    for path in ("/console/", "/console/overview", f"/console/k/K1/tabel?month={MONTH}", "/console/k/K2/day"):
+        answers.append(director.get(f"{console.url}{path}", allow_redirects=False, timeout=30))
+    assert {r.status_code for r in answers} >= {200, 303, 401, 403, 404}
+    for r in answers:
+        policy = r.headers.get("Content-Security-Policy", "")
+        assert "frame-ancestors 'none'" in policy, (r.url, r.status_code, policy)
+        assert r.headers.get("X-Content-Type-Options") == "nosniff", r.url
