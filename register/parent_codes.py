@@ -83,9 +83,21 @@ def revoke_parent_codes(
 
 
 def verify_parent_code(
-    store: Store, code: str, *, address: str, now_ms: int, policy: LoginPolicy = DEFAULT_POLICY
+    store: Store,
+    code: str,
+    *,
+    address: str,
+    now_ms: int,
+    policy: LoginPolicy = DEFAULT_POLICY,
+    known: tuple[str, str] | None = None,
 ) -> ParentAccess:
-    """The child a live ``code`` opens; BadCredentials or LockedOut (per address) otherwise."""
+    """The child a live ``code`` opens; BadCredentials or LockedOut otherwise.
+
+    Throttled per client address, or — when the browser shows that a code of ``known`` (kindergarten,
+    child) was entered on it before (the console's signed ``kgate_parent`` cookie) — per that child at
+    this address, so a parent who used the console before is not locked out by others behind the same
+    carrier-NAT address. A correct code only refunds its own charge in both cases.
+    """
     found: list[ParentAccess] = []
     typed = normalise(code[:64])
     if len(typed) != _GROUPS * _GROUP_LEN or any(c not in _ALPHABET for c in typed):
@@ -101,9 +113,14 @@ def verify_parent_code(
             found.append(ParentAccess(str(row[0]), str(row[1])))
         return row is not None
 
+    where = address_key(address)
+    if known is None:
+        subject = (f"code-addr:{where}", policy.address_max_failures)
+    else:
+        subject = (f"code:{known[0][:100]}/{known[1][:100]}@{where}", policy.max_failures)
     throttled(
         store,
-        [(f"code-addr:{address_key(address)}", policy.address_max_failures)],
+        [subject],
         check,
         what="parent code",
         actor=f"code-addr:{address}",

@@ -329,6 +329,10 @@ def console_router() -> APIRouter:
         visitor = await _form_visitor(request, form)
         if visitor is None:
             return _refused_csrf()
+        now_s = console.now_ms() // 1000
+        known = anon_csrf.parent_device_ok(
+            console.csrf_key, request.cookies.get(anon_csrf.PARENT_COOKIE), now_s=now_s
+        )
         try:
             access = await run_in_threadpool(
                 verify_parent_code,
@@ -337,6 +341,7 @@ def console_router() -> APIRouter:
                 address=_address(request),
                 now_ms=console.now_ms(),
                 policy=console.policy,
+                known=known,
             )
         except LockedOut as exc:
             lang = _visitor_lang(request)
@@ -355,7 +360,14 @@ def console_router() -> APIRouter:
             parent=(access.kindergarten, access.child),
             replaces=visitor.session.id if visitor.session else None,
         )
-        return _signed_in(_to("/console/parent/month"), console, fresh)
+        response = _signed_in(_to("/console/parent/month"), console, fresh)
+        response.set_cookie(
+            anon_csrf.PARENT_COOKIE,
+            anon_csrf.parent_device(console.csrf_key, access.kindergarten, access.child, now_s=now_s),
+            max_age=anon_csrf.PARENT_TTL_S, path="/console", secure=console.secure, httponly=True,
+            samesite="strict",
+        )  # fmt: skip
+        return response
 
     @router.get("/parent/month")
     async def parent_month(

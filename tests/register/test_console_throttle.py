@@ -17,9 +17,12 @@ from kgate.cli import main
 from ledger.note import CosignatureSigner
 from register.app import create_app
 from register.console import mount_console
+from register.parent_codes import create_parent_code
+from register.roster_csv import Person
 from register.server import ServeSettings, config
 from register.service import Register
 from register.store import Store, open_store
+from register.store.roster import import_roster
 from register.users import LoginPolicy, add_user, audit_log
 from tests.conftest import free_port
 
@@ -107,3 +110,42 @@ def test_serve_refuses_a_trusted_proxy_that_is_no_address(capsys: pytest.Capture
     err = capsys.readouterr().err
     assert code == 2 and "--trusted-proxy 'proxy.example': expected an IP address" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def _code(url: str, s: requests.Session, code: str) -> int:
+    form = s.get(f"{url}/console/parent", timeout=10)
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert token, form.text
+    r = s.post(
+        f"{url}/console/parent", data={"csrf": token[1], "code": code}, allow_redirects=False, timeout=10
+    )
+    return r.status_code
+
+
+def test_a_parent_who_used_the_console_is_not_locked_out_by_a_shared_address(store: Store) -> None:
+    """Behind one carrier-NAT address (here every client is 127.0.0.1) an attacker's wrong codes lock the
+    address for browsers that never entered a code; a parent's browser that did is throttled per child."""
+    import_roster(store, "K1", [Person(0, "child", "A", "Әлия", "g", False, None, ())], now_ms=0)
+    code = create_parent_code(store, "K1", "A", now_ms=0)
+    url, stop = _serve(store, ())
+    try:
+        parent = requests.Session()
+        assert _code(url, parent, code) == 303
+        assert parent.cookies.get("kgate_parent")
+        attacker = requests.Session()
+        statuses = [
+            _code(url, attacker, f"AAAA-BBBB-CCCC-{i:04d}") for i in range(POLICY.address_max_failures + 2)
+        ]
+        assert statuses == [401] * POLICY.address_max_failures + [429, 429], statuses
+        assert _code(url, requests.Session(), code) == 429  # a new browser behind that address waits
+        forged = requests.Session()
+        forged.cookies.set("kgate_parent", parent.cookies["kgate_parent"][:-2] + "AA", path="/console")
+        assert _code(url, forged, code) == 429
+        assert _code(url, parent, code) == 303  # the parent's own browser is not locked
+        # the attacker taking the parent's cookie gets that child's small budget, not a free one
+        stolen = requests.Session()
+        stolen.cookies.set("kgate_parent", parent.cookies["kgate_parent"], path="/console")
+        statuses = [_code(url, stolen, f"AAAA-BBBB-CCCC-{i:04d}") for i in range(POLICY.max_failures + 1)]
+        assert statuses == [401] * POLICY.max_failures + [429], statuses
+    finally:
+        stop()
