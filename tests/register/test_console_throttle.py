@@ -131,7 +131,8 @@ def test_a_parent_who_used_the_console_is_not_locked_out_by_a_shared_address(sto
     try:
         parent = requests.Session()
         assert _code(url, parent, code) == 303
-        assert parent.cookies.get("kgate_parent")
+        device = parent.cookies.get("kgate_parent")
+        assert device
         attacker = requests.Session()
         statuses = [
             _code(url, attacker, f"AAAA-BBBB-CCCC-{i:04d}") for i in range(POLICY.address_max_failures + 2)
@@ -139,12 +140,13 @@ def test_a_parent_who_used_the_console_is_not_locked_out_by_a_shared_address(sto
         assert statuses == [401] * POLICY.address_max_failures + [429, 429], statuses
         assert _code(url, requests.Session(), code) == 429  # a new browser behind that address waits
         forged = requests.Session()
-        forged.cookies.set("kgate_parent", parent.cookies["kgate_parent"][:-2] + "AA", path="/console")
+        other_mac = device[:-2] + ("AA" if device[-2:] != "AA" else "BB")
+        forged.cookies.set("kgate_parent", other_mac, path="/console")
         assert _code(url, forged, code) == 429
         assert _code(url, parent, code) == 303  # the parent's own browser is not locked
         # the attacker taking the parent's cookie gets that child's small budget, not a free one
         stolen = requests.Session()
-        stolen.cookies.set("kgate_parent", parent.cookies["kgate_parent"], path="/console")
+        stolen.cookies.set("kgate_parent", device, path="/console")
         statuses = [_code(url, stolen, f"AAAA-BBBB-CCCC-{i:04d}") for i in range(POLICY.max_failures + 1)]
         assert statuses == [401] * POLICY.max_failures + [429], statuses
     finally:
