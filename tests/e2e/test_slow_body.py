@@ -179,6 +179,10 @@ def test_trickled_console_forms_are_cut_at_the_body_deadline_and_a_push_succeeds
     )  # fmt: skip
     try:
         wait_http(url + "/console/login", proc=proc)
+        log = work / "register.log"
+        while "Uvicorn running on" not in log.read_text():  # ours answered, not another test's server
+            assert proc.poll() is None, log.read_text()[-2000:]
+            time.sleep(0.05)
         opened: list[float] = []
         cut: list[tuple[float, bytes]] = []
         tricklers = [
