@@ -254,10 +254,12 @@ def _charge(sql: Sql, subjects: list[tuple[str, int]], now_ms: int, policy: Logi
     return 0
 
 
-def _refund(sql: Sql, subjects: list[tuple[str, int]]) -> None:
-    """A successful attempt: the owner's pair is cleared, the other subjects get their charge back."""
-    sql.run("DELETE FROM login_throttle WHERE subject = ?", (subjects[0][0],))
-    for subject, limit in subjects[1:]:
+def _refund(sql: Sql, subjects: list[tuple[str, int]], *, owner: bool) -> None:
+    """A successful attempt: with ``owner`` the first subject (the owner's pair) is cleared; the others
+    get this attempt's charge back (and a lock it set, if the count falls below the limit again)."""
+    if owner:
+        sql.run("DELETE FROM login_throttle WHERE subject = ?", (subjects[0][0],))
+    for subject, limit in subjects[1:] if owner else subjects:
         sql.run(
             "UPDATE login_throttle SET failures = failures - 1, locked_until_ms = CASE WHEN failures - 1 < ? "
             "THEN 0 ELSE locked_until_ms END WHERE subject = ? AND failures > 0",
@@ -281,10 +283,9 @@ def throttled(
 
     ``subjects`` are ``(subject, failures allowed)``; with ``owner`` the first one is the credential's
     owner at this address (cleared on success), the others (all of them without ``owner``) get the
-    charge back on success. The lock check and the
-    charge are one write transaction, and ``check`` (the slow password check, no transaction held) runs
-    only after it committed: concurrent attempts cannot pass the limit. Every attempt goes into the
-    audit trail under ``actor``.
+    charge back on success. The lock check and the charge are one write transaction, and ``check`` (the
+    slow password check, no transaction held) runs only after it committed: concurrent attempts cannot
+    pass the limit. Every attempt goes into the audit trail under ``actor``.
     """
     with store._tx(write=True) as sql:
         wait = _charge(sql, subjects, now_ms, policy)
@@ -295,7 +296,7 @@ def throttled(
     ok = check()
     with store._tx(write=True) as sql:
         if ok:
-            _refund(sql, subjects if owner else [("", 0), *subjects])
+            _refund(sql, subjects, owner=owner)
         _audit(sql, actor, what if ok else f"{what} failed", "", address=address, now_ms=now_ms)
     if not ok:
         raise BadCredentials("wrong name, password or code")
