@@ -142,27 +142,33 @@ def test_login_lockout_per_user_and_address_doubles_and_survives_a_restart(db_ur
 def test_the_director_logs_in_from_her_address_after_an_attackers_wrong_passwords(db_url: str) -> None:
     """Issue 17: 5 wrong passwords used to lock a user from every address, and one address could lock
     every user; now an attacker's failures lock only the attacker's address."""
+    policy = LoginPolicy(max_failures=3, address_max_failures=20, lockout_s=600)
+    attacker = "203.0.113.66"
+    outcomes: dict[str, list[str]] = {}
     with open_store(db_url) as store:
-        for name in ("director", "auditor1", "auditor2"):
+        users = ("director", "auditor1", "auditor2")
+        for name in users:
             add_user(store, name, "auditor", None, PASSWORD, now_ms=T0)
-        refused = 0
-        for i in range(40):
+        for i, name in enumerate([*users * 10, *(f"someone{j}" for j in range(15))]):
             try:
-                login(
-                    store, ("director", "auditor1", "auditor2")[i % 3], f"wrong {i}", address="203.0.113.66",
-                    now_ms=T0 + i, policy=POLICY,
-                )  # fmt: skip
+                login(store, name, f"wrong {i}", address=attacker, now_ms=T0 + i, policy=policy)
+                outcomes.setdefault(name, []).append("ok")
             except LockedOut:
-                refused += 1
+                outcomes.setdefault(name, []).append("locked")
             except BadCredentials:
-                pass
-        assert refused == 40 - POLICY.address_max_failures  # the attacker's address is locked for all
-        for name in ("director", "auditor1", "auditor2"):
+                outcomes.setdefault(name, []).append("wrong")
+        for name in users:  # each user's pair at the attacker's address locked after 3
+            assert outcomes[name] == ["wrong"] * 3 + ["locked"] * 7, outcomes[name]
+        # the address: 9 failures for the users, 11 for other names, then locked for everyone
+        assert sum(o == ["wrong"] for o in outcomes.values()) == 11
+        with pytest.raises(LockedOut):
+            login(store, "auditor1", "anything at all", address=attacker, now_ms=T0 + 100, policy=policy)
+        for name in users:  # ... and from their own addresses the users log in
             assert (
-                login(store, name, PASSWORD, address="10.0.0.1", now_ms=T0 + 100, policy=POLICY).name == name
+                login(store, name, PASSWORD, address="10.0.0.1", now_ms=T0 + 100, policy=policy).name == name
             )
         with pytest.raises(LockedOut):
-            login(store, "director", PASSWORD, address="203.0.113.66", now_ms=T0 + 100, policy=POLICY)
+            login(store, "director", PASSWORD, address=attacker, now_ms=T0 + 100, policy=policy)
 
 
 def test_an_ipv6_attacker_counts_as_its_64(db_url: str) -> None:
