@@ -142,7 +142,11 @@ def client_address(request: Request) -> str:
     ignored, and a last hop that is no IP address leaves the proxy's own address.
     """
     peer = request.client.host if request.client else "unknown"
-    if peer not in _console(request).trusted_proxies:
+    try:
+        trusted = str(ipaddress.ip_address(peer)) in _console(request).trusted_proxies
+    except ValueError:
+        trusted = False
+    if not trusted:
         return peer
     hops = [h.strip() for h in ",".join(request.headers.getlist("x-forwarded-for")).split(",")]
     try:
