@@ -223,3 +223,22 @@ def test_unexpected_error_is_a_json_500_without_traceback(
     errors = [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
     assert len(errors) == 1 and "RuntimeError" in errors[0].getMessage() and errors[0].exc_info is None
     assert not [rec for rec in caplog.records if rec.exc_info and rec.levelno > logging.DEBUG]
+
+
+def test_a_console_form_declaring_more_than_its_cap_is_413_before_any_byte(strict_server: Server) -> None:
+    """The one body guard caps /console/ bodies at Limits.max_form: refused on the head alone, closed."""
+    host = strict_server.url.removeprefix("http://")
+    ip, port = host.split(":")
+    with socket.create_connection((ip, int(port)), timeout=10) as sock:
+        head = (
+            f"POST /console/login HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded"
+            f"\r\nContent-Length: {Limits().max_form + 1}\r\n\r\n"
+        )
+        sock.sendall(head.encode())
+        started = time.monotonic()
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert time.monotonic() - started < 2
+    assert answer.startswith(b"HTTP/1.1 413") and b"connection: close" in answer.lower(), answer[:300]
+    assert b'"too_large"' in answer
