@@ -295,6 +295,7 @@ class Gate:
             time=decision.at.time().replace(tzinfo=None, microsecond=0),
             direction=decision.direction,
             message_key=REFUSAL_KEYS.get(decision.reason) if decision.reason else None,
+            guardian=decision.guardian.name if decision.guardian and named else None,
         )
         stale = decision.evidence.get("roster_stale") is True
         self.status = replace(self.status, roster_version=decision.roster_version, roster_stale=stale)

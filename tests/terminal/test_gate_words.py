@@ -1,0 +1,257 @@
+"""The gate's words, read off the card the real gate made: a QR payload -> Gate -> roster + ledger -> card.
+
+Each message is checked in kk, ru and en (:func:`terminal.screen.card.card_text` is exactly what
+:func:`~terminal.screen.card.render_card` draws) and rendered; ``KGATE_SCREENS_DIR=DIR`` keeps the PNGs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+from gpiozero.pins.mock import MockFactory
+from PIL import Image
+
+from hardware.feedback import FeedbackConfig, GpioFeedback
+from ledger.clock import FakeClock
+from ledger.entry import Entry, decode_entry
+from ledger.store import Ledger, open_ledger
+from terminal.badge import encode_badge, new_serial
+from terminal.decide import DecideConfig, Decider
+from terminal.gate import Gate, OutcomeKind
+from terminal.i18n import LANGUAGES
+from terminal.pickup import Pickup, PickupPolicy
+from terminal.roster import Roster, load_roster
+from terminal.screen import CardKind, GateScreen, theme
+from terminal.screen.card import card_text
+from terminal.screen.samples import synthetic_frame
+
+TZ = ZoneInfo("Asia/Almaty")
+MORNING = dt.datetime(2026, 3, 2, 8, 0, tzinfo=TZ)
+EVENING = 9 * 3600
+FAST = FeedbackConfig(accept_seconds=0.01, refuse_seconds=0.01, beep_seconds=0.01)
+ARUZHAN, IVAN, DANA, BORIS, OLD = (new_serial() for _ in range(5))
+ROSTER: dict[str, Any] = {
+    "version": 7,
+    "kindergarten": "k-7",
+    "children": [
+        {"id": "c-1", "name": "Аружан Сәрсенбай", "group": "Күншуақ"},
+        {"id": "c-2", "name": "Иван Петров", "group": "Күншуақ"},
+    ],
+    "guardians": [
+        {"id": "g-dana", "name": "Дана Сәрсенбай", "children": ["c-1"]},
+        {"id": "g-boris", "name": "Борис Петров", "children": ["c-2"]},
+        {"id": "g-old", "name": "Ержан Сәрсенбай", "children": ["c-1"]},
+    ],
+    "badges": [
+        {"serial": ARUZHAN, "child": "c-1"},
+        {"serial": IVAN, "child": "c-2"},
+        {"serial": DANA, "guardian": "g-dana"},
+        {"serial": BORIS, "guardian": "g-boris"},
+        {"serial": OLD, "guardian": "g-old", "revoked": True},
+    ],
+}
+HELLO = {
+    "kk": "Сәлем, Аружан Сәрсенбай!",
+    "ru": "Привет, Аружан Сәрсенбай!",
+    "en": "Hello, Аружан Сәрсенбай!",
+}
+GOODBYE = {
+    "kk": "Сау бол, Аружан Сәрсенбай!",
+    "ru": "До свидания, Аружан Сәрсенбай!",
+    "en": "Goodbye, Аружан Сәрсенбай!",
+}
+CHILD = {"kk": "Бала: Аружан Сәрсенбай", "ru": "Ребёнок: Аружан Сәрсенбай", "en": "Child: Аружан Сәрсенбай"}
+GROUP = {"kk": "«Күншуақ» тобы", "ru": "группа «Күншуақ»", "en": "Күншуақ group"}
+
+
+def badge(serial: str) -> bytes:
+    return encode_badge(serial).encode()
+
+
+def evening(ledger: Ledger) -> list[Entry]:
+    """Entries after the morning check-ins of both children."""
+    return [decode_entry(data) for data in ledger.entries(2, ledger.size)]
+
+
+@pytest.fixture(scope="module")
+def screen() -> GateScreen:
+    return GateScreen()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    keep = os.environ.get("KGATE_SCREENS_DIR")
+    path = Path(keep) if keep else tmp_path_factory.mktemp("words")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(int(MORNING.timestamp() * 1000))
+
+
+@pytest.fixture
+def write_roster(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
+    def write(doc: dict[str, Any]) -> Path:
+        path = tmp_path / "roster.json"
+        path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def roster(tmp_path: Path, write_roster: Callable[[dict[str, Any]], Path]) -> Iterator[Roster]:
+    with load_roster(tmp_path / "roster.db", write_roster(ROSTER)) as r:
+        yield r
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, clock: FakeClock) -> Iterator[Ledger]:
+    with open_ledger(tmp_path / "ledger.db", origin="reg.example/kgate/gate1", clock=clock) as led:
+        yield led
+
+
+@pytest.fixture
+def make_gate(ledger: Ledger, roster: Roster, clock: FakeClock) -> Iterator[Callable[..., Gate]]:
+    """A gate in ``lang``; with ``pickup="guardian"`` both children checked in this morning, now 17:00."""
+    factory = MockFactory()
+    feedbacks: list[GpioFeedback] = []
+
+    def make(lang: str, pickup: str = "off") -> Gate:
+        feedback = GpioFeedback(FAST, pin_factory=factory)
+        feedbacks.append(feedback)
+        decider = Decider(roster, DecideConfig(timezone="Asia/Almaty"), clock)
+        policy = Pickup(roster, PickupPolicy(pickup)) if pickup != "off" else None
+        gate = Gate(
+            ledger, decider, feedback, lang=lang, pickup=policy, monotonic=lambda: clock.mono_ns / 1e9
+        )
+        if pickup != "off":
+            for child in (ARUZHAN, IVAN):
+                assert gate.handle([badge(child)]).kind is OutcomeKind.ACCEPTED
+            clock.advance(EVENING)
+        return gate
+
+    yield make
+    for feedback in feedbacks:
+        feedback.close()
+    factory.reset()
+
+
+def panel(screen: GateScreen, gate: Gate, shots: Path, name: str) -> np.ndarray[Any, Any]:
+    """Render the gate's current screen (as the service does), save it, and return the card panel."""
+    image = screen.render(gate.screen_state(synthetic_frame()))
+    image.save(shots / f"{name}.png")
+    assert gate.card is not None
+    box = screen.layout.panel
+    share = _share(image, box, theme.CARD_FILL[gate.card.kind])
+    assert share > 0.4, f"{name}: the card fills {share:.0%} of the panel"
+    return np.asarray(image.crop(box))
+
+
+def _share(image: Image.Image, box: tuple[int, int, int, int], colour: tuple[int, int, int]) -> float:
+    pixels = np.asarray(image.crop(box)).reshape(-1, 3).astype(int)
+    return float((np.abs(pixels - np.array(colour)).sum(axis=1) < 60).mean())
+
+
+# -- 1. goodbye on check-out ---------------------------------------------------------------------------
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_check_out_says_goodbye(  # noqa: PLR0917 - fixtures and parameters
+    make_gate: Callable[..., Gate],
+    clock: FakeClock,
+    ledger: Ledger,
+    screen: GateScreen,
+    shots: Path,
+    lang: str,
+) -> None:
+    gate = make_gate(lang)
+    assert gate.handle([badge(ARUZHAN)]).kind is OutcomeKind.ACCEPTED
+    assert gate.card is not None
+    morning = card_text(gate.card)
+    assert morning.headline == HELLO[lang]
+    arrived = panel(screen, gate, shots, f"words-check-in-{lang}")
+
+    clock.advance(EVENING)
+    assert gate.handle([badge(ARUZHAN)]).kind is OutcomeKind.ACCEPTED
+    assert [decode_entry(e).kind for e in ledger.entries(0, ledger.size)] == ["in", "out"]
+    assert gate.card is not None and gate.card.kind is CardKind.ACCEPTED
+    text = card_text(gate.card)
+    assert text.headline == GOODBYE[lang]
+    assert text.lines == (GROUP[lang],)
+    assert HELLO[lang] not in text.all() and morning.footer != text.footer  # "✓ checked out"
+    left = panel(screen, gate, shots, f"words-check-out-{lang}")
+    assert not np.array_equal(arrived, left)
+
+    clock.advance(5)  # the badge is still in front of the camera: a repeat, still a goodbye
+    assert gate.handle([badge(ARUZHAN)]).kind is OutcomeKind.REPEAT
+    assert gate.card is not None and card_text(gate.card).headline == GOODBYE[lang]
+
+
+# -- 2. a pickup refusal that says who is who -------------------------------------------------------------
+UNAUTHORIZED = {
+    "kk": "Бұл ересек осы баланың уәкілетті өкілі емес",
+    "ru": "Этот взрослый не вправе забирать этого ребёнка",
+    "en": "Not an authorised guardian for this child",
+}
+ADULT = {"kk": "Ересек: {}", "ru": "Взрослый: {}", "en": "Adult: {}"}
+REVOKED = {
+    "kk": "Ересектің бейджігінің күші жойылған",
+    "ru": "Бейдж взрослого отозван: забрать нельзя",
+    "en": "This adult's badge is revoked: no pickup",
+}
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_pickup_refusal_names_the_child_and_the_adult(  # noqa: PLR0917 - fixtures and parameters
+    make_gate: Callable[..., Gate],
+    clock: FakeClock,
+    ledger: Ledger,
+    screen: GateScreen,
+    shots: Path,
+    lang: str,
+) -> None:
+    gate = make_gate(lang, pickup="guardian")
+    assert gate.handle([badge(BORIS), badge(ARUZHAN)]).kind is OutcomeKind.REFUSED
+    (rejected,) = evening(ledger)
+    assert (rejected.reason, rejected.child, rejected.evidence["guardian"]) == (
+        "pickup_unauthorized",
+        "c-1",
+        "g-boris",
+    )
+    assert gate.card is not None and gate.card.kind is CardKind.REFUSED
+    text = card_text(gate.card)
+    assert text.headline == UNAUTHORIZED[lang]
+    assert text.lines == (CHILD[lang], GROUP[lang], ADULT[lang].format("Борис Петров"))
+    named = panel(screen, gate, shots, f"words-pickup-unauthorized-{lang}")
+
+    clock.advance(120)  # a revoked guardian badge with the child: named too
+    assert gate.handle([badge(OLD), badge(ARUZHAN)]).kind is OutcomeKind.REFUSED
+    assert evening(ledger)[-1].reason == "guardian_revoked"
+    assert gate.card is not None
+    text = card_text(gate.card)
+    assert text.headline == REVOKED[lang]
+    assert text.lines == (CHILD[lang], GROUP[lang], ADULT[lang].format("Ержан Сәрсенбай"))
+    assert not np.array_equal(named, panel(screen, gate, shots, f"words-pickup-revoked-{lang}"))
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_pickup_prompts_say_who_is_waiting(
+    make_gate: Callable[..., Gate], clock: FakeClock, lang: str
+) -> None:
+    gate = make_gate(lang, pickup="guardian")
+    assert gate.handle([badge(DANA)]).kind is OutcomeKind.PENDING  # the adult first
+    assert gate.card is not None
+    assert card_text(gate.card).lines == (ADULT[lang].format("Дана Сәрсенбай"),)
+    clock.advance(60)  # too late for Dana: the child alone waits for an adult
+    assert gate.handle([badge(ARUZHAN)]).kind is OutcomeKind.PENDING
+    assert gate.card is not None
+    assert card_text(gate.card).lines == (CHILD[lang], GROUP[lang])
