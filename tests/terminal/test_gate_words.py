@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,7 +20,9 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 from PIL import Image
 
-from hardware.feedback import FeedbackConfig, GpioFeedback
+from hardware.camera import ReplaySource
+from hardware.display import NullDisplay
+from hardware.feedback import FeedbackConfig, GpioFeedback, NullFeedback
 from ledger.clock import FakeClock
 from ledger.entry import Entry, decode_entry
 from ledger.store import Ledger, open_ledger
@@ -29,9 +32,13 @@ from terminal.gate import Gate, OutcomeKind
 from terminal.i18n import LANGUAGES
 from terminal.pickup import Pickup, PickupPolicy
 from terminal.roster import Roster, load_roster
-from terminal.screen import CardKind, GateScreen, theme
+from terminal.scan.pipeline import ScanPipeline
+from terminal.screen import CardKind, GateScreen, ScreenConfig, TodayList, theme
 from terminal.screen.card import card_text
-from terminal.screen.samples import synthetic_frame
+from terminal.screen.samples import STATUS, synthetic_frame
+from terminal.screen.today import COLUMNS_PER_PAGE, CONTINUED, today_columns
+from terminal.service import TODAY_PAGE_SECONDS, TerminalService
+from terminal.today import today_from_ledger
 
 TZ = ZoneInfo("Asia/Almaty")
 MORNING = dt.datetime(2026, 3, 2, 8, 0, tzinfo=TZ)
@@ -255,3 +262,156 @@ def test_pickup_prompts_say_who_is_waiting(
     assert gate.handle([badge(ARUZHAN)]).kind is OutcomeKind.PENDING
     assert gate.card is not None
     assert card_text(gate.card).lines == (CHILD[lang], GROUP[lang])
+
+
+# -- 3. the staff "today" list names every absent child ---------------------------------------------------
+GROUPS = ("Балапан", "Күншуақ", "Ақбота")
+FIRST = ("Аружан", "Әлихан", "Ұлжан", "Іңкәр", "Нұрлан", "Зере", "Данияр", "Мария", "Ғалым", "Өмір", "Айгүл")
+LAST = ("Сәрсенбай", "Қасымова", "Нұрланұлы", "Иванова")
+
+
+def big_roster() -> tuple[dict[str, Any], dict[str, str]]:
+    """Three groups of 24 children (names told apart by a number); their badge serials by child id."""
+    serials: dict[str, str] = {}
+    children = []
+    for g, group in enumerate(GROUPS):
+        for n in range(24):
+            cid = f"c-{g}-{n:02d}"
+            name = f"{FIRST[n % len(FIRST)]} {LAST[(n + g) % len(LAST)]} {g}{n:02d}"
+            children.append({"id": cid, "name": name, "group": group})
+            serials[cid] = new_serial()
+    badges = [{"serial": s, "child": c} for c, s in serials.items()]
+    return {"version": 9, "children": children, "badges": badges}, serials
+
+
+def absent_ones(child_id: str) -> bool:
+    return int(child_id[-2:]) % 5 == 1  # 5 of each 24
+
+
+def left_ones(child_id: str) -> bool:
+    return int(child_id[-2:]) % 4 == 0
+
+
+def sections_of(columns: list[Any]) -> dict[str, tuple[str, str]]:
+    """Child line text -> (section heading, group) as the columns lay them out."""
+    seen: dict[str, tuple[str, str]] = {}
+    for column in columns:
+        group = head = ""
+        for row in column:
+            if row.kind == "group":
+                group = row.text.removeprefix(f"{CONTINUED} ")
+            elif row.kind == "head":
+                head = row.text.rsplit(" (", 1)[0]
+            elif row.kind == "child":
+                assert row.text not in seen, f"{row.text} listed twice"
+                seen[row.text] = (head, group)
+    return seen
+
+
+@dataclass
+class BigDay:
+    """Three groups of 24 at 14:30: the absent ones never came, some went home after lunch."""
+
+    roster: Roster
+    ledger: Ledger
+    names: dict[str, str]
+    listing: TodayList
+
+
+@pytest.fixture
+def big_day(
+    tmp_path: Path, write_roster: Callable[[dict[str, Any]], Path], clock: FakeClock
+) -> Iterator[BigDay]:
+    doc, serials = big_roster()
+    with (
+        load_roster(tmp_path / "big.db", write_roster(doc)) as roster,
+        open_ledger(tmp_path / "big-ledger.db", origin="reg.example/kgate/gate1", clock=clock) as ledger,
+    ):
+        gate = Gate(ledger, Decider(roster, DecideConfig(timezone="Asia/Almaty"), clock), NullFeedback())
+        for cid, serial in serials.items():  # the morning: everyone but the absent ones comes in
+            if not absent_ones(cid):
+                clock.advance(20)
+                assert gate.handle([badge(serial)]).kind is OutcomeKind.ACCEPTED
+        clock.advance(6 * 3600)
+        for cid, serial in serials.items():  # after lunch some go home
+            if left_ones(cid) and not absent_ones(cid):
+                clock.advance(20)
+                assert gate.handle([badge(serial)]).kind is OutcomeKind.ACCEPTED
+        listing = today_from_ledger(ledger, MORNING.date(), TZ).today_list(roster.children())
+        yield BigDay(roster, ledger, {c.id: c.name for c in roster.children()}, listing)
+
+
+@pytest.mark.parametrize("size", [(800, 480), (1024, 600)])
+def test_today_screen_lists_every_child_by_name(big_day: BigDay, shots: Path, size: tuple[int, int]) -> None:
+    listing, names = big_day.listing, big_day.names
+    screen = GateScreen(ScreenConfig(width=size[0], height=size[1]))
+    words = {
+        "kk": ("Келмеді", "Балабақшада", "Кетті"),
+        "ru": ("Нет", "В саду", "Ушли"),
+        "en": ("Absent", "In", "Left"),
+    }
+    for lang in LANGUAGES:
+        columns = today_columns(listing, lang, screen.layout, screen.faces)
+        seen = sections_of(columns)
+        absent_word, in_word, left_word = words[lang]
+        for cid, name in names.items():
+            group = GROUPS[int(cid[2])]
+            if absent_ones(cid):
+                assert seen[name] == (absent_word, group), f"{lang}: absent {name} not listed by name"
+            elif left_ones(cid):
+                line = next(text for text in seen if text.endswith(f"  {name}"))
+                assert "–" in line and seen[line] == (left_word, group)
+            else:
+                line = next(text for text in seen if text.endswith(f"  {name}"))
+                assert seen[line] == (in_word, group) and "–" not in line
+        assert len(seen) == len(names) == 72
+        assert not any("+" in row.text for column in columns for row in column)
+        pages = screen.today_page_count(listing, lang)
+        assert pages == -(-len(columns) // COLUMNS_PER_PAGE) and pages > 1  # 72 children need pages
+        images = [screen.render_today(listing, lang, STATUS, page) for page in range(pages)]
+        for n, image in enumerate(images, 1):
+            image.save(shots / f"today-{size[0]}x{size[1]}-{lang}-{n}.png")
+            assert image.size == size
+        assert not np.array_equal(np.asarray(images[0]), np.asarray(images[1]))
+        assert np.array_equal(
+            np.asarray(images[0]), np.asarray(screen.render_today(listing, lang, STATUS, pages))
+        )
+
+
+def test_the_service_turns_the_today_pages(big_day: BigDay, clock: FakeClock, tmp_path: Path) -> None:
+    """Key ``t`` on the gate: page 1, page 2 after TODAY_PAGE_SECONDS (or ``t`` again), back to the gate."""
+    Image.fromarray(synthetic_frame(640, 480)).save(tmp_path / "frame.png")
+    screen = GateScreen(ScreenConfig(width=800, height=480))
+    now = [1000.0]
+    decider = Decider(big_day.roster, DecideConfig(timezone="Asia/Almaty"), clock)
+    gate = Gate(big_day.ledger, decider, NullFeedback(), screen, lang="ru")
+    display = NullDisplay()
+    today = today_from_ledger(big_day.ledger, MORNING.date(), TZ)
+    service = TerminalService(
+        camera=ReplaySource([tmp_path / "frame.png"], loop=True),
+        pipeline=ScanPipeline(),
+        gate=gate,
+        display=display,
+        today=today,
+        children=big_day.roster.children,
+        monotonic=lambda: now[0],
+        ping_interval=0,
+    )
+    assert screen.today_page_count(big_day.listing, "ru") == 2
+
+    def shown() -> np.ndarray[Any, Any]:
+        service.run(max_frames=1)
+        assert display.last is not None
+        return np.asarray(display.last)
+
+    def page(n: int) -> np.ndarray[Any, Any]:
+        return np.asarray(screen.render_today(big_day.listing, "ru", gate.status, n))
+
+    service.on_key("t")
+    assert np.array_equal(shown(), page(0))
+    now[0] += TODAY_PAGE_SECONDS
+    assert np.array_equal(shown(), page(1))
+    service.on_key("t")  # asked again: the next page (page 3 of 2 = page 1)
+    assert np.array_equal(shown(), page(0))
+    now[0] += 21
+    assert not np.array_equal(shown(), page(0))  # back to the gate screen
