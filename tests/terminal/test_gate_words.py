@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ from terminal.decide import DecideConfig, Decider
 from terminal.gate import Gate, OutcomeKind
 from terminal.i18n import LANGUAGES
 from terminal.pickup import Pickup, PickupPolicy
-from terminal.roster import Roster, load_roster
+from terminal.roster import Roster, RosterError, load_roster, parse_roster
 from terminal.scan.pipeline import ScanPipeline
 from terminal.screen import CardKind, GateScreen, ScreenConfig, TodayList, theme
 from terminal.screen.card import card_text
@@ -415,3 +416,98 @@ def test_the_service_turns_the_today_pages(big_day: BigDay, clock: FakeClock, tm
     assert np.array_equal(shown(), page(0))
     now[0] += 21
     assert not np.array_equal(shown(), page(0))  # back to the gate screen
+
+
+# -- 4. a card in the family's language -------------------------------------------------------------------
+FAMILY = {"c-1": "ru", "c-2": "en"}  # c-3 has no language in the roster: the gate's own
+
+
+def family_roster(languages: dict[str, Any]) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(json.dumps(ROSTER))
+    doc["children"].append({"id": "c-3", "name": "Зере Ержан", "group": "Ақбота"})
+    doc["badges"] += [{"serial": ZERE, "child": "c-3"}, {"serial": ZERE_OLD, "child": "c-3", "revoked": True}]
+    for child in doc["children"]:
+        if child["id"] in languages:
+            child["language"] = languages[child["id"]]
+    return doc
+
+
+ZERE, ZERE_OLD = new_serial(), new_serial()
+HELLO_ZERE = {"kk": "Сәлем, Зере Ержан!", "ru": "Привет, Зере Ержан!", "en": "Hello, Зере Ержан!"}
+
+
+@pytest.mark.parametrize("gate_lang", LANGUAGES)
+def test_a_card_in_the_familys_language(  # noqa: PLR0917 - fixtures and parameters
+    tmp_path: Path,
+    write_roster: Callable[[dict[str, Any]], Path],
+    clock: FakeClock,
+    screen: GateScreen,
+    shots: Path,
+    gate_lang: str,
+) -> None:
+    family = {"c-1": next(x for x in LANGUAGES if x != gate_lang), "c-2": gate_lang}
+    with (
+        load_roster(tmp_path / "family.db", write_roster(family_roster(family))) as roster,
+        open_ledger(tmp_path / "family-ledger.db", origin="reg.example/kgate/gate1", clock=clock) as ledger,
+    ):
+        assert {c.id: c.language for c in roster.children()} == {**family, "c-3": None}
+        decider = Decider(roster, DecideConfig(timezone="Asia/Almaty"), clock)
+        pickup = Pickup(roster, PickupPolicy("guardian"))
+        gate = Gate(ledger, decider, NullFeedback(), lang=gate_lang, pickup=pickup)
+        aruzhan = family["c-1"]
+        # check-in: Aruzhan's family language, Zere (no language in the roster): the gate's
+        assert gate.handle([badge(ARUZHAN)]).kind is OutcomeKind.ACCEPTED
+        assert gate.card is not None and gate.card.lang == aruzhan
+        assert card_text(gate.card).headline == HELLO[aruzhan]
+        state = gate.screen_state(synthetic_frame())
+        assert state.lang == gate_lang  # the status bar and prompts stay in the gate's language
+        screen.render(state).save(shots / f"words-family-{aruzhan}-at-{gate_lang}-gate.png")
+        assert gate.handle([badge(ZERE)]).kind is OutcomeKind.ACCEPTED
+        assert gate.card is not None and gate.card.lang == gate_lang
+        assert card_text(gate.card).headline == HELLO_ZERE[gate_lang]
+        # a refusal where the child is known: a revoked badge of Zere's, the pickup of Aruzhan
+        assert gate.handle([badge(ZERE_OLD)]).kind is OutcomeKind.REFUSED
+        assert gate.card is not None and gate.card.lang == gate_lang
+        clock.advance(EVENING)
+        assert gate.handle([badge(BORIS), badge(ARUZHAN)]).kind is OutcomeKind.REFUSED
+        assert gate.card is not None and gate.card.lang == aruzhan
+        text = card_text(gate.card)
+        assert (text.headline, text.lines[0]) == (UNAUTHORIZED[aruzhan], CHILD[aruzhan])
+        panel(screen, gate, shots, f"words-family-refusal-{aruzhan}-at-{gate_lang}-gate")
+        clock.advance(120)  # the right adult: a goodbye in the family's language
+        assert gate.handle([badge(DANA), badge(ARUZHAN)]).kind is OutcomeKind.ACCEPTED
+        assert gate.card is not None and card_text(gate.card).headline == GOODBYE[aruzhan]
+
+
+def test_the_roster_language_field(tmp_path: Path, write_roster: Callable[[dict[str, Any]], Path]) -> None:
+    plain = family_roster({})
+    assert parse_roster(json.dumps(plain).encode()).children[0].language is None
+    nulls = family_roster(dict.fromkeys(("c-1", "c-2", "c-3")))
+    # no language (absent or null) keeps the digest a roster always had; a language is content
+    assert parse_roster(json.dumps(nulls).encode()).digest == parse_roster(json.dumps(plain).encode()).digest
+    told = parse_roster(json.dumps(family_roster(FAMILY)).encode())
+    assert told.digest != parse_roster(json.dumps(plain).encode()).digest
+    assert [c.language for c in told.children] == ["ru", "en", None]
+    for bad in ("de", "KK", "", 7, ["kk"]):
+        with pytest.raises(
+            RosterError, match=r"^roster\.children\[1\]\.language: .* is not one of kk, ru, en$"
+        ):
+            parse_roster(json.dumps(family_roster({"c-2": bad})).encode())
+
+
+def test_a_roster_db_from_before_languages_keeps_working(
+    tmp_path: Path, write_roster: Callable[[dict[str, Any]], Path]
+) -> None:
+    """A gate's roster.db made before the column existed: opened, read, the same roster a no-op again."""
+    plain = write_roster(family_roster({}))
+    load_roster(tmp_path / "old.db", plain).close()
+    with sqlite3.connect(tmp_path / "old.db") as conn:  # what the old code created
+        conn.execute("ALTER TABLE children DROP COLUMN language")
+    conn.close()
+    with load_roster(tmp_path / "old.db", plain) as roster:  # same version, same content: no error
+        record = roster.lookup(ZERE)
+        assert record is not None and record.child.name == "Зере Ержан" and record.child.language is None
+    newer = family_roster(FAMILY)
+    newer["version"] += 1
+    with load_roster(tmp_path / "old.db", write_roster(newer)) as roster:
+        assert {c.id: c.language for c in roster.children()} == {**FAMILY, "c-3": None}
