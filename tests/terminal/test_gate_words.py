@@ -24,6 +24,7 @@ from PIL import Image
 from hardware.camera import ReplaySource
 from hardware.display import NullDisplay
 from hardware.feedback import FeedbackConfig, GpioFeedback, NullFeedback
+from kgate.cli import main as kgate_main
 from ledger.clock import FakeClock
 from ledger.entry import Entry, decode_entry
 from ledger.store import Ledger, open_ledger
@@ -511,3 +512,20 @@ def test_a_roster_db_from_before_languages_keeps_working(
     newer["version"] += 1
     with load_roster(tmp_path / "old.db", write_roster(newer)) as roster:
         assert {c.id: c.language for c in roster.children()} == {**FAMILY, "c-3": None}
+
+
+def test_kgate_terminal_today_png_writes_every_page(big_day: BigDay, tmp_path: Path) -> None:
+    config = tmp_path / "terminal.toml"
+    config.write_text(
+        f'[ledger]\npath = "{big_day.ledger.path}"\n[roster]\npath = "{big_day.roster.path}"\n'
+        '[gate]\ntimezone = "Asia/Almaty"\nlanguage = "ru"\n[screen]\nwidth = 800\nheight = 480\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "today.png"
+    assert kgate_main(["terminal", "today", "--config", str(config), "--png", str(out)]) == 0
+    written = {p.name for p in tmp_path.glob("today*.png")}  # 72 names: 2+ pages at 800x480
+    assert len(written) >= 2
+    assert written == {"today.png", *(f"today-{n}.png" for n in range(2, len(written) + 1))}
+    for name in written:
+        with Image.open(tmp_path / name) as image:
+            assert image.size == (800, 480)
