@@ -79,13 +79,29 @@ def pg_server() -> Iterator[str]:
         capture_output=True,
     )
     opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-    subprocess.run(
+    # -t: pg_ctl's own readiness wait (it polls the server), long enough for a loaded machine
+    started = subprocess.run(
         _as_postgres(
-            [str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(base / "log"), "-w", "start"]
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                opts,
+                "-l",
+                str(base / "log"),
+                "-w",
+                "-t",
+                "300",
+                "start",
+            ]
         ),
-        check=True,
+        check=False,
         capture_output=True,
     )
+    if started.returncode != 0:
+        log = (base / "log").read_text(errors="replace")[-2000:] if (base / "log").exists() else ""
+        pytest.fail(f"the throwaway PostgreSQL did not start on port {port}: {log}", pytrace=False)
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}"
     finally:
