@@ -37,6 +37,7 @@ MAX_SIGNATURES = 100  # the Go reference's limit; the spec requires accepting at
 _SIG_PREFIX = "— "  # em dash U+2014, space
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")  # ASCII controls other than newline
 _HASH_HEX = re.compile("[0-9a-fA-F]{8}")
+_SPACE = re.compile(r"\s")  # str patterns: exactly the characters str.isspace() accepts (Py_UNICODE_ISSPACE)
 Clock = Callable[[], int]  # returns POSIX seconds; injectable for tests
 _COSIG_TIME_MAX = 1 << 63  # tlog-cosignature: the timestamp MUST NOT exceed 2^63 - 1
 
@@ -96,7 +97,7 @@ class Signer(Protocol):
 
 def _valid_name(name: str) -> bool:
     """Key names are non-empty UTF-8 with no Unicode spaces, no '+' and no control characters."""
-    if not name or "+" in name or _CONTROL.search(name) or any(c.isspace() for c in name):
+    if not name or "+" in name or _CONTROL.search(name) or _SPACE.search(name):
         return False
     try:
         name.encode()

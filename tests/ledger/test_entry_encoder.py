@@ -7,10 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import cbor2
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.entry import _FIELDS, KINDS, METHODS, PREFIX, Entry, decode_entry, encode_entry
+from ledger.errors import EntryError
 
 UINT = st.integers(0, (1 << 64) - 1)
 TEXT = st.text(st.characters(min_codepoint=0x20, blacklist_characters="\x7f"), min_size=1, max_size=40)
@@ -62,3 +64,11 @@ def test_the_fast_encoder_writes_cbor2s_canonical_bytes(entry: Entry) -> None:
     assert decoded == entry
     assert decoded == Entry(**decoded.__dict__)  # the same object the dataclass constructor builds
     assert encode_entry(decoded) == data
+
+
+def test_an_unhashable_kind_or_method_is_refused_with_the_field_named() -> None:
+    base = {"i": 5, "k": "note", "t": 1, "s": True, "b": bytes(16), "m": 1}
+    for key, value, field in (("k", [], "kind"), ("h", {"x": 1}, "method"), ("k", b"note", "kind")):
+        data = PREFIX + cbor2.dumps({**base, key: value}, canonical=True)
+        with pytest.raises(EntryError, match=f"^{field} must be one of"):
+            decode_entry(data)
