@@ -12,7 +12,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ledger.errors import CheckpointError, UnverifiedNoteError
-from ledger.note import _SIG_PREFIX, MAX_NOTE_SIZE, Note, Signer, Verifier, open_note, sign_note
+from ledger.note import (
+    _SIG_PREFIX,
+    MAX_NOTE_SIZE,
+    Note,
+    Signature,
+    Signer,
+    Verifier,
+    open_note,
+    sign_note,
+    verify_note,
+)
 
 MAX_TREE_SIZE = 2**64 - 1  # sizes are uint64 in every implementation we interoperate with
 _SIZE = re.compile("0|[1-9][0-9]{0,19}")
@@ -115,15 +125,20 @@ class CheckpointSigner:
 
 
 def open_checkpoint(
-    note: str, verifiers: Iterable[Verifier], *, log_name: str | None = None
+    note: str,
+    verifiers: Iterable[Verifier],
+    *,
+    log_name: str | None = None,
+    parsed: tuple[str, tuple[Signature, ...]] | None = None,
 ) -> tuple[Checkpoint, Note]:
     """Verify a signed checkpoint, then parse it.
 
     Besides the signed-note rules, a signature by the log key must have verified: the trusted
     verifier named like the origin (or ``log_name`` for logs such as sum.golang.org whose key
-    name differs). Witness cosignatures alone never make a checkpoint trusted.
+    name differs). Witness cosignatures alone never make a checkpoint trusted. ``parsed`` is what
+    ``parse_note(note)`` returned, for a caller that already split the note (it is not split again).
     """
-    opened = open_note(note, verifiers)
+    opened = open_note(note, verifiers) if parsed is None else verify_note(*parsed, verifiers)
     cp = Checkpoint.parse(opened.text)
     name = cp.origin if log_name is None else log_name
     if not any(sig.name == name for sig in opened.verified):
