@@ -25,7 +25,7 @@ KINDS: Final = frozenset({"in", "out", "boot", "clock", "roster", "rejected", "c
 METHODS: Final = frozenset({"qr", "face", "qr+face", "staff"})
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _EVIDENCE_KEY = re.compile(r"[a-z][a-z0-9_]{0,31}")
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")  # controls, and lone surrogates (not UTF-8)
 _MAX_TEXT = 256
 _MAX_EVIDENCE = 16
 _UINT64 = (1 << 64) - 1
@@ -77,7 +77,10 @@ def _uint(value: object, name: str) -> int:
 def _text(value: object, name: str) -> str:
     if type(value) is not str or not value or len(value) > _MAX_TEXT:
         raise _fail(f"{name} must be non-empty text of at most {_MAX_TEXT} characters")
-    if _CONTROL.search(value):
+    bad = _CONTROL.search(value)
+    if bad:
+        if "\ud800" <= bad.group() <= "\udfff":
+            raise _fail(f"{name} must be valid Unicode (it holds a lone surrogate)")
         raise _fail(f"{name} must not contain control characters")
     return value
 

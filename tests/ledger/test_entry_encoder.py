@@ -15,7 +15,11 @@ from ledger.entry import _FIELDS, KINDS, METHODS, PREFIX, Entry, decode_entry, e
 from ledger.errors import EntryError
 
 UINT = st.integers(0, (1 << 64) - 1)
-TEXT = st.text(st.characters(min_codepoint=0x20, blacklist_characters="\x7f"), min_size=1, max_size=40)
+TEXT = st.text(
+    st.characters(min_codepoint=0x20, blacklist_characters="\x7f", blacklist_categories=("Cs",)),
+    min_size=1,
+    max_size=40,
+)
 EVIDENCE_KEY = st.from_regex(r"[a-z][a-z0-9_]{0,31}", fullmatch=True)
 EVIDENCE_VALUE = st.one_of(
     st.integers(-(1 << 63), (1 << 64) - 1), st.booleans(), TEXT, st.binary(max_size=40)
@@ -72,3 +76,13 @@ def test_an_unhashable_kind_or_method_is_refused_with_the_field_named() -> None:
         data = PREFIX + cbor2.dumps({**base, key: value}, canonical=True)
         with pytest.raises(EntryError, match=f"^{field} must be one of"):
             decode_entry(data)
+
+
+def test_a_lone_surrogate_in_text_is_an_entry_error_not_an_encoder_crash() -> None:
+    """Found by the property test above: such text passed validation and then crashed the encoder."""
+    base: dict[str, Any] = {
+        "index": 3, "kind": "note", "time_ms": 1, "clock_synced": True, "boot_id": bytes(16), "mono_ns": 1
+    }  # fmt: skip
+    for extra in ({"reason": "a\ud800"}, {"evidence": {"text": "\udfff"}}):
+        with pytest.raises(EntryError, match="lone surrogate"):
+            Entry(**base, **extra)
