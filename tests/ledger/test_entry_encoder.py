@@ -16,7 +16,7 @@ from ledger.errors import EntryError
 
 UINT = st.integers(0, (1 << 64) - 1)
 TEXT = st.text(
-    st.characters(min_codepoint=0x20, blacklist_characters="\x7f", blacklist_categories=("Cs",)),
+    st.characters(min_codepoint=0x20, blacklist_characters="\x7f", blacklist_categories=["Cs"]),
     min_size=1,
     max_size=40,
 )
