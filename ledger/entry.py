@@ -182,10 +182,12 @@ def encode_entry(entry: Entry) -> bytes:
     obj = {key: value for attr, key in _CANONICAL if (value := values[attr]) is not None}
     evidence = obj.get("e")
     if evidence is not None:
-        if evidence:
-            obj["e"] = {k: evidence[k] for k in sorted(evidence, key=_evidence_order)}
-        else:
+        if not evidence:
             del obj["e"]
+        elif len(evidence) > 1:
+            obj["e"] = {k: evidence[k] for k in sorted(evidence, key=_evidence_order)}
+        elif type(evidence) is not dict:
+            obj["e"] = dict(evidence)  # one item: already in order
     data = PREFIX + cbor2.dumps(obj)
     if len(data) > MAX_ENTRY_SIZE:
         raise _fail(f"entry encodes to {len(data)} bytes, more than {MAX_ENTRY_SIZE}")
