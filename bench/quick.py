@@ -3,6 +3,7 @@
     .venv/bin/python -P bench/quick.py             # SQLite + a throwaway PostgreSQL cluster, ~1-2 min
     .venv/bin/python -P bench/quick.py --no-pg     # SQLite only
     .venv/bin/python -P bench/quick.py --pg postgresql://postgres@127.0.0.1:5432
+    .venv/bin/python -P bench/quick.py --only ledger,ingest --no-pg --verify 100000 --profile  # + cProfile
 
 Run it before and after a change to the per-entry paths: a change that costs speed shows as a lower
 ratio. The raw baselines are measured in the same run, so the ratios hold on a loaded machine where the
@@ -15,7 +16,8 @@ bench/sync.py and bench/scan.py (docs/performance.md).
 - ``durable_appends_to_bare_commits``: durable ledger appends/s over bare SQLite INSERT + COMMIT/s
   (WAL, synchronous=FULL), measured in alternating rounds (budget: >= 0.85).
 - ``verify_cpu_to_ed25519_verify``: verified entries per CPU second over raw Ed25519 verifications per
-  second (the verifier checks one signature per 16 entries besides decoding and hashing each).
+  CPU second (the verifier checks one signature per 16 entries besides decoding and hashing each, so
+  16 is the ceiling).
 - ``ingest_<backend>_to_raw_insert``: entries per second the register verifies, stores, indexes
   (табель) and queues notifications for (``Register.ingest``, batches of 4096, no HTTP), over raw rows
   per second of the same entries inserted by executemany into a bare (device, idx, leaf, data) table
@@ -29,13 +31,15 @@ bench/sync.py and bench/scan.py (docs/performance.md).
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import platform
+import pstats
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -59,7 +63,15 @@ def rate(count: float, seconds: float) -> float:
     return round(count / seconds, 1) if seconds > 0 else 0.0
 
 
-def ledger_figures(tmp: Path, durable: int, entries: int) -> dict[str, Any]:
+def profile(what: str, fn: Callable[[], object], top: int = 14) -> None:
+    """Run ``fn`` once more under cProfile and print the ``top`` functions by own time to stderr."""
+    prof = cProfile.Profile()
+    prof.runcall(fn)
+    print(f"-- cProfile of {what}, by tottime --", file=sys.stderr)
+    pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(top)
+
+
+def ledger_figures(tmp: Path, durable: int, entries: int, *, profiled: bool = False) -> dict[str, Any]:
     bare, appends = ledger_bench.durable_vs_bare(tmp, durable)
     crypto = ledger_bench.ed25519_baselines(1000)
     db = tmp / "verify" / "ledger.db"
@@ -70,6 +82,8 @@ def ledger_figures(tmp: Path, durable: int, entries: int) -> dict[str, Any]:
     t, cpu = time.perf_counter(), time.process_time()
     report = verify_ledger(db)
     wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+    if profiled:
+        profile(f"verify_ledger, {entries} entries", lambda: verify_ledger(db))
     return {
         "baseline": {**crypto, "sqlite_full_commits_per_s": bare},
         "durable_appends_per_s": appends,
@@ -79,7 +93,7 @@ def ledger_figures(tmp: Path, durable: int, entries: int) -> dict[str, Any]:
     }
 
 
-def ingest_figures(tmp: Path, entries: int, pg: str | None) -> dict[str, Any]:
+def ingest_figures(tmp: Path, entries: int, pg: str | None, *, profiled: bool = False) -> dict[str, Any]:
     ledgers, _ = sync_bench.build_backlog(tmp, [entries])
     batches = sync_bench.make_batches(ledgers[entries], entries)
     dbs = sync_bench.Databases(tmp, pg)
@@ -97,6 +111,16 @@ def ingest_figures(tmp: Path, entries: int, pg: str | None) -> dict[str, Any]:
                 device = store.device_by_keyid(device.keyid) or device
             wall, cpu = time.perf_counter() - t, time.process_time() - cpu
         out[backend] = {"entries_per_s": rate(entries, wall), "entries_per_cpu_s": rate(entries, cpu)}
+    if profiled:
+        with open_store(dbs.fresh("sqlite")) as store:
+            device = store.add_device(_vkey(ledgers[entries]), kindergarten="K", gate="g", now_ms=0)
+            register = Register(store, CosignatureSigner.generate(sync_bench.NAME))
+
+            def ingest_all() -> None:
+                for batch in batches:
+                    register.ingest(store.device_by_keyid(device.keyid) or device, batch, evidence=b"")
+
+            profile(f"Register.ingest on SQLite, {entries} entries", ingest_all)
     return out
 
 
@@ -133,7 +157,7 @@ def ratios(result: dict[str, Any]) -> dict[str, float]:
             led["durable_appends_per_s"] / base["sqlite_full_commits_per_s"], 3
         )
         out["verify_cpu_to_ed25519_verify"] = round(
-            led["verified_entries_per_cpu_s"] / base["ed25519_verify_per_s"], 2
+            led["verified_entries_per_cpu_s"] / base["ed25519_verify_per_cpu_s"], 2
         )
     ing = result.get("ingest")
     if ing:
@@ -185,6 +209,9 @@ def main() -> None:
     ap.add_argument("--pg", help="PostgreSQL base URL (no database); default: a throwaway cluster")
     ap.add_argument("--no-pg", action="store_true", help="SQLite only")
     ap.add_argument("--only", help="comma-separated parts: ledger,ingest,scan (default all)")
+    ap.add_argument(
+        "--profile", action="store_true", help="also print cProfile tables of verify and ingest to stderr"
+    )
     args = ap.parse_args()
     parts = set((args.only or "ledger,ingest,scan").split(","))
     started = time.perf_counter()
@@ -194,10 +221,12 @@ def main() -> None:
         for part in ("ledger", "ingest", "scan"):
             (tmp / part).mkdir()
         if "ledger" in parts:
-            result["ledger"] = ledger_figures(tmp / "ledger", args.durable, args.verify)
+            result["ledger"] = ledger_figures(
+                tmp / "ledger", args.durable, args.verify, profiled=args.profile
+            )
         if "ingest" in parts:
             with postgres(args) as pg:
-                result["ingest"] = ingest_figures(tmp / "ingest", args.ingest, pg)
+                result["ingest"] = ingest_figures(tmp / "ingest", args.ingest, pg, profiled=args.profile)
         if "scan" in parts:
             result["scan"] = scan_figures(tmp / "scan", args.photos)
     result["ratios"] = ratios(result)
