@@ -237,3 +237,22 @@ def decode_entry(data: bytes) -> Entry:
 
 
 _NO_EVIDENCE: Final[dict[str, Any]] = {}
+_ATTRS: Final = frozenset(attr for attr, _ in _FIELDS)
+_REQUIRED_ATTRS: Final = frozenset(_KEY_TO_ATTR[key] for key in _REQUIRED)
+
+
+def new_entry(**fields: Any) -> Entry:
+    """``Entry(**fields)``, validated alike, at a fraction of the cost (the ledger builds one per append).
+
+    The frozen dataclass's ``__init__`` sets each of the twelve fields through ``object.__setattr__``;
+    this fills the instance's ``__dict__`` and runs the same validation.
+    """
+    if not fields.keys() <= _ATTRS or not fields.keys() >= _REQUIRED_ATTRS:
+        return Entry(**fields)  # the dataclass names the unknown or missing argument (TypeError)
+    entry = object.__new__(Entry)
+    values = entry.__dict__
+    values.update(_UNSET)
+    values["evidence"] = {}
+    values.update(fields)
+    _validate(entry)
+    return entry

@@ -20,7 +20,7 @@ import sqlite_utils
 
 from ledger.checkpoint import CheckpointSigner
 from ledger.clock import Clock, SystemClock
-from ledger.entry import Entry, EvidenceValue, encode_entry
+from ledger.entry import EvidenceValue, encode_entry, new_entry
 from ledger.errors import CorruptLedger, LedgerError, StorageError
 from ledger.keys import load_key, load_or_create_key
 from ledger.merkle import CompactRange, consistency_proof, inclusion_proof, leaf_hash, tree_hash
@@ -287,7 +287,7 @@ class Ledger(LedgerReader):
                     if attempt:  # someone else appended (or the file changed): trust the database
                         self._tree = CompactRange.from_reader(self._db_size(), self._reader)
                     size = self._tree.size
-                    entry = Entry(
+                    entry = new_entry(
                         index=size,
                         kind=kind,
                         time_ms=reading.time_ms,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.entry import _FIELDS, KINDS, METHODS, PREFIX, Entry, decode_entry, encode_entry
+from ledger.entry import _FIELDS, KINDS, METHODS, PREFIX, Entry, decode_entry, encode_entry, new_entry
 from ledger.errors import EntryError
 
 UINT = st.integers(0, (1 << 64) - 1)
@@ -67,6 +67,7 @@ def test_the_fast_encoder_writes_cbor2s_canonical_bytes(entry: Entry) -> None:
     decoded = decode_entry(data)
     assert decoded == entry
     assert decoded == Entry(**decoded.__dict__)  # the same object the dataclass constructor builds
+    assert new_entry(**decoded.__dict__) == decoded
     assert encode_entry(decoded) == data
 
 
@@ -86,3 +87,20 @@ def test_a_lone_surrogate_in_text_is_an_entry_error_not_an_encoder_crash() -> No
     for extra in ({"reason": "a\ud800"}, {"evidence": {"text": "\udfff"}}):
         with pytest.raises(EntryError, match="lone surrogate"):
             Entry(**base, **extra)
+
+
+def test_new_entry_refuses_what_the_constructor_refuses() -> None:
+    base: dict[str, Any] = {
+        "index": 3, "kind": "note", "time_ms": 1, "clock_synced": True, "boot_id": bytes(16), "mono_ns": 1
+    }  # fmt: skip
+    assert new_entry(**base) == Entry(**base)
+    for bad in ({"kind": "exit"}, {"index": -1}, {"ref": 3, "kind": "correction", "reason": "x"}):
+        with pytest.raises(EntryError) as fast:
+            new_entry(**{**base, **bad})
+        with pytest.raises(EntryError) as slow:
+            Entry(**{**base, **bad})
+        assert str(fast.value) == str(slow.value)
+    with pytest.raises(TypeError):
+        new_entry(**{**base, "colour": "red"})
+    with pytest.raises(TypeError):
+        new_entry(index=3)
