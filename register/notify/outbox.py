@@ -48,10 +48,29 @@ def _pickup(entry: Entry, allowed: set[str], adults: dict[Any, Any]) -> tuple[st
     return None, True
 
 
-def enqueue(sql: Sql, device: Device, entries: Sequence[tuple[int, bytes, bytes]], *, now_ms: int) -> int:
-    """Write the notifications for newly stored ``entries`` ``(index, data, leaf)``; returns rows added."""
+def enqueue(
+    sql: Sql,
+    device: Device,
+    entries: Sequence[tuple[int, bytes, bytes]],
+    *,
+    now_ms: int,
+    decoded: Sequence[Entry] | None = None,
+) -> int:
+    """Write the notifications for newly stored ``entries`` ``(index, data, leaf)``; returns rows added.
+
+    ``decoded``: the same entries already decoded (the ingest's check decoded them), in the same order;
+    without it the ``in``/``out`` candidates are decoded here.
+    """
     events = []
-    for idx, data, _leaf in entries:
+    if decoded is not None:
+        if len(decoded) != len(entries):
+            raise ValueError(f"{len(decoded)} decoded entries for {len(entries)} stored ones")
+        events = [
+            (idx, entry)
+            for (idx, _data, _leaf), entry in zip(entries, decoded, strict=True)
+            if entry.kind in ("in", "out") and entry.child is not None
+        ]
+    for idx, data, _leaf in entries if decoded is None else ():
         if b"\x62in" not in data and b"\x63out" not in data:
             continue  # cheap pre-filter on the CBOR text "in"/"out"; decoded below
         try:
