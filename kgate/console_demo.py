@@ -25,13 +25,14 @@ def write_console_demo(out: Path, on: date) -> dict[str, Any]:
     """Create the users, the parent code and the statement; returns what the demo prints."""
     from register.kindergartens import set_district  # noqa: PLC0415 - keep `kgate --help` fast
     from register.parent_codes import create_parent_code  # noqa: PLC0415
-    from register.statement import build_statement, write_statement  # noqa: PLC0415
+    from register.statement import build_statement, load_cosigner, write_statement  # noqa: PLC0415
     from register.store import open_store  # noqa: PLC0415
     from register.users import add_user  # noqa: PLC0415
 
     db = out / "register" / "register.db"
     month = on.strftime("%Y-%m")
     now_ms = int(time.time() * 1000)
+    signer = load_cosigner(db.parent)  # the register's key directory (kgate/month.py): signs the statement
     users = []
     with open_store(f"sqlite:///{db}") as store:
         k = store.devices()[0].kindergarten
@@ -45,7 +46,7 @@ def write_console_demo(out: Path, on: date) -> dict[str, Any]:
             children = [str(r[0]) for r in sql.all(
                 "SELECT id FROM roster_children WHERE kindergarten = ? ORDER BY id", (k,))]  # fmt: skip
         for child in children:
-            statement = build_statement(store, child, month, kindergarten_name=k)
+            statement = build_statement(store, child, month, kindergarten_name=k, signer=signer)
             if statement.verified.entries:
                 break
         code = create_parent_code(store, k, child, now_ms=now_ms, actor="demo")

@@ -12,7 +12,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ledger.errors import CheckpointError, UnverifiedNoteError
-from ledger.note import MAX_NOTE_SIZE, Note, Signer, Verifier, open_note, sign_note
+from ledger.note import (
+    _SIG_PREFIX,
+    MAX_NOTE_SIZE,
+    Note,
+    Signature,
+    Signer,
+    Verifier,
+    open_note,
+    sign_note,
+    verify_note,
+)
 
 MAX_TREE_SIZE = 2**64 - 1  # sizes are uint64 in every implementation we interoperate with
 _SIZE = re.compile("0|[1-9][0-9]{0,19}")
@@ -87,16 +97,48 @@ def sign_checkpoint(cp: Checkpoint, signer: Signer) -> str:
     return sign_note(cp.body(), signer)
 
 
+class CheckpointSigner:
+    """Signs one log's checkpoints with one key: :func:`sign_checkpoint`, the per-log work done once.
+
+    The origin line, the signer's name and key hash are checked and formatted when this is made; each
+    :meth:`sign` then only formats the size and root, signs, and writes the one signature line. The
+    result is byte for byte what ``sign_checkpoint(Checkpoint(origin, size, root), signer)`` returns.
+    """
+
+    __slots__ = ("_key_hash", "_line", "_origin", "_signer")
+
+    def __init__(self, origin: str, signer: Signer) -> None:
+        # The largest checkpoint this log can have passes every check sign_checkpoint makes.
+        sign_checkpoint(Checkpoint(origin, MAX_TREE_SIZE, bytes(32)), signer)
+        self._origin = origin
+        self._signer = signer
+        self._line = f"{_SIG_PREFIX}{signer.name} "
+        self._key_hash = signer.key_hash.to_bytes(4, "big")
+
+    def sign(self, size: int, root: bytes) -> str:
+        """The signed note of the checkpoint (origin, ``size``, ``root``)."""
+        if not (type(size) is int and 0 <= size <= MAX_TREE_SIZE and type(root) is bytes and len(root) == 32):
+            Checkpoint(self._origin, size, root)  # raises CheckpointError naming the problem
+        text = f"{self._origin}\n{size}\n{base64.b64encode(root).decode()}\n"
+        sig = self._key_hash + self._signer.sign(text.encode())
+        return f"{text}\n{self._line}{base64.b64encode(sig).decode()}\n"
+
+
 def open_checkpoint(
-    note: str, verifiers: Iterable[Verifier], *, log_name: str | None = None
+    note: str,
+    verifiers: Iterable[Verifier],
+    *,
+    log_name: str | None = None,
+    parsed: tuple[str, tuple[Signature, ...]] | None = None,
 ) -> tuple[Checkpoint, Note]:
     """Verify a signed checkpoint, then parse it.
 
     Besides the signed-note rules, a signature by the log key must have verified: the trusted
     verifier named like the origin (or ``log_name`` for logs such as sum.golang.org whose key
-    name differs). Witness cosignatures alone never make a checkpoint trusted.
+    name differs). Witness cosignatures alone never make a checkpoint trusted. ``parsed`` is what
+    ``parse_note(note)`` returned, for a caller that already split the note (it is not split again).
     """
-    opened = open_note(note, verifiers)
+    opened = open_note(note, verifiers) if parsed is None else verify_note(*parsed, verifiers)
     cp = Checkpoint.parse(opened.text)
     name = cp.origin if log_name is None else log_name
     if not any(sig.name == name for sig in opened.verified):

@@ -8,7 +8,7 @@ one ``read_hashes`` call (after golang.org/x/mod/sumdb/tlog). "Leaf" here always
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from ledger.errors import ProofError
@@ -137,10 +137,19 @@ class CompactRange:
 
         These are exactly the hashes a store must persist for later proofs.
         """
+        created: list[tuple[Address, bytes]] = []
+        self.push(leaf, lambda level, index, h: created.append(((level, index), h)))
+        return created
+
+    def push(self, leaf: bytes, sink: Callable[[int, int, bytes], None]) -> None:
+        """:meth:`append` for a replay: hand each new complete subtree to ``sink(level, index, hash)``.
+
+        The same hashes in the same order (the leaf first), without building a list per leaf.
+        """
         if len(leaf) != HASH_SIZE:
             raise ValueError(f"leaf hash must be {HASH_SIZE} bytes, got {len(leaf)}")
         index = self._size
-        created: list[tuple[Address, bytes]] = [((0, index), leaf)]
+        sink(0, index, leaf)
         hashes = self._hashes
         h = leaf
         level = 0
@@ -148,10 +157,9 @@ class CompactRange:
             h = _sha256(b"\x01" + hashes.pop() + h).digest()
             index >>= 1
             level += 1
-            created.append(((level, index), h))
+            sink(level, index, h)
         hashes.append(h)
         self._size += 1
-        return created
 
     def copy(self) -> CompactRange:
         """An independent copy."""

@@ -37,6 +37,7 @@ MAX_SIGNATURES = 100  # the Go reference's limit; the spec requires accepting at
 _SIG_PREFIX = "— "  # em dash U+2014, space
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")  # ASCII controls other than newline
 _HASH_HEX = re.compile("[0-9a-fA-F]{8}")
+_SPACE = re.compile(r"\s")  # str patterns: exactly the characters str.isspace() accepts (Py_UNICODE_ISSPACE)
 Clock = Callable[[], int]  # returns POSIX seconds; injectable for tests
 _COSIG_TIME_MAX = 1 << 63  # tlog-cosignature: the timestamp MUST NOT exceed 2^63 - 1
 
@@ -96,7 +97,7 @@ class Signer(Protocol):
 
 def _valid_name(name: str) -> bool:
     """Key names are non-empty UTF-8 with no Unicode spaces, no '+' and no control characters."""
-    if not name or "+" in name or _CONTROL.search(name) or any(c.isspace() for c in name):
+    if not name or "+" in name or _CONTROL.search(name) or _SPACE.search(name):
         return False
     try:
         name.encode()
@@ -426,6 +427,12 @@ def open_note(note: str, verifiers: Iterable[Verifier]) -> Note:
     key must verify (InvalidSignatureError otherwise); at least one must (UnverifiedNoteError).
     """
     text, sigs = parse_note(note)
+    return verify_note(text, sigs, verifiers)
+
+
+def verify_note(text: str, sigs: tuple[Signature, ...], verifiers: Iterable[Verifier]) -> Note:
+    """:func:`open_note` for a note :func:`parse_note` already split (a caller that looked at the
+    signature lines first, e.g. to count them, does not parse the note twice)."""
     known = _index(verifiers)
     msg = text.encode()
     verified: list[Signature] = []
@@ -474,10 +481,16 @@ def sign_note(text: str, *signers: Signer) -> str:
     return _checked(text + "\n" + _sig_lines(text, signers), len(signers))
 
 
-def add_signatures(note: str, *signers: Signer) -> str:
+def add_signatures(note: str, *signers: Signer, opened: Note | None = None) -> str:
     """Append signature lines (e.g. a cosignature) to a signed note, keeping the existing ones byte for byte.
 
-    This does not verify the existing signatures: open the note first.
+    This does not verify the existing signatures: open the note first. ``opened``, the :class:`Note`
+    that :func:`open_note` returned for this very ``note``, saves parsing it again.
     """
-    text, sigs = parse_note(note)
+    if opened is None:
+        text, sigs = parse_note(note)
+    else:
+        text, sigs = opened.text, opened.sigs
+        if not note.startswith(text + "\n"):
+            raise MalformedNoteError("the opened note is not this note")
     return _checked(note + _sig_lines(text, signers), len(sigs) + len(signers))

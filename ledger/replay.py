@@ -24,6 +24,8 @@ from ledger.note import Verifier
 
 C = TypeVar("C")
 
+FLUSH_EVERY = 4096  # entries: the stored tree compares its buffer at least this often
+
 
 class Fail(Protocol):
     """Builds the error naming the first bad entry (``index``) in the caller's words."""
@@ -38,7 +40,8 @@ class StoredTree(Protocol):
         """Compare one recomputed complete-subtree hash with the stored one (may be buffered)."""
 
     def flush(self) -> None:
-        """Compare everything buffered; called before a checkpoint is judged and at the end."""
+        """Compare everything buffered; called before a checkpoint is judged or an entry is refused,
+        every :data:`FLUSH_EVERY` entries, and at the end. Raises for the first mismatch in log order."""
 
     def finish(self, size: int) -> None:
         """After the last entry: the store holds no hash beyond a log of ``size`` entries."""
@@ -73,26 +76,36 @@ def replay(
             nxt = next(pending, None)
 
     settle()
+    # The loop body runs once per entry: names are bound locally and the tree hands each new subtree
+    # hash straight to the store's comparison (CompactRange.push), with no list per leaf.
+    push, expect = tree.push, stored.expect
+
+    def bad(pos: int, message: str) -> VerificationError:
+        stored.flush()  # a buffered mismatch belongs to an earlier entry: that one is the first bad
+        return fail(pos, message)
+
     for idx, data, leaf in rows:
         pos = tree.size
         if type(idx) is not int:
-            raise fail(pos, "damaged row: its index is not an integer")
+            raise bad(pos, "damaged row: its index is not an integer")
         if idx != pos:
-            raise fail(pos, f"is missing (the next stored entry is {idx})")
+            raise bad(pos, f"is missing (the next stored entry is {idx})")
         if type(data) is not bytes:
-            raise fail(pos, "damaged row: its bytes are NULL or not a blob")
+            raise bad(pos, "damaged row: its bytes are NULL or not a blob")
         try:
             entry = decode_entry(data)
         except EntryError as exc:
-            raise fail(pos, str(exc)) from None
+            raise bad(pos, str(exc)) from None
         if entry.index != pos:
-            raise fail(pos, f"says it is entry {entry.index} (entries reordered or moved)")
+            raise bad(pos, f"says it is entry {entry.index} (entries reordered or moved)")
         actual = leaf_hash(data)
         if stored_leaves and leaf != actual:
-            raise fail(pos, "its bytes do not match the stored leaf hash (entry edited)")
-        for (level, index), value in tree.append(actual):
-            stored.expect(level, index, value)
-        settle()
+            raise bad(pos, "its bytes do not match the stored leaf hash (entry edited)")
+        push(actual, expect)
+        if nxt is not None and nxt[0] <= pos + 1:
+            settle()
+        elif not (pos + 1) % FLUSH_EVERY:
+            stored.flush()  # bounded buffers: memory stays constant in the log's size
     stored.flush()
     if nxt is not None:
         raise fail(

@@ -1,12 +1,13 @@
 """``kgate statement verify FILE --register-vkey VKEY``: check a parent statement offline.
 
-Exit 0 valid, 1 invalid (the message names the log, entry, proof or signature), 2 unreadable. Needs
+Exit 0 valid, 1 invalid (the message names the label, log, entry, proof or signature), 2 unreadable. Needs
 nothing but the file and the register's published cosigner key (the key itself, or a file holding it).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -32,12 +33,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
             "child": verified.child,
             "month": verified.month,
             "entries": len(verified.entries),
+            "kindergarten": verified.kindergarten,
+            "timezone": verified.timezone,
+            "signed_at": verified.signed_at,
         }
         print(json.dumps(row, sort_keys=True))
     else:
+        signed = dt.datetime.fromtimestamp(verified.signed_at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         print(
             f"valid: {len(verified.entries)} entries of child {verified.child} in {verified.month} "
-            f"({verified.kindergarten}), each proved against a checkpoint the register cosigned"
+            f"({verified.kindergarten}, {verified.timezone}), as the register signed them on {signed}; "
+            "each proved against a checkpoint the register cosigned"
         )
     return 0
 
@@ -57,5 +63,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         metavar="VKEY",
         help="the register's cosigner vkey, or a file holding it",
     )
-    v.add_argument("--json", action="store_true", help='print {"valid", "child", "month", "entries"}')
+    v.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"valid", "child", "month", "entries", "kindergarten", "timezone", "signed_at"}',
+    )
     v.set_defaults(func=cmd_verify)

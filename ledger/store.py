@@ -18,9 +18,9 @@ from typing import Final, Self, TypeVar
 
 import sqlite_utils
 
-from ledger.checkpoint import Checkpoint, sign_checkpoint
+from ledger.checkpoint import CheckpointSigner
 from ledger.clock import Clock, SystemClock
-from ledger.entry import Entry, EvidenceValue, encode_entry
+from ledger.entry import EvidenceValue, encode_entry, new_entry
 from ledger.errors import CorruptLedger, LedgerError, StorageError
 from ledger.keys import load_key, load_or_create_key
 from ledger.merkle import CompactRange, consistency_proof, inclusion_proof, leaf_hash, tree_hash
@@ -34,6 +34,20 @@ WHAT: Final = "kgate ledger"
 _LEVEL_SHIFT: Final = 56  # hashes are keyed by (level << 56) | index: one integer primary key
 
 T = TypeVar("T")
+
+# One statement per table per append (docs/performance.md). The entry is inserted only where the stored
+# log ends; the new tree hashes (one to 64 of them) go in as one multi-row INSERT.
+_INSERT_ENTRY: Final = (
+    "INSERT INTO entries (idx, data) SELECT ?, ? WHERE coalesce((SELECT max(idx) + 1 FROM entries), 0) = ?"
+)
+_INSERT_HASHES: Final = {
+    n: "INSERT INTO hashes (id, hash) VALUES " + ", ".join(["(?, ?)"] * n)  # noqa: S608 - placeholders only
+    for n in range(1, 66)
+}
+_SET_HEAD: Final = (
+    "INSERT INTO head (one, size, note) VALUES (1, ?, ?) "
+    "ON CONFLICT (one) DO UPDATE SET size = excluded.size, note = excluded.note"
+)
 
 
 def hash_id(level: int, index: int) -> int:
@@ -239,6 +253,7 @@ class Ledger(LedgerReader):
         self._signer = signer
         self._clock = clock
         self._tree = CompactRange.from_reader(self._db_size(), self._reader)
+        self._checkpoints = CheckpointSigner(origin, signer)
 
     @property
     def size(self) -> int:
@@ -267,42 +282,44 @@ class Ledger(LedgerReader):
         with self._lock:
             reading = self._clock.read()
             conn = self._conn
-            with transaction(conn, self.path, what=WHAT):
-                size = self._db_size()
-                if size != self._tree.size:  # someone else appended: trust the database
-                    self._tree = CompactRange.from_reader(size, self._reader)
-                entry = Entry(
-                    index=size,
-                    kind=kind,
-                    time_ms=reading.time_ms,
-                    clock_synced=reading.synced,
-                    boot_id=self._clock.boot_id,
-                    mono_ns=reading.mono_ns,
-                    child=child,
-                    method=method,
-                    evidence=dict(evidence or {}),
-                    roster_version=roster_version,
-                    reason=reason,
-                    ref=ref,
-                )
-                data = encode_entry(entry)
-                tree = self._tree.copy()
-                new_hashes = tree.append(leaf_hash(data))
-                note = sign_checkpoint(Checkpoint(self.origin, tree.size, tree.root()), self._signer)
-                conn.execute("INSERT INTO entries (idx, data) VALUES (?, ?)", (size, data))
-                conn.executemany(
-                    "INSERT INTO hashes (id, hash) VALUES (?, ?)",
-                    [(hash_id(level, index), h) for (level, index), h in new_hashes],
-                )
-                conn.execute(
-                    "INSERT INTO head (one, size, note) VALUES (1, ?, ?) "
-                    "ON CONFLICT (one) DO UPDATE SET size = excluded.size, note = excluded.note",
-                    (tree.size, note),
-                )
-                if tree.size % RETAIN_EVERY == 0:
-                    conn.execute("INSERT INTO checkpoints (size, note) VALUES (?, ?)", (tree.size, note))
-            self._tree = tree
-            return Appended(size, data, note)
+            for attempt in range(2):
+                with transaction(conn, self.path, what=WHAT):
+                    if attempt:  # someone else appended (or the file changed): trust the database
+                        self._tree = CompactRange.from_reader(self._db_size(), self._reader)
+                    size = self._tree.size
+                    entry = new_entry(
+                        index=size,
+                        kind=kind,
+                        time_ms=reading.time_ms,
+                        clock_synced=reading.synced,
+                        boot_id=self._clock.boot_id,
+                        mono_ns=reading.mono_ns,
+                        child=child,
+                        method=method,
+                        evidence=dict(evidence or {}),
+                        roster_version=roster_version,
+                        reason=reason,
+                        ref=ref,
+                    )
+                    data = encode_entry(entry)
+                    # The entry goes in only where the stored log ends: this one statement both writes
+                    # it and checks that no other writer got in since our tree was read.
+                    if conn.execute(_INSERT_ENTRY, (size, data, size)).rowcount != 1:
+                        if attempt:
+                            raise CorruptLedger(f"{self.path}: entry {size} cannot be appended")
+                        continue  # nothing was written: commit the empty transaction, reload, retry
+                    tree = self._tree.copy()
+                    rows: list[int | bytes] = []
+                    for (level, index), h in tree.append(leaf_hash(data)):
+                        rows += (level << _LEVEL_SHIFT) | index, h
+                    note = self._checkpoints.sign(tree.size, tree.root())
+                    conn.execute(_INSERT_HASHES[len(rows) // 2], rows)
+                    conn.execute(_SET_HEAD, (tree.size, note))
+                    if tree.size % RETAIN_EVERY == 0:
+                        conn.execute("INSERT INTO checkpoints (size, note) VALUES (?, ?)", (tree.size, note))
+                self._tree = tree
+                return Appended(size, data, note)
+            raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 def newest_checkpoint(conn: sqlite3.Connection, path: Path) -> str:

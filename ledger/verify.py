@@ -17,6 +17,7 @@ import heapq
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -48,33 +49,69 @@ def _bad(index: int | None, message: str) -> VerificationError:
 
 
 class _StoredHashes:
-    """The ledger's ``hashes`` table (leaves at level 0 included), read level by level in id order."""
+    """The ledger's ``hashes`` table (leaves at level 0 included), read level by level in id order.
+
+    Recomputed hashes are buffered per level and compared with the stored ones a run at a time (two
+    list comparisons per level and flush, instead of a query-cursor step and a call per hash). A
+    mismatch is reported exactly as a hash-by-hash comparison would have: the one produced first.
+    """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
-        self._levels: dict[int, Any] = {}
+        self._levels: list[Iterator[tuple[Any, Any]]] = []  # per level: stored (id, hash) rows in id order
+        self._next: list[int] = []  # per level: the index of the first buffered hash
+        self._pending: list[list[bytes]] = []  # per level: recomputed hashes not yet compared
 
     def expect(self, level: int, index: int, value: bytes) -> None:
-        it = self._levels.get(level)
-        if it is None:
-            lo, hi = hash_id(level, 0), hash_id(level + 1, 0)
-            it = iter_rows(
-                self._conn, "SELECT id, hash FROM hashes WHERE id >= ? AND id < ? ORDER BY id", (lo, hi)
-            )
-            self._levels[level] = it
-        first = index << level
-        row = next(it, None)
-        if row is None or row[0] != hash_id(level, index):
-            raise _bad(first, f"the stored Merkle tree lacks the hash of level {level} node {index}")
-        if row[1] != value:
+        try:
+            self._pending[level].append(value)
+        except IndexError:
+            while len(self._pending) <= level:
+                self._pending.append([])
+                self._next.append(0)
+                lo, hi = hash_id(len(self._levels), 0), hash_id(len(self._levels) + 1, 0)
+                self._levels.append(
+                    iter_rows(
+                        self._conn,
+                        "SELECT id, hash FROM hashes WHERE id >= ? AND id < ? ORDER BY id",
+                        (lo, hi),
+                    )
+                )
+            self._pending[level].append(value)
+
+    def flush(self) -> None:
+        """Compare every buffered hash; raise for the mismatch a hash-by-hash replay would meet first."""
+        worst: tuple[int, int, int, bool] | None = None  # (produced after entry, level, index, missing)
+        for level, values in enumerate(self._pending):
+            if not values:
+                continue
+            start = self._next[level]
+            rows = list(islice(self._levels[level], len(values)))
+            first_id = hash_id(level, start)
+            ids = [row[0] for row in rows]
+            hashes = [row[1] for row in rows]
+            if ids != list(range(first_id, first_id + len(values))) or hashes != values:
+                at = next(
+                    k
+                    for k in range(len(values))
+                    if k >= len(rows) or rows[k][0] != first_id + k or rows[k][1] != values[k]
+                )
+                missing = at >= len(rows) or rows[at][0] != first_id + at
+                index = start + at
+                found = (((index + 1) << level) - 1, level, index, missing)
+                worst = found if worst is None else min(worst, found)
+            self._next[level] = start + len(values)
+            values.clear()
+        if worst is not None:
+            _, level, index, missing = worst
+            first = index << level
+            if missing:
+                raise _bad(first, f"the stored Merkle tree lacks the hash of level {level} node {index}")
             if level == 0:
                 raise _bad(first, "its bytes do not match the stored leaf hash (entry edited)")
             raise _bad(
                 first, f"entries {first}..{((index + 1) << level) - 1} do not match the stored tree hash"
             )
-
-    def flush(self) -> None:
-        """Nothing is buffered: each hash is compared as it is produced."""
 
     def finish(self, size: int) -> None:
         expected = 2 * size - size.bit_count()  # complete subtrees of every level, leaves included

@@ -3,14 +3,14 @@
 Every /v1 route goes through :class:`SignedRoute`: the RFC 9421 signature over the headers (which
 carry the Content-Digest) is checked against the enrolled device keys and the register's own authority
 BEFORE any of the body is read; the device's request and byte budgets are charged; then the body is read
-with a size cap and a deadline, checked against the signed digest, decompressed (with a cap) and handed
-to FastAPI's strict JSON validation. Errors are JSON ``{"error": code, "detail": text}``; hostile input
-gets 4xx, never a 5xx, and an answer sent before the body was read closes the connection (guard.py).
+with a size cap (under the deadline every body has, guard.py), checked against the signed digest,
+decompressed (with a cap) and handed to FastAPI's strict JSON validation. Errors are JSON
+``{"error": code, "detail": text}``; hostile input gets 4xx, never a 5xx, and an answer sent before the
+body was read closes the connection (guard.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
@@ -45,7 +45,6 @@ from register.errors import (
     Forbidden,
     Malformed,
     RateLimited,
-    RequestTimeout,
     StoreError,
     StoreUnavailable,
     TooLarge,
@@ -175,24 +174,17 @@ def _declared_length(request: Request, limit: int) -> int | None:
     return int(length)
 
 
-async def _read_body(request: Request, limit: int, deadline_s: float) -> bytes:
-    """The body, at most ``limit`` bytes and within ``deadline_s`` seconds (408 otherwise)."""
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, at most ``limit`` bytes; its deadline is the one :class:`register.guard.Guard` puts on
+    every request's body (408 once it passes)."""
     chunks: list[bytes] = []
     total = 0
-
-    async def read() -> None:
-        nonlocal total
+    try:
         async for chunk in request.stream():
             total += len(chunk)
             if total > limit:
                 raise TooLarge(f"body larger than {limit} bytes")
             chunks.append(chunk)
-
-    try:
-        async with asyncio.timeout(deadline_s):
-            await read()
-    except TimeoutError:
-        raise RequestTimeout(f"body not received within {deadline_s:g} s ({total} bytes arrived)") from None
     except ClientDisconnect:
         raise ClientGone(f"client disconnected after {total} bytes of the body") from None
     return b"".join(chunks)
@@ -233,7 +225,7 @@ class SignedRoute(APIRoute):
             ctx.budgets.requests.take(device.keyid)
             if length:
                 ctx.budgets.bytes.take(device.keyid, length)
-            raw = await _read_body(request, ctx.limits.max_body, ctx.limits.body_timeout)
+            raw = await _read_body(request, ctx.limits.max_body)
             ctx.check_body(signed, raw)
             if length is None and raw:
                 ctx.budgets.bytes.take(device.keyid, len(raw))
@@ -372,7 +364,13 @@ def _router() -> APIRouter:
     return router
 
 
-_STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 400: "malformed", 413: "too_large"}
+_STATUS_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    400: "malformed",
+    408: "timeout",
+    413: "too_large",
+}
 
 
 def create_app(
@@ -394,7 +392,7 @@ def create_app(
     )
     app.state.ctx = Context(register, limits, clock, authorities)
     app.include_router(_router())
-    app.add_middleware(Guard)
+    app.add_middleware(Guard, body_timeout=limits.body_timeout, body_cap=limits.body_cap)
     app.include_router(enrol_router())
     app.include_router(roster_router())  # GET /v1/rosters/...: register/roster_api.py
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import os
@@ -58,6 +59,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_batch=args.max_batch, rate=args.rate, burst=args.burst, body_timeout=args.body_timeout
         )
         authorities = [parse_authority(a) for a in args.authority] if args.authority else None
+        for proxy in args.trusted_proxy or ():
+            try:
+                ipaddress.ip_address(proxy)
+            except ValueError:
+                raise ValueError(f"--trusted-proxy {proxy[:60]!r}: expected an IP address") from None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if (args.tls_cert is None) != (args.tls_key is None):
@@ -77,7 +83,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.console:
             from register.console import mount_console  # noqa: PLC0415 - jinja2 only with --console
 
-            mount_console(app, store, secure=args.tls_cert is not None)
+            mount_console(
+                app, store, secure=args.tls_cert is not None, trusted_proxies=args.trusted_proxy or ()
+            )
         logging.getLogger("kgate.register").info(
             "serving on %s:%d as %s, cosigner %s", host, port, " ".join(authorities), keys.cosigner.vkey
         )
@@ -305,6 +313,13 @@ def add_commands(subparsers: Any) -> None:
     serve.add_argument("--tls-key", type=Path, help="the private key of --tls-cert (PEM)")
     serve.add_argument(
         "--console", action="store_true", help="also serve the web console under /console (docs/console.md)"
+    )
+    serve.add_argument(
+        "--trusted-proxy",
+        action="append",
+        metavar="ADDR",
+        help="IP address of a reverse proxy whose X-Forwarded-For names the console's client (repeatable; "
+        "default: none, the socket's peer is the client)",
     )
     serve.set_defaults(func=cmd_serve)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,17 +16,14 @@ DB_HELP = "database: a path or sqlite:///PATH (SQLite), or postgresql://... (def
 
 
 def cmd_statement(args: argparse.Namespace) -> int:
-    from register.statement import build_statement, write_statement  # noqa: PLC0415
+    from register.statement import build_statement, load_cosigner, write_statement  # noqa: PLC0415
     from register.store import open_store  # noqa: PLC0415
 
-    vkey = None
-    if args.state:
-        from register.keys import load_or_create_keys  # noqa: PLC0415
-
-        vkey = load_or_create_keys(Path(args.state), None).cosigner.vkey
+    state = args.state or os.environ.get("STATE_DIRECTORY", "").split(":")[0] or "."
+    signer = load_cosigner(Path(state))
     with open_store(args.db, readonly=True) as store:
         statement = build_statement(
-            store, args.child, args.month, kindergarten_name=args.kindergarten, register_vkey=vkey
+            store, args.child, args.month, kindergarten_name=args.kindergarten, signer=signer
         )
     json_path, pdf_path = write_statement(statement, Path(args.out))
     print(
@@ -131,7 +129,8 @@ def add_commands(sub: Any) -> None:
     st.add_argument("--out", required=True, metavar="DIR", help="directory to write the two files into")
     st.add_argument(
         "--state",
-        help="register key directory: prove against its cosigner key (default: the key the database records)",
+        help="the register's key directory: its cosigner key signs the statement "
+        "(default $STATE_DIRECTORY or .)",
     )
     st.set_defaults(func=cmd_statement)
 

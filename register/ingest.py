@@ -26,7 +26,7 @@ from ledger.checkpoint import Checkpoint, open_checkpoint
 from ledger.entry import Entry, decode_entry
 from ledger.errors import EntryError, NoteError, ProofError
 from ledger.merkle import CompactRange, leaf_hash, tree_hash, verify_consistency
-from ledger.note import Ed25519Verifier, parse_note
+from ledger.note import Ed25519Verifier, Note, parse_note
 from register.errors import Equivocation, Gap, TooLarge, Unverifiable
 
 MAX_BATCH = 4096  # entries per push; the agent sends at most this many
@@ -56,7 +56,8 @@ class CheckedBatch:
     batch: Batch
     checkpoint: Checkpoint
     leaves: tuple[bytes, ...]
-    decoded: tuple[Entry, ...] = ()  # the entries parsed (the register indexes them without decoding twice)
+    decoded: tuple[Entry, ...] = ()  # the entries parsed (the index and the outbox use them: no 2nd decode)
+    note: Note | None = None  # the checkpoint note as opened (cosigning appends to it without parsing)
 
 
 class LogView(Protocol):
@@ -89,8 +90,10 @@ def check_batch(batch: Batch, verifier: Ed25519Verifier, *, max_entries: int = M
         raise TooLarge(f"batch has {len(batch.entries)} entries, at most {max_entries} allowed")
     if batch.origin != verifier.name:
         raise Unverifiable(f"origin {batch.origin!r} is not this device's log {verifier.name!r}")
+    # The note is parsed once: its signature lines are counted before any signature is verified, and
+    # the opened note travels on (CheckedBatch.note) so that cosigning does not parse it again.
     try:
-        _, sigs = parse_note(batch.checkpoint)
+        text, sigs = parse_note(batch.checkpoint)
     except NoteError as exc:
         raise Unverifiable(f"checkpoint: {exc}") from None
     if len(sigs) > MAX_SIGNATURE_LINES:
@@ -98,7 +101,7 @@ def check_batch(batch: Batch, verifier: Ed25519Verifier, *, max_entries: int = M
             f"checkpoint has {len(sigs)} signature lines, at most {MAX_SIGNATURE_LINES} allowed"
         )
     try:
-        cp, _ = open_checkpoint(batch.checkpoint, [verifier])
+        cp, note = open_checkpoint(batch.checkpoint, [verifier], parsed=(text, sigs))
     except NoteError as exc:
         raise Unverifiable(f"checkpoint: {exc}") from None
     except ValueError as exc:  # CheckpointError
@@ -128,7 +131,7 @@ def check_batch(batch: Batch, verifier: Ed25519Verifier, *, max_entries: int = M
             raise Unverifiable(f"entry {index}: carries index {entry.index}")
         leaves.append(leaf_hash(data))
         decoded.append(entry)
-    return CheckedBatch(batch, cp, tuple(leaves), tuple(decoded))
+    return CheckedBatch(batch, cp, tuple(leaves), tuple(decoded), note)
 
 
 def plan_append(checked: CheckedBatch, log: LogView) -> Plan:
@@ -162,11 +165,16 @@ def plan_append(checked: CheckedBatch, log: LogView) -> Plan:
     tree = CompactRange.from_reader(stored, log)
     entries: list[tuple[int, bytes, bytes]] = []
     hashes: list[tuple[Address, bytes]] = []
+
+    def interior(level: int, index: int, value: bytes) -> None:
+        if level:  # leaves are stored beside their entries
+            hashes.append(((level, index), value))
+
     for index in range(stored, end):
         offset = index - start
         leaf = checked.leaves[offset]
         entries.append((index, batch.entries[offset], leaf))
-        hashes.extend(item for item in tree.append(leaf) if item[0][0] > 0)
+        tree.push(leaf, interior)
     if tree.root() != cp.root:
         # The device signed a tree of size `end` that the stored log plus these entries does not give:
         # either its log forked after old_size (a proof from a smaller old_size cannot see that) or it

@@ -29,14 +29,18 @@ class Limits:
     bytes_rate: float = float(1 << 20)  # body bytes per second per device, sustained
     bytes_burst: int = 256 << 20  # body bytes a device may send at once
     nonces: int = 20_000  # live nonces per device key in the replay cache
-    body_timeout: float = 10.0  # seconds to receive a whole (authenticated) body
+    body_timeout: float = 10.0  # seconds to receive a whole body, on every route (register/guard.py)
+    max_form: int = 4096  # bytes of a console form body (/console/..., the parent report page included)
+
+    def body_cap(self, path: str) -> int:
+        """The most body bytes a request to ``path`` may send: a console form's, else ``max_body``."""
+        return self.max_form if path == "/console" or path.startswith("/console/") else self.max_body
 
     def __post_init__(self) -> None:
-        counts = ("max_body", "max_decoded", "max_batch", "burst", "entries_burst", "bytes_burst", "nonces")
-        for name in counts:
+        for name in ("max_body", "max_form", "max_decoded", "max_batch", "burst", "entries_burst"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"limit {name} must be positive")
-        for name in ("rate", "entries_rate", "bytes_rate", "body_timeout"):
+        for name in ("bytes_burst", "nonces", "rate", "entries_rate", "bytes_rate", "body_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"limit {name} must be positive")
         if self.bytes_burst < self.max_body or self.entries_burst < self.max_batch:

@@ -2,7 +2,12 @@
 
 A code is 16 characters of Crockford base32 (80 random bits) in four groups, ``K7Q2-…``. With that much
 entropy a fast hash is enough (a guess costs the same as guessing a random 80-bit key) and lets the
-register find the code by its hash; guessing is throttled per client address like console logins.
+register find the code by its hash. Guessing is throttled per client address (an IPv6 address's /64)
+with the console's exponential locks (:func:`register.users.throttled`), allowing
+``address_max_failures`` wrong codes before the first lock: a carrier-NAT address shared by many
+parents takes as many wrong codes as an address guessing users, and a correct code only refunds its
+own charge (it never wipes the address's count). Text that cannot be a code (not 16 Crockford
+characters) is refused before anything is counted or written.
 """
 
 from __future__ import annotations
@@ -12,9 +17,9 @@ import secrets
 from dataclasses import dataclass
 from typing import Final
 
-from register.errors import UnknownPerson
-from register.store.base import Sql, Store
-from register.users import DEFAULT_POLICY, LoginPolicy, record, throttled
+from register.errors import BadCredentials, UnknownPerson
+from register.store.base import Store
+from register.users import DEFAULT_POLICY, LoginPolicy, address_key, record, throttled
 
 _ALPHABET: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
 _GROUPS: Final = 4
@@ -78,27 +83,50 @@ def revoke_parent_codes(
 
 
 def verify_parent_code(
-    store: Store, code: str, *, address: str, now_ms: int, policy: LoginPolicy = DEFAULT_POLICY
+    store: Store,
+    code: str,
+    *,
+    address: str,
+    now_ms: int,
+    policy: LoginPolicy = DEFAULT_POLICY,
+    known: tuple[str, str] | None = None,
 ) -> ParentAccess:
-    """The child a live ``code`` opens; BadCredentials or LockedOut (per address) otherwise."""
-    found: list[ParentAccess] = []
-    digest = code_hash(code[:64])
+    """The child a live ``code`` opens; BadCredentials or LockedOut otherwise.
 
-    def check(sql: Sql) -> bool:
-        row = sql.one(
-            "SELECT kindergarten, child FROM parent_codes WHERE code_hash = ? AND NOT revoked", (digest,)
-        )
+    Throttled per client address, or — when the browser shows that a code of ``known`` (kindergarten,
+    child) was entered on it before (the console's signed ``kgate_parent`` cookie) — per that child at
+    this address, so a parent who used the console before is not locked out by others behind the same
+    carrier-NAT address. A correct code only refunds its own charge in both cases.
+    """
+    found: list[ParentAccess] = []
+    typed = normalise(code[:64])
+    if len(typed) != _GROUPS * _GROUP_LEN or any(c not in _ALPHABET for c in typed):
+        raise BadCredentials("wrong name, password or code")  # cannot be a code: nothing counted
+    digest = code_hash(typed)
+
+    def check() -> bool:
+        with store._tx(write=False) as sql:
+            row = sql.one(
+                "SELECT kindergarten, child FROM parent_codes WHERE code_hash = ? AND NOT revoked", (digest,)
+            )
         if row is not None:
             found.append(ParentAccess(str(row[0]), str(row[1])))
         return row is not None
 
+    where = address_key(address)
+    if known is None:
+        subject = (f"code-addr:{where}", policy.address_max_failures)
+    else:
+        subject = (f"code:{known[0][:100]}/{known[1][:100]}@{where}", policy.max_failures)
     throttled(
         store,
-        [(f"code-addr:{address}", policy.max_failures)],
+        [subject],
         check,
         what="parent code",
+        actor=f"code-addr:{address}",
         now_ms=now_ms,
         address=address,
         policy=policy,
+        owner=False,
     )
     return found[0]

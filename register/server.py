@@ -10,8 +10,10 @@ app's (:attr:`register.limits.Limits.body_timeout`), since only the app knows wh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,6 +106,38 @@ def default_authorities(host: str, port: int, name: str | None) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def config(
+    app: Any,
+    host: str,
+    port: int,
+    settings: ServeSettings,
+    *,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+) -> uvicorn.Config:
+    """The uvicorn configuration of :func:`serve` (tests run the same one in a thread).
+
+    ``proxy_headers=False``: uvicorn would otherwise take ``X-Forwarded-For`` as the client address from
+    any peer in ``$FORWARDED_ALLOW_IPS`` (default 127.0.0.1); the console decides that itself, only for
+    ``--trusted-proxy`` peers (register/console ``client_address``).
+    """
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=protocol_class(settings.header_timeout),
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=10,
+        limit_concurrency=settings.max_connections,
+        timeout_keep_alive=settings.keep_alive,
+        h11_max_incomplete_event_size=settings.max_head,
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
+    )
+
+
 def serve(
     app: Any,
     host: str,
@@ -113,21 +147,12 @@ def serve(
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
 ) -> None:
-    """Run ``app`` on uvicorn until SIGINT/SIGTERM."""
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        http=protocol_class(settings.header_timeout),
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-        limit_concurrency=settings.max_connections,
-        timeout_keep_alive=settings.keep_alive,
-        h11_max_incomplete_event_size=settings.max_head,
-        ssl_certfile=tls_cert,
-        ssl_keyfile=tls_key,
-    )
+    """Run ``app`` on uvicorn until SIGINT/SIGTERM (exit 3, as ``uvicorn.run``, if it could not start)."""
+    server = uvicorn.Server(config(app, host, port, settings, tls_cert=tls_cert, tls_key=tls_key))
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        sys.exit(3)
 
 
 def parse_authority(text: str) -> str:

@@ -69,11 +69,11 @@ class Register:
                     first = plan.entries[0][0] - batch.start
                     new = checked.decoded[first : first + len(plan.entries)]
                     index.write(dlog.sql, device.id, new)
-                enqueue_notifications(dlog.sql, dlog.device, plan.entries, now_ms=self.now_ms())
+                enqueue_notifications(dlog.sql, dlog.device, plan.entries, now_ms=self.now_ms(), decoded=new)
                 stored = dlog.checkpoint_at(cp.size)
                 if stored is None:
                     try:
-                        cosigned = add_signatures(batch.checkpoint, self.cosigner)
+                        cosigned = add_signatures(batch.checkpoint, self.cosigner, opened=checked.note)
                     except NoteError as exc:  # e.g. no room for one more signature line
                         raise Unverifiable(f"checkpoint cannot be cosigned: {exc}") from None
                     dlog.put_checkpoint(

@@ -1,8 +1,9 @@
 """The printed side of a parent statement: one A4 page with the child's month, day by day.
 
-Each day of the month is one row (first check-in, last check-out, local time, how); the QR code holds
-``sha256:<hex>`` of ``statement.json``, so the paper names exactly one file, which the parent (or anyone)
-verifies with ``kgate statement verify``. Text in DejaVu Sans (every Kazakh and Russian letter).
+Each day of the month is one row (first check-in, last check-out, local time, how); the header names
+the register that signed the statement and when; the QR code holds ``sha256:<hex>`` of
+``statement.json``, so the paper names exactly one file, which the parent (or anyone) verifies with
+``kgate statement verify``. Text in DejaVu Sans (every Kazakh and Russian letter).
 """
 
 from __future__ import annotations
@@ -79,6 +80,10 @@ def render_statement(statement: Statement) -> bytes:
     pdf.cell(0, 8, f"{statement.name} · {v.month}", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("DejaVu", "", 9)
     pdf.cell(0, 5, f"{v.kindergarten} · {v.child} · {v.timezone}", new_x="LMARGIN", new_y="NEXT")
+    signed = dt.datetime.fromtimestamp(v.signed_at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    register = statement.verified_with.split("+", 1)[0]
+    pdf.cell(0, 5, f"Тіркелім қол қойды / Подписано реестром / Signed by the register {register}: {signed}",
+             new_x="LMARGIN", new_y="NEXT")  # fmt: skip
     pdf.cell(0, 5, "Келу табелі / Табель посещения / Attendance statement", new_x="LMARGIN", new_y="NEXT")
     side = _qr(pdf, f"sha256:{statement.sha256}", 210 - 15 - 34, 6)
     pdf.set_y(max(40.0, 6 + side + 2))

@@ -4,14 +4,19 @@ Roles (docs/console.md): a ``director`` sees one kindergarten (scope = its name)
 official every kindergarten of one district (scope = the district, see :mod:`register.kindergartens`),
 an ``auditor`` everything, read-only (no scope). Passwords are stored only as Argon2id hashes.
 
-Throttling is stored in ``login_throttle`` (it survives restarts) per subject — ``user:<name>`` and
-``addr:<client address>`` — so neither guessing one user's password from many addresses nor many
-users' passwords from one address gets far: after ``max_failures`` consecutive failures the subject is
-locked for ``lockout_s``; while locked, attempts are refused without checking the password.
+Throttling (:func:`throttled`) is stored in ``login_throttle`` (it survives restarts) per subject: the
+pair ``user:<name>@<address>`` and the address ``addr:<address>`` (an IPv6 address counts as its /64).
+``max_failures`` failures of a pair, or ``address_max_failures`` of an address, lock that subject for
+``lockout_s``, and every further failure doubles the lock (up to ``max_lockout_s``); failures are
+forgotten after ``forget_s`` without one. Nothing counts per user alone, so an attacker elsewhere can
+never lock a user out of an address that has not failed. An attempt is charged as a failure in the same
+transaction that checks the locks, before the password is checked, and refunded when it succeeds: N
+concurrent guesses check the password at most ``max_failures`` times.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,11 +41,23 @@ _DUMMY_HASH = _hasher.hash("not a password: keeps unknown users as slow as known
 
 @dataclass(frozen=True)
 class LoginPolicy:
-    """Failures allowed per user and per address before a lock, and how long the lock lasts."""
+    """Failures allowed per (user, address) and per address before a lock, and how long locks last.
+
+    The first lock lasts ``lockout_s``; each failure after it (one attempt is let through when a lock
+    ends) doubles it, up to ``max_lockout_s``. Failures are forgotten ``forget_s`` after the last one.
+    """
 
     max_failures: int = 5
     address_max_failures: int = 20
-    lockout_s: int = 15 * 60
+    lockout_s: int = 60
+    max_lockout_s: int = 24 * 3600
+    forget_s: int = 24 * 3600
+
+    def lock_s(self, failures: int, limit: int) -> int:
+        """How long ``failures`` failures of a subject allowed ``limit`` lock it (0: not locked)."""
+        if failures < limit:
+            return 0
+        return int(min(self.max_lockout_s, self.lockout_s * 2 ** min(failures - limit, 40)))
 
 
 DEFAULT_POLICY: Final = LoginPolicy()
@@ -190,63 +207,97 @@ def user_by_id(store: Store, user_id: int) -> User | None:
 # -- throttling -------------------------------------------------------------------------------------------
 
 
-def _locked_until(sql: Sql, subject: str, now_ms: int, policy: LoginPolicy) -> tuple[int, int]:
-    """``(failures that still count, locked until ms or 0)`` for ``subject``."""
-    row = sql.one(
-        "SELECT failures, last_ms, locked_until_ms FROM login_throttle WHERE subject = ?", (subject,)
-    )
-    if row is None:
-        return 0, 0
-    failures, last_ms, locked = int(row[0]), int(row[1]), int(row[2])
+def address_key(address: str) -> str:
+    """The throttling key of a client address: itself, an IPv6 address's /64, an IPv4-mapped one as IPv4."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def _charge(sql: Sql, subjects: list[tuple[str, int]], now_ms: int, policy: LoginPolicy) -> int:
+    """Seconds to wait if a subject is locked (nothing charged); else 0, this attempt counted as a failure.
+
+    Each subject's row is created if missing and then locked by a no-op UPDATE (PostgreSQL row lock;
+    SQLite's BEGIN IMMEDIATE already serialises writers), always in the given order, so concurrent
+    attempts queue here and each sees the previous one's charge.
+    """
+    rows: list[tuple[int, int, int]] = []
+    for subject, _ in subjects:
+        sql.run(
+            "INSERT INTO login_throttle (subject, failures, last_ms, locked_until_ms) VALUES (?, 0, ?, 0) "
+            "ON CONFLICT (subject) DO NOTHING",
+            (subject, now_ms),
+        )
+        row = sql.one(
+            "UPDATE login_throttle SET failures = failures WHERE subject = ? "
+            "RETURNING failures, last_ms, locked_until_ms",
+            (subject,),
+        )
+        rows.append((int(row[0]), int(row[1]), int(row[2])))
+    locked = max(until for _, _, until in rows)
     if locked > now_ms:
-        return failures, locked
-    if locked or last_ms <= now_ms - policy.lockout_s * 1000:  # a lock that ended, or old failures
-        return 0, 0
-    return failures, 0
+        return max(1, (locked - now_ms + 999) // 1000)
+    for (subject, limit), (before, last_ms, _) in zip(subjects, rows, strict=True):
+        forgotten = last_ms <= now_ms - policy.forget_s * 1000  # a quiet day: old failures are forgotten
+        failures = (0 if forgotten else before) + 1
+        lock = policy.lock_s(failures, limit)
+        sql.run(
+            "UPDATE login_throttle SET failures = ?, last_ms = ?, locked_until_ms = ? WHERE subject = ?",
+            (failures, now_ms, now_ms + lock * 1000 if lock else 0, subject),
+        )
+    return 0
 
 
-def _fail(sql: Sql, subject: str, limit: int, now_ms: int, policy: LoginPolicy) -> None:
-    failures, _ = _locked_until(sql, subject, now_ms, policy)
-    failures += 1
-    locked = now_ms + policy.lockout_s * 1000 if failures >= limit else 0
-    sql.run(
-        "INSERT INTO login_throttle (subject, failures, last_ms, locked_until_ms) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (subject) DO UPDATE SET failures = excluded.failures, last_ms = excluded.last_ms, "
-        "locked_until_ms = excluded.locked_until_ms",
-        (subject, failures, now_ms, locked),
-    )
+def _refund(sql: Sql, subjects: list[tuple[str, int]], *, owner: bool) -> None:
+    """A successful attempt: with ``owner`` the first subject (the owner's pair) is cleared; the others
+    get this attempt's charge back (and a lock it set, if the count falls below the limit again)."""
+    if owner:
+        sql.run("DELETE FROM login_throttle WHERE subject = ?", (subjects[0][0],))
+    for subject, limit in subjects[1:] if owner else subjects:
+        sql.run(
+            "UPDATE login_throttle SET failures = failures - 1, locked_until_ms = CASE WHEN failures - 1 < ? "
+            "THEN 0 ELSE locked_until_ms END WHERE subject = ? AND failures > 0",
+            (limit, subject),
+        )
 
 
 def throttled(
     store: Store,
     subjects: list[tuple[str, int]],
-    check: Callable[[Sql], bool],
+    check: Callable[[], bool],
     *,
     what: str,
+    actor: str,
     now_ms: int,
     address: str | None,
     policy: LoginPolicy,
+    owner: bool = True,
 ) -> None:
-    """Refuse while any subject is locked, else run ``check`` (a read transaction, no lock held).
+    """Refuse while any subject is locked, else charge a failure to each and run ``check``.
 
-    ``subjects`` are ``(subject, failures allowed)``, the first one the credential's owner (cleared on
-    success); a failure counts against every subject. Every attempt goes into the audit trail.
+    ``subjects`` are ``(subject, failures allowed)``; with ``owner`` the first one is the credential's
+    owner at this address (cleared on success), the others (all of them without ``owner``) get the
+    charge back on success. The lock check and the charge are one write transaction, and ``check`` (the
+    slow password check, no transaction held) runs only after it committed: concurrent attempts cannot
+    pass the limit. Every attempt goes into the audit trail under ``actor``.
     """
-    with store._tx(write=False) as sql:
-        locks = [_locked_until(sql, subject, now_ms, policy)[1] for subject, _ in subjects]
-    if any(locks):
-        wait = max(1, (max(locks) - now_ms + 999) // 1000)
-        record(store, subjects[0][0], f"{what} refused", "locked out", now_ms=now_ms, address=address)
+    with store._tx(write=True) as sql:
+        wait = _charge(sql, subjects, now_ms, policy)
+        if wait:
+            _audit(sql, actor, f"{what} refused", "locked out", address=address, now_ms=now_ms)
+    if wait:
         raise LockedOut(f"too many failed attempts: try again in {wait} s", retry_after=wait)
-    with store._tx(write=False) as sql:
-        ok = check(sql)
+    ok = check()
     with store._tx(write=True) as sql:
         if ok:
-            sql.run("DELETE FROM login_throttle WHERE subject = ?", (subjects[0][0],))
-        else:
-            for subject, limit in subjects:
-                _fail(sql, subject, limit, now_ms, policy)
-        _audit(sql, subjects[0][0], what if ok else f"{what} failed", "", address=address, now_ms=now_ms)
+            _refund(sql, subjects, owner=owner)
+        _audit(sql, actor, what if ok else f"{what} failed", "", address=address, now_ms=now_ms)
     if not ok:
         raise BadCredentials("wrong name, password or code")
 
@@ -260,15 +311,18 @@ def login(
     now_ms: int,
     policy: LoginPolicy = DEFAULT_POLICY,
 ) -> User:
-    """The user ``name`` if ``password`` is theirs and neither they nor ``address`` is locked out.
+    """The user ``name`` if ``password`` is theirs and neither they at ``address`` nor ``address`` is locked.
 
     Raises :class:`LockedOut` (with ``retry_after``) or :class:`BadCredentials` (unknown user, wrong
     password, disabled user: one message). Every attempt is in the audit trail.
     """
     found: list[User] = []
+    if not _NAME.fullmatch(name) or not password:  # no user can match: nothing to check or write
+        raise BadCredentials("wrong name, password or code")
 
-    def check(sql: Sql) -> bool:
-        row = sql.one(f"SELECT {_USER_COLS}, pw_hash FROM users WHERE name = ?", (name,))  # noqa: S608
+    def check() -> bool:
+        with store._tx(write=False) as sql:
+            row = sql.one(f"SELECT {_USER_COLS}, pw_hash FROM users WHERE name = ?", (name,))  # noqa: S608
         pw_hash = _DUMMY_HASH if row is None else str(row[7])
         try:
             _hasher.verify(pw_hash, password[:MAX_PASSWORD])
@@ -279,8 +333,15 @@ def login(
         found.append(_user(row))
         return True
 
-    subjects = [(f"user:{name[:64]}", policy.max_failures), (f"addr:{address}", policy.address_max_failures)]
-    throttled(store, subjects, check, what="login", now_ms=now_ms, address=address, policy=policy)
+    where = address_key(address)
+    subjects = [
+        (f"user:{name[:64]}@{where}", policy.max_failures),
+        (f"addr:{where}", policy.address_max_failures),
+    ]
+    throttled(
+        store, subjects, check, what="login", actor=f"user:{name[:64]}", now_ms=now_ms, address=address,
+        policy=policy,
+    )  # fmt: skip
     return found[0]
 
 

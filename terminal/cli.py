@@ -54,7 +54,12 @@ def _add_terminal(subparsers: Any) -> None:
     )
     today.add_argument("--config", type=Path, help=config_help)
     today.add_argument("--json", action="store_true", help="print the list as JSON")
-    today.add_argument("--png", type=Path, metavar="FILE", help="also save the staff screen as a PNG")
+    today.add_argument(
+        "--png",
+        type=Path,
+        metavar="FILE",
+        help="also save the staff screen as a PNG (FILE-2.png, … for more pages)",
+    )
     today.set_defaults(func=run_today)
 
 
@@ -131,7 +136,11 @@ def run_today(args: argparse.Namespace) -> int:
     if args.png is not None:
         from terminal.screen import GateScreen  # noqa: PLC0415
 
-        GateScreen(config.screen).render_today(listing, config.gate.language).save(args.png)
+        screen = GateScreen(config.screen)
+        lang = config.gate.language
+        for page in range(screen.today_page_count(listing, lang)):  # FILE, then FILE-2.png, …
+            path = args.png if page == 0 else args.png.with_stem(f"{args.png.stem}-{page + 1}")
+            screen.render_today(listing, lang, page=page).save(path)
     if args.json:
         groups = [
             {

@@ -22,7 +22,7 @@ from hardware.feedback import InOut
 from ledger.clock import Clock
 from terminal.badge import parse_badge
 from terminal.errors import BadgeError
-from terminal.roster import BadgeRecord, Child
+from terminal.roster import BadgeRecord, Child, Guardian
 
 METHOD = "qr"
 
@@ -136,6 +136,7 @@ class Decision:
     evidence: Mapping[str, str | int | bool] = field(default_factory=dict)
     roster_version: int | None = None
     log_rejected: bool = False
+    guardian: Guardian | None = None  # the adult whose badge was shown for a pickup (terminal.pickup)
 
     @property
     def kind(self) -> str:

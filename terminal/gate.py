@@ -22,6 +22,7 @@ from terminal.decide import Decider, Decision, Direction, Reason
 from terminal.i18n import DEFAULT_LANG
 from terminal.pickup import MESSAGE_KEYS as PICKUP_KEYS
 from terminal.pickup import PROMPTS, Pickup
+from terminal.roster import Child
 from terminal.scan.code import DecodedCode, ScanResult
 from terminal.screen.state import CardKind, ResultCard, ScreenState, StatusInfo
 
@@ -289,15 +290,20 @@ class Gate:
         named = show_child or decision.reason in PICKUP_KEYS  # "may not pick up: <child>"
         self.card = ResultCard(
             CardKind.ACCEPTED if show_child else CardKind.REFUSED,
-            lang=self.lang,
+            lang=self.card_lang(child),
             name=child.name if child and named else None,
             group=child.group if child and named else None,
             time=decision.at.time().replace(tzinfo=None, microsecond=0),
             direction=decision.direction,
             message_key=REFUSAL_KEYS.get(decision.reason) if decision.reason else None,
+            guardian=decision.guardian.name if decision.guardian and named else None,
         )
         stale = decision.evidence.get("roster_stale") is True
         self.status = replace(self.status, roster_version=decision.roster_version, roster_stale=stale)
+
+    def card_lang(self, child: Child | None) -> str:
+        """The card's language: the child's family's where the roster knows it, else the gate's."""
+        return child.language if child is not None and child.language else self.lang
 
     def _feedback(self, what: str, call: Callable[[], None]) -> None:
         try:

@@ -8,6 +8,8 @@ scans). :meth:`Pickup.review` runs on every :class:`~terminal.decide.Decision` b
   ``guardian`` (id) and ``guardian_badge`` (serial);
 - guardian not listed for the child -> refused ``pickup_unauthorized``; revoked guardian badge ->
   ``guardian_revoked``; both a logged ``rejected`` entry naming guardian and child, and a staff alert;
+  the refused decision carries the :class:`~terminal.roster.Guardian`, so the card says who is who
+  (under the reason "Child: Аружан", her group, "Adult: Борис");
 - a guardian badge alone -> ``guardian_only`` ("show the child's badge too"), a child's ``out`` alone ->
   ``pickup_needs_guardian``: prompts on screen, never an entry; the other badge may follow in time.
 
@@ -96,7 +98,13 @@ class Pickup:
             evidence = {**_guardian_evidence(badge), **_stale(decision)}
             if badge.revoked:
                 return self._refused(decision, badge, None, Reason.GUARDIAN_REVOKED, evidence)
-            return replace(decision, reason=Reason.GUARDIAN_ONLY, evidence=evidence, log_rejected=False)
+            return replace(
+                decision,
+                reason=Reason.GUARDIAN_ONLY,
+                evidence=evidence,
+                log_rejected=False,
+                guardian=badge.guardian,
+            )
         return decision
 
     def _may_pair(self, badge: GuardianBadge, out: Decision) -> bool:
@@ -135,7 +143,13 @@ class Pickup:
                 self._logged.clear()  # forgetting only allows one more entry per pair
             self._logged[key] = decision.at
         return replace(
-            decision, accepted=False, direction=None, reason=reason, evidence=evidence, log_rejected=log
+            decision,
+            accepted=False,
+            direction=None,
+            reason=reason,
+            evidence=evidence,
+            log_rejected=log,
+            guardian=badge.guardian,
         )
 
 

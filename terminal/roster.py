@@ -1,9 +1,11 @@
 """The terminal's local roster in SQLite: children, guardians, badge serials (with revocation), a version.
 
-A roster file is JSON (the register's ``roster_document``; ``kindergarten`` and ``guardians`` optional)::
+A roster file is JSON (the register's ``roster_document``; ``kindergarten``, ``guardians`` and a
+child's ``consent_face`` and ``language`` optional)::
 
     {"version": 3, "kindergarten": "k-7",
-     "children": [{"id": "c-001", "name": "Aruzhan", "group": "Sunflowers", "consent_face": false}],
+     "children": [{"id": "c-001", "name": "Aruzhan", "group": "Sunflowers", "consent_face": false,
+                   "language": "kk"}],
      "guardians": [{"id": "g-01", "name": "Dana", "children": ["c-001"]}],
      "badges": [{"serial": "MFRGGZDFMZTWQ2LK", "child": "c-001", "revoked": false},
                 {"serial": "ONSWG4TFOQYTEMZU", "guardian": "g-01", "revoked": false}]}
@@ -22,7 +24,7 @@ import hashlib
 import json
 import re
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -33,6 +35,7 @@ from kgate.text import UnsafeText, check_display_text
 from ledger.sqlite import open_durable, storage_error, transaction
 from terminal.badge import SERIAL_ALPHABET, SERIAL_CHARS
 from terminal.errors import TerminalError
+from terminal.i18n import LANGUAGES, is_lang
 
 #: Child ids are what the ledger stores (``ledger.entry``'s id pattern).
 CHILD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
@@ -46,7 +49,8 @@ MAX_ROSTER_DEPTH = 8
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS children (
-    id TEXT PRIMARY KEY, name TEXT NOT NULL, grp TEXT NOT NULL, consent_face INTEGER NOT NULL
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, grp TEXT NOT NULL, consent_face INTEGER NOT NULL,
+    language TEXT
 ) STRICT;
 CREATE TABLE IF NOT EXISTS badges (
     serial TEXT PRIMARY KEY, child TEXT NOT NULL REFERENCES children(id), revoked INTEGER NOT NULL
@@ -72,12 +76,16 @@ class RosterError(TerminalError, ValueError):
 
 @dataclass(frozen=True)
 class Child:
-    """One enrolled child as the gate needs them."""
+    """One enrolled child as the gate needs them; ``language``: the family's (kk, ru, en), if known.
+
+    The gate's card for this child is in ``language`` (else the gate's language).
+    """
 
     id: str
     name: str
     group: str
     consent_face: bool = False
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -200,12 +208,15 @@ def parse_roster(raw: bytes) -> RosterData:
             raise RosterError(f"{where}.{owner_key}: {owner!r} is not in roster.{section}")
         out[serial] = (serial, owner, revoked)
     parts: list[object] = [version, sorted(map(_child_row, children.values())), sorted(badges.values())]
-    if guardians or guardian_badges or kindergarten is not None:  # today's digests stay as they were
+    languages = sorted((c.id, c.language) for c in children.values() if c.language is not None)
+    if guardians or guardian_badges or kindergarten is not None or languages:  # old digests stay
         parts += [
             kindergarten,
             sorted((g.id, g.name, sorted(g.children)) for g in guardians.values()),
             sorted(guardian_badges.values()),
         ]
+    if languages:  # a roster without languages keeps the digest it always had
+        parts.append(languages)
     canonical = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
     digest = hashlib.sha256(canonical.encode()).hexdigest()
     return RosterData(
@@ -223,17 +234,28 @@ def _children(items: list[object]) -> dict[str, Child]:
     children: dict[str, Child] = {}
     for i, item in enumerate(items):
         where = f"roster.children[{i}]"
-        obj = _object(item, where, {"id", "name", "group", "consent_face"}, {"id", "name", "group"})
+        keys = {"id", "name", "group", "consent_face", "language"}
+        obj = _object(item, where, keys, {"id", "name", "group"})
         child = Child(
             id=_text(obj["id"], f"{where}.id", pattern=CHILD_ID),
             name=_display(obj["name"], f"{where}.name"),
             group=_display(obj["group"], f"{where}.group"),
             consent_face=_bool(obj.get("consent_face", False), f"{where}.consent_face"),
+            language=_language(obj.get("language"), f"{where}.language"),
         )
         if child.id in children:
             raise RosterError(f"{where}.id: {child.id!r} appears twice")
         children[child.id] = child
     return children
+
+
+def _language(value: object, where: str) -> str | None:
+    """A family language: one the gate speaks (``null`` or absent: the gate's own)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not is_lang(value):
+        raise RosterError(f"{where}: {value!r} is not one of {', '.join(LANGUAGES)}")
+    return value
 
 
 def _guardians(items: list[object], children: Mapping[str, Child]) -> dict[str, Guardian]:
@@ -255,7 +277,17 @@ def _guardians(items: list[object], children: Mapping[str, Child]) -> dict[str, 
 
 
 def _child_row(child: Child) -> tuple[str, str, str, bool]:
+    """What the digest covers of a child (a language is added only where one is set)."""
     return (child.id, child.name, child.group, child.consent_face)
+
+
+def _child_record(child: Child) -> tuple[str, str, str, bool, str | None]:
+    return (*_child_row(child), child.language)
+
+
+def _child(row: Sequence[Any]) -> Child:
+    """A :class:`Child` from ``id, name, grp, consent_face, language``."""
+    return Child(row[0], row[1], row[2], bool(row[3]), row[4])
 
 
 class Roster:
@@ -285,25 +317,27 @@ class Roster:
     def lookup(self, serial: str) -> BadgeRecord | None:
         """The badge with this serial and its child, or ``None`` when the roster does not know it."""
         row = self._conn.execute(
-            "SELECT b.serial, b.revoked, c.id, c.name, c.grp, c.consent_face "
+            "SELECT b.serial, b.revoked, c.id, c.name, c.grp, c.consent_face, c.language "
             "FROM badges b JOIN children c ON c.id = b.child WHERE b.serial = ?",
             (serial,),
         ).fetchone()
         if row is None:
             return None
-        return BadgeRecord(row[0], Child(row[2], row[3], row[4], bool(row[5])), bool(row[1]))
+        return BadgeRecord(row[0], _child(row[2:]), bool(row[1]))
 
     def child(self, child_id: str) -> Child | None:
         """The child with this id, or ``None``."""
         row = self._conn.execute(
-            "SELECT id, name, grp, consent_face FROM children WHERE id = ?", (child_id,)
+            "SELECT id, name, grp, consent_face, language FROM children WHERE id = ?", (child_id,)
         ).fetchone()
-        return None if row is None else Child(row[0], row[1], row[2], bool(row[3]))
+        return None if row is None else _child(row)
 
     def children(self) -> list[Child]:
         """Every child, by group then name."""
-        rows = self._conn.execute("SELECT id, name, grp, consent_face FROM children ORDER BY grp, name, id")
-        return [Child(r[0], r[1], r[2], bool(r[3])) for r in rows]
+        rows = self._conn.execute(
+            "SELECT id, name, grp, consent_face, language FROM children ORDER BY grp, name, id"
+        )
+        return [_child(r) for r in rows]
 
     def _meta(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -400,7 +434,10 @@ class Roster:
                     return False
             for table in ("guardian_badges", "guardian_children", "guardians", "badges", "children"):
                 conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
-            conn.executemany("INSERT INTO children VALUES (?, ?, ?, ?)", map(_child_row, data.children))
+            conn.executemany(
+                "INSERT INTO children (id, name, grp, consent_face, language) VALUES (?, ?, ?, ?, ?)",
+                map(_child_record, data.children),
+            )
             conn.executemany("INSERT INTO badges VALUES (?, ?, ?)", data.badges)
             conn.executemany("INSERT INTO guardians VALUES (?, ?)", [(g.id, g.name) for g in data.guardians])
             conn.executemany(
@@ -425,12 +462,24 @@ def _set_meta(conn: sqlite3.Connection, rows: list[tuple[str, str]]) -> None:
     )
 
 
+def _add_language_column(conn: sqlite3.Connection) -> None:
+    """A roster.db from before family languages gets the column (its children: NULL, the gate's)."""
+    if "language" in {row[1] for row in conn.execute("PRAGMA table_info(children)")}:
+        return
+    try:
+        conn.execute("ALTER TABLE children ADD COLUMN language TEXT")
+    except sqlite3.OperationalError:  # another process (the sync agent) added it just now
+        if "language" not in {row[1] for row in conn.execute("PRAGMA table_info(children)")}:
+            raise
+
+
 def open_roster(db_path: Path | str) -> Roster:
     """Open (creating if needed) the roster database at ``db_path`` (a StorageError names the file)."""
     path = Path(db_path)
     conn = open_durable(path, what=WHAT)
     try:
         conn.executescript(_SCHEMA)
+        _add_language_column(conn)
     except sqlite3.Error as exc:
         conn.close()
         raise storage_error(exc, path, WHAT) from None

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _HOUSEKEEPING_SECONDS = 10.0  # clock-sync flag, free disk, status file
+TODAY_PAGE_SECONDS = 8.0  # the staff "today" list turns a page this often (terminal/screen/today.py)
 # A hard frame stops rescuing after this long: at 30 fps the next frame is already waiting (docs/scanning.md).
 LIVE_RESCUE_BUDGET_MS = 30.0
 
@@ -134,6 +135,7 @@ class TerminalService:
         self._card: object = None
         self._card_since = 0.0
         self._today_until = 0.0
+        self._today_since = 0.0
         self.stats = RunStats()
 
     # -- control ----------------------------------------------------------------------------------------
@@ -142,8 +144,16 @@ class TerminalService:
         self._stop.set()
 
     def show_today(self, seconds: float = 20.0) -> None:
-        """Show the staff "today" list instead of the gate screen for a while."""
-        self._today_until = self._monotonic() + seconds
+        """Show the staff "today" list instead of the gate screen for a while.
+
+        Its pages turn every :data:`TODAY_PAGE_SECONDS`; asked again while shown, the next page.
+        """
+        now = self._monotonic()
+        if now < self._today_until:
+            self._today_since -= TODAY_PAGE_SECONDS  # one page on
+        else:
+            self._today_since = now
+        self._today_until = now + seconds
 
     def on_key(self, key: str) -> None:
         """Development window keys: ``i``/``o`` In/Out like the buttons, ``a`` automatic, ``t`` today."""
@@ -288,7 +298,8 @@ class TerminalService:
         try:
             if self._monotonic() < self._today_until:
                 listing = self.today.today_list(self.children())
-                image = screen.render_today(listing, self.gate.lang, self.gate.status)
+                page = int((self._monotonic() - self._today_since) // TODAY_PAGE_SECONDS)
+                image = screen.render_today(listing, self.gate.lang, self.gate.status, page)
             else:
                 image = screen.render(self.gate.screen_state(preview))
             self.display.show(image)

@@ -33,6 +33,7 @@ def test_every_command_has_help_text() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the whole demo: 72 s under light load, 120 s beside two CPU hogs
 def test_demo_json_leaves_a_verified_ledger(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--out", str(tmp_path), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -55,7 +56,9 @@ def test_demo_json_leaves_a_verified_ledger(tmp_path: Path, capsys: pytest.Captu
         + summary["pickups_refused"]
         + late
     )
-    assert 0 < summary["p95_frame_to_entry_ms"] <= 200
+    # A sanity bound only: a check-in taking seconds is broken on any machine, but wall-clock time here
+    # depends on what else runs on the cores. The 40 ms budget is measured by bench/gate.py.
+    assert 0 < summary["p95_frame_to_entry_ms"] <= 2000
     screens = sorted(p.name for p in (tmp_path / "screens").glob("*.png"))
     assert screens == summary["screens"]
     for state in ("accepted", "refused-unknown", "refused-revoked", "error-camera-lost", "today-morning"):
@@ -70,7 +73,7 @@ def test_demo_json_leaves_a_verified_ledger(tmp_path: Path, capsys: pytest.Captu
     c = summary["console"]
     assert c["statement"] == str(tmp_path / "statement.json") and (tmp_path / "statement.pdf").is_file()
     verify = [sys.executable, "-m", "kgate", "statement", "verify", c["statement"], "--register-vkey"]
-    assert subprocess.run([*verify, c["register_vkey"]], timeout=60, check=False).returncode == 0
+    assert subprocess.run([*verify, c["register_vkey"]], timeout=120, check=False).returncode == 0
     assert c["entries"] > 0 and {u["role"] for u in c["users"]} == {"director", "district", "auditor"}
     _director_sees_the_demo_tabel(tmp_path / "register" / "register.db", c)
     assert main(["sync", "status", "--state", str(tmp_path / "device" / "sync"), "--json"]) == 0
@@ -100,14 +103,14 @@ def _director_sees_the_demo_tabel(db: Path, c: dict[str, Any]) -> None:
         url, stop = _start(store, console=True)
         try:
             s = requests.Session()
-            token = re.search(r'name="csrf" value="([^"]+)"', s.get(f"{url}/console/login", timeout=10).text)
+            token = re.search(r'name="csrf" value="([^"]+)"', s.get(f"{url}/console/login", timeout=60).text)
             assert token
             s.post(f"{url}/console/login", data={"csrf": token[1], "name": "director", "password": password},
-                   timeout=30)  # fmt: skip
+                   timeout=60)  # fmt: skip
             page = s.get(f"{url}/console/k/{c['kindergarten']}/tabel?month={c['month']}", timeout=60)
             assert page.status_code == 200
             assert set(re.findall(r'data-child="([^"]+)"', page.text)) == children
-            other = s.get(f"{url}/console/k/OTHER/tabel?month={c['month']}", timeout=10)
+            other = s.get(f"{url}/console/k/OTHER/tabel?month={c['month']}", timeout=60)
             assert other.status_code == 404
         finally:
             stop()

@@ -23,7 +23,7 @@ import pytest
 from kgate.cli import main
 from ledger.entry import decode_entry
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # the module fixture runs the demo (30 children)
 ALMATY = ZoneInfo("Asia/Almaty")
 Demo = tuple[Path, dict[str, object]]
 

@@ -27,7 +27,7 @@ from register.store.roster import roster_document, roster_versions
 from terminal.badge import parse_badge
 from terminal.roster import open_roster
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # the module fixture runs the demo (30 children)
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,10 @@ that do not exist.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from fastapi.routing import APIRouter
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
+from ledger.note import CosignatureSigner
 from register.console import csrf as anon_csrf
 from register.console.i18n import LANGUAGES, words
 from register.console.sessions import Session, create_session, end_session, get_session
@@ -36,7 +38,6 @@ from register.store.base import Store
 from register.users import DEFAULT_POLICY, LoginPolicy, User, login, user_by_id, visible_kindergartens
 
 COOKIE = "kgate_session"
-MAX_FORM = 4096
 _TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(default=True),
@@ -60,6 +61,10 @@ class Console:
     policy: LoginPolicy
     csrf_key: bytes = field(repr=False)
     tabel_cache: TabelCache = field(default_factory=TabelCache)
+    signer: CosignatureSigner | None = field(
+        default=None, repr=False
+    )  # signs statements (docs/statements.md)
+    trusted_proxies: frozenset[str] = frozenset()
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -120,18 +125,41 @@ def _set_cookie(response: Response, console: Console, session: Session) -> None:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """The url-encoded form body, capped at MAX_FORM bytes (one value per name)."""
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM:
-            return {}
-    pairs = urllib.parse.parse_qsl(body.decode("utf-8", "replace"), max_num_fields=10)
+    """The url-encoded form body (one value per name, at most 10 fields).
+
+    Its size (``Limits.max_form``) and deadline (``Limits.body_timeout``) are the ones every request body
+    has (register/guard.py): a body cut there raises out of here, before anything is checked or written.
+    """
+    body = await request.body()
+    try:
+        pairs = urllib.parse.parse_qsl(body.decode("utf-8", "replace"), max_num_fields=10)
+    except ValueError:  # more than 10 fields: no form of ours, refused like a missing CSRF token
+        return {}
     return dict(pairs)
 
 
-def _address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+def client_address(request: Request) -> str:
+    """The client's address: the socket's peer, unless that peer is a ``--trusted-proxy``.
+
+    From a trusted proxy (and only from it) the last ``X-Forwarded-For`` hop is taken: the address the
+    proxy itself appended (nginx ``$proxy_add_x_forwarded_for``); anything a client wrote before it is
+    ignored, and a last hop that is no IP address leaves the proxy's own address.
+    """
+    peer = request.client.host if request.client else "unknown"
+    try:
+        trusted = str(ipaddress.ip_address(peer)) in _console(request).trusted_proxies
+    except ValueError:
+        trusted = False
+    if not trusted:
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getlist("x-forwarded-for")).split(",")]
+    try:
+        return str(ipaddress.ip_address(hops[-1]))
+    except ValueError:
+        return peer
+
+
+_address = client_address
 
 
 async def _session(request: Request) -> Session | None:
@@ -309,6 +337,10 @@ def console_router() -> APIRouter:
         visitor = await _form_visitor(request, form)
         if visitor is None:
             return _refused_csrf()
+        now_s = console.now_ms() // 1000
+        known = anon_csrf.parent_device_ok(
+            console.csrf_key, request.cookies.get(anon_csrf.PARENT_COOKIE), now_s=now_s
+        )
         try:
             access = await run_in_threadpool(
                 verify_parent_code,
@@ -317,6 +349,7 @@ def console_router() -> APIRouter:
                 address=_address(request),
                 now_ms=console.now_ms(),
                 policy=console.policy,
+                known=known,
             )
         except LockedOut as exc:
             lang = _visitor_lang(request)
@@ -335,7 +368,14 @@ def console_router() -> APIRouter:
             parent=(access.kindergarten, access.child),
             replaces=visitor.session.id if visitor.session else None,
         )
-        return _signed_in(_to("/console/parent/month"), console, fresh)
+        response = _signed_in(_to("/console/parent/month"), console, fresh)
+        response.set_cookie(
+            anon_csrf.PARENT_COOKIE,
+            anon_csrf.parent_device(console.csrf_key, access.kindergarten, access.child, now_s=now_s),
+            max_age=anon_csrf.PARENT_TTL_S, path="/console", secure=console.secure, httponly=True,
+            samesite="strict",
+        )  # fmt: skip
+        return response
 
     @router.get("/parent/month")
     async def parent_month(
@@ -348,8 +388,9 @@ def console_router() -> APIRouter:
         month = month or _this_month(console)
         try:
             ctx = await run_in_threadpool(
-                _parent_month, console.store, session.parent_kindergarten, session.parent_child, month
-            )
+                _parent_month, console.store, session.parent_kindergarten, session.parent_child, month,
+                console.signer,
+            )  # fmt: skip
         except RegisterError as exc:
             return _page("error.html", status=400, session=session, error=str(exc))
         page = _page(
@@ -376,6 +417,7 @@ def console_router() -> APIRouter:
                 session.parent_child,
                 month,
                 kindergarten_name=session.parent_kindergarten,
+                signer=console.signer,
             )
         except RegisterError as exc:
             return _page("error.html", status=400, session=session, error=str(exc))
@@ -436,10 +478,12 @@ def _kindergarten(store: Store, user: User, kindergarten: str) -> dict[str, Any]
     }
 
 
-def _parent_month(store: Store, kindergarten: str, child: str, month: str) -> dict[str, Any]:
+def _parent_month(
+    store: Store, kindergarten: str, child: str, month: str, signer: CosignatureSigner | None
+) -> dict[str, Any]:
     """The child's month, from the same verified statement the parent may download."""
     _, name = child_home(store, child, kindergarten)
-    statement = build_statement(store, child, month, kindergarten_name=kindergarten)
+    statement = build_statement(store, child, month, kindergarten_name=kindergarten, signer=signer)
     v = statement.verified
     tz = ZoneInfo(v.timezone)
     gates = {d.origin: d.gate for d in store.devices()}
@@ -465,12 +509,28 @@ def mount_console(
     secure: bool,
     clock: Callable[[], float] = time.time,
     policy: LoginPolicy = DEFAULT_POLICY,
+    trusted_proxies: Collection[str] = (),
 ) -> None:
-    """Add the console's routes to the register's ``app`` (only when ``--console`` asks for it)."""
+    """Add the console's routes to the register's ``app`` (only when ``--console`` asks for it).
+
+    ``trusted_proxies``: the addresses of reverse proxies whose ``X-Forwarded-For`` names the client
+    (:func:`client_address`); every other peer is the client itself.
+    """
     from register.console.pages import pages_router  # noqa: PLC0415 - it imports this module's helpers
     from register.notify.report_web import report_router  # noqa: PLC0415
 
-    app.state.console = Console(store, secure, clock, policy, anon_csrf.console_key(store))
+    ctx = getattr(app.state, "ctx", None)  # the register's app: its cosigner signs parents' statements
+    signer = None if ctx is None else ctx.register.cosigner
+    proxies = frozenset(str(ipaddress.ip_address(a)) for a in trusted_proxies)
+    app.state.console = Console(
+        store,
+        secure,
+        clock,
+        policy,
+        anon_csrf.console_key(store),
+        signer=signer,
+        trusted_proxies=proxies,
+    )
     app.include_router(console_router())
     app.include_router(pages_router())
     app.include_router(

@@ -65,3 +65,35 @@ def token_ok(key: bytes, nonce: str | None, token: str | None, *, now_s: int) ->
     if match is None or int(match[1]) <= now_s:
         return False
     return hmac.compare_digest(_mac(key, nonce, int(match[1])).encode(), match[2].encode())
+
+
+# -- a parent's browser ------------------------------------------------------------------------------------
+
+PARENT_COOKIE: Final = "kgate_parent"
+PARENT_TTL_S: Final = 365 * 86400
+_PARENT = re.compile(r"(\d{1,12})\.([A-Za-z0-9_-]{1,400})\.([A-Za-z0-9_-]{43})")
+
+
+def _parent_mac(key: bytes, ident: str, expires_s: int) -> str:
+    digest = hmac.new(key, f"parent-device\n{ident}\n{expires_s}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def parent_device(key: bytes, kindergarten: str, child: str, *, now_s: int) -> str:
+    """The ``kgate_parent`` cookie of a browser where a valid code of ``child`` was entered (signed)."""
+    ident = base64.urlsafe_b64encode(f"{kindergarten}\n{child}".encode()).rstrip(b"=").decode()
+    expires = now_s + PARENT_TTL_S
+    return f"{expires}.{ident}.{_parent_mac(key, ident, expires)}"
+
+
+def parent_device_ok(key: bytes, value: str | None, *, now_s: int) -> tuple[str, str] | None:
+    """The (kindergarten, child) a ``kgate_parent`` cookie made here names, if unexpired; else None."""
+    match = _PARENT.fullmatch(value or "")
+    if match is None or int(match[1]) <= now_s:
+        return None
+    if not hmac.compare_digest(_parent_mac(key, match[2], int(match[1])).encode(), match[3].encode()):
+        return None
+    kindergarten, _, child = (
+        base64.urlsafe_b64decode(match[2] + "=" * (-len(match[2]) % 4)).decode().partition("\n")
+    )
+    return kindergarten, child

@@ -20,11 +20,13 @@ from ledger.entry import decode_entry
 from ledger.errors import LedgerError
 from ledger.merkle import inclusion_proof
 from register.errors import StoreError
+from register.notify.report import PARENT_ALARMS
 from register.statement import _Reader
 from register.store.base import Device, Store
 from register.tabel import approval, status
 from register.tabel.calendar import REASONS, absences, get_settings
 from register.tabel.export import _mark, to_csv
+from register.tabel.form import alphabet_key, surname_first
 
 PAGE: Final = 100  # overview rows per page
 LOG_PAGE: Final = 50  # device-log entries per page
@@ -67,6 +69,9 @@ def overview(store: Store, visible: set[str] | None, *, page: int, apage: int, n
         query = f"SELECT d.*, {last_push} FROM ({inner}) d ORDER BY d.kindergarten, d.gate, d.id"  # noqa: S608
         rows = sql.all(query, [*params, PAGE, page * PAGE])
         alarm_where = where.replace("WHERE", "WHERE d.kindergarten IS NOT NULL AND") if where else ""
+        if visible is not None:  # parents' reports are the auditors': no director learns which family
+            alarm_where += f" AND a.kind NOT IN ({', '.join('?' * len(PARENT_ALARMS))})"
+            params = [*params, *PARENT_ALARMS]
         cols = "a.id, a.time_ms, a.kind, a.detail, d.id, d.origin, d.kindergarten"
         query = f"SELECT {cols} FROM alarms a LEFT JOIN devices d ON d.id = a.device_id{alarm_where}"  # noqa: S608
         alarm_rows = sql.all(
@@ -189,10 +194,15 @@ def tabel(store: Store, kindergarten: str, month: str) -> TabelPage:
     for r in rows:
         by_child.setdefault((r.group, r.child), []).append(r)
     children = []
-    for (group, child), rs in sorted(by_child.items()):
+
+    def order(item: tuple[tuple[str, str], list[status.Row]]) -> tuple[Any, ...]:
+        (group, child), rs = item  # groups, then children by surname, in the Kazakh alphabet (docs/tabel.md)
+        return alphabet_key(group), group, alphabet_key(surname_first(rs[0].name)), child
+
+    for (group, child), rs in sorted(by_child.items(), key=order):
         cells = {r.date: r for r in rs}
         children.append({
-            "id": child, "name": rs[0].name, "group": group,
+            "id": child, "name": surname_first(rs[0].name), "group": group,
             "cells": [(cells[d].status, _mark(cells[d])) if d in cells else ("", "") for d in days],
             "present": sum(r.status == "present" for r in rs),
             "payable": sum(r.payable for r in rs),

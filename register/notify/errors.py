@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from register.errors import RegisterError
+from register.errors import RateLimited, RegisterError
 
 
 class NotifyError(RegisterError):
@@ -31,3 +31,9 @@ class PermanentFailure(ChannelError, ValueError):
     """The service refused the message for good (SMTP 5xx, HTTP 4xx): straight to the dead letters."""
 
     retryable = False
+
+
+class TooManyReports(RateLimited):
+    """A parent reported more days of one month than a month allows (429 until the next month)."""
+
+    code = "too_many_reports"

@@ -15,7 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Final
 
-from ledger.entry import decode_entry
+from ledger.entry import Entry, decode_entry
 from ledger.errors import EntryError
 from register.notify.contacts import DEFAULT_ZONE
 from register.store.base import Device, Sql
@@ -34,10 +34,43 @@ def first_name(name: str) -> str:
     return parts[0] if parts else name
 
 
-def enqueue(sql: Sql, device: Device, entries: Sequence[tuple[int, bytes, bytes]], *, now_ms: int) -> int:
-    """Write the notifications for newly stored ``entries`` ``(index, data, leaf)``; returns rows added."""
+def _pickup(entry: Entry, allowed: set[str], adults: dict[Any, Any]) -> tuple[str | None, bool]:
+    """Who picked the child up, as the register knows it: ``(roster name, False)`` when the ``out``
+    entry's ``guardian`` evidence is the id of a guardian the child's roster lets pick it up;
+    ``(None, True)`` for any other value (an unknown id, another family's guardian, free text: never
+    shown); ``(None, False)`` when there is no such evidence (an ``in``, or a gate without the pickup
+    policy)."""
+    if entry.kind != "out" or "guardian" not in entry.evidence:
+        return None, False
+    picked = entry.evidence["guardian"]
+    if isinstance(picked, str) and picked in allowed and picked in adults:
+        return str(adults[picked]), False
+    return None, True
+
+
+def enqueue(
+    sql: Sql,
+    device: Device,
+    entries: Sequence[tuple[int, bytes, bytes]],
+    *,
+    now_ms: int,
+    decoded: Sequence[Entry] | None = None,
+) -> int:
+    """Write the notifications for newly stored ``entries`` ``(index, data, leaf)``; returns rows added.
+
+    ``decoded``: the same entries already decoded (the ingest's check decoded them), in the same order;
+    without it the ``in``/``out`` candidates are decoded here.
+    """
     events = []
-    for idx, data, _leaf in entries:
+    if decoded is not None:
+        if len(decoded) != len(entries):
+            raise ValueError(f"{len(decoded)} decoded entries for {len(entries)} stored ones")
+        events = [
+            (idx, entry)
+            for (idx, _data, _leaf), entry in zip(entries, decoded, strict=True)
+            if entry.kind in ("in", "out") and entry.child is not None
+        ]
+    for idx, data, _leaf in entries if decoded is None else ():
         if b"\x62in" not in data and b"\x63out" not in data:
             continue  # cheap pre-filter on the CBOR text "in"/"out"; decoded below
         try:
@@ -66,24 +99,34 @@ def enqueue(sql: Sql, device: Device, entries: Sequence[tuple[int, bytes, bytes]
     langs = dict(sql.all("SELECT guardian, lang FROM notify_guardians WHERE kindergarten = ?", (k,)))
     names = dict(sql.all("SELECT id, name FROM roster_children WHERE kindergarten = ?", (k,)))
     adults = dict(sql.all("SELECT id, name FROM roster_guardians WHERE kindergarten = ?", (k,)))
+    allowed: dict[str, set[str]] = {}  # child -> the guardians its roster lets pick it up
+    for child, guardian in sql.all(
+        f"SELECT child, guardian FROM roster_pickup WHERE kindergarten = ? AND child IN ({marks})",  # noqa: S608
+        (k, *children),
+    ):
+        allowed.setdefault(str(child), set()).add(str(guardian))
     zone_row = sql.one("SELECT zone FROM notify_zones WHERE kindergarten = ?", (k,))
     zone = DEFAULT_ZONE if zone_row is None else str(zone_row[0])
     rows: list[tuple[Any, ...]] = []
     for idx, entry in events:
         assert entry.child is not None
-        picked = entry.evidence.get("guardian") if entry.kind == "out" else None
+        name = names.get(entry.child)
+        if name is None:
+            continue  # not on the roster: nothing the register knows to tell (subs come from the roster)
+        pickup_name, pickup_unknown = _pickup(entry, allowed.get(entry.child, set()), adults)
         for guardian, channel, address, target in subs.get(entry.child, []):
             payload = {
                 "kind": entry.kind,
                 "child": entry.child,
-                "child_name": first_name(str(names.get(entry.child, entry.child))),
+                "child_name": first_name(str(name)),
                 "time_ms": entry.time_ms,
                 "late": now_ms - entry.time_ms > LATE_AFTER_MS,
                 "kindergarten": k,
                 "gate": device.gate,
                 "zone": zone,
                 "lang": langs.get(guardian, "ru"),
-                "picked_up_by": None if not isinstance(picked, str) else str(adults.get(picked, picked)),
+                "pickup_name": pickup_name,
+                "pickup_unknown": pickup_unknown,
             }
             rows.append((
                 device.id, idx, guardian, channel, address, target,

@@ -6,25 +6,40 @@ that event's child is refused like a wrong code. A report is an alarm (kind ``pa
 entry's exact bytes as evidence, one per event however often it is reported; the табель turns each into
 a holding flag ``parent_report:ORIGIN:INDEX`` on the child-day, so the day is not payable until an
 auditor clears it with ``kgate register flags clear`` (register/tabel/status.py).
+
+Reports are rate-limited per child and local month (the табель's zone): at most
+:data:`MAX_REPORTED_DAYS` different days (any number of entries on a day already reported). A report of
+one more day is refused (:class:`~register.notify.errors.TooManyReports`, until the next month) and
+recorded once per child-month as one ``parent_report_pattern`` alarm for the auditors: a parent
+reporting every day of a month is one pattern to look at as a whole, not thirty held days. Reports and
+the pattern are auditors' business: the console's overview does not list them to directors or district
+officials (register/console/views.py), so the alarm list does not tell a director which family reported.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import zoneinfo
 from dataclasses import dataclass
 from typing import Final
 
 from ledger.entry import decode_entry
 from register.errors import BadCredentials
 from register.notify.contacts import DEFAULT_ZONE
+from register.notify.errors import TooManyReports
 from register.parent_codes import verify_parent_code
-from register.store.base import Store
+from register.store.base import Sql, Store
+from register.store.schema import POSTGRES
 from register.tabel.audit import RULES, Flag
+from register.tabel.calendar import get_settings
 from register.users import DEFAULT_POLICY, LoginPolicy
 
 ALARM: Final = "parent_report"
 RULE: Final = "parent_report"
+PATTERN: Final = "parent_report_pattern"  # one alarm per child-month that hit the limit
+MAX_REPORTED_DAYS: Final = 5  # different days of one child that may be reported in one local month
+PARENT_ALARMS: Final = (ALARM, PATTERN)  # shown to auditors only (register/console/views.py)
 
 
 @dataclass(frozen=True)
@@ -78,26 +93,74 @@ def report_not_there(
     return event, record_report(store, event, now_ms=now_ms)
 
 
-def record_report(store: Store, event: Event, *, now_ms: int) -> bool:
+def record_report(store: Store, event: Event, *, now_ms: int, max_days: int = MAX_REPORTED_DAYS) -> bool:
     """The alarm of a parent's report of ``event``, once per event; whether it is new.
+
+    At most ``max_days`` different local days of the event's child and month may be reported; a report
+    of one more day raises :class:`TooManyReports` and leaves the month's one ``parent_report_pattern``
+    alarm (written at the first refusal). The check and the write are one transaction, serialised per
+    child, so concurrent reports cannot pass the limit together.
 
     Also used by the console's parent page (register/console/report.py), where the parent's session
     already holds the access code's child.
     """
-    known = any(
-        a.kind == ALARM and a.index == event.index for a in store.alarms(event.device_id)
-    )  # one alarm per event
-    if not known:
-        store.add_alarm(
-            event.device_id,
-            ALARM,
-            f"parent reports {event.child} was not there: {event.kind} #{event.index} of {event.origin} "
-            f"at {dt.datetime.fromtimestamp(event.time_ms / 1000, dt.UTC).isoformat()}",
-            index=event.index,
-            evidence=event.data,
-            now_ms=now_ms,
+    zone = get_settings(store, event.kindergarten).zone  # the табель's month
+    day = _local_day(event.time_ms, zone)
+    with store._tx(write=True) as sql:
+        if store.dialect is POSTGRES:  # SQLite's write transaction is BEGIN IMMEDIATE: serial already
+            sql.one(
+                "SELECT id FROM roster_children WHERE kindergarten = ? AND id = ? FOR UPDATE",
+                (event.kindergarten, event.child),
+            )
+        rows = sql.all(
+            "SELECT a.kind, a.device_id, a.idx, a.evidence FROM alarms a "
+            "JOIN devices d ON d.id = a.device_id WHERE d.kindergarten = ? AND a.kind IN (?, ?)",
+            (event.kindergarten, ALARM, PATTERN),
         )
-    return not known
+        days: set[dt.date] = set()
+        pattern = False
+        for kind, device_id, idx, evidence in rows:
+            if kind == ALARM and (int(device_id), idx) == (event.device_id, event.index):
+                return False  # one alarm per event
+            entry = decode_entry(bytes(evidence))
+            other = _local_day(entry.time_ms, zone)
+            if entry.child != event.child or (other.year, other.month) != (day.year, day.month):
+                continue
+            if kind == ALARM:
+                days.add(other)
+            else:
+                pattern = True
+        refused = day not in days and len(days) >= max_days
+        if not refused:
+            detail = (
+                f"parent reports {event.child} was not there: {event.kind} #{event.index} of {event.origin} "
+                f"at {dt.datetime.fromtimestamp(event.time_ms / 1000, dt.UTC).isoformat()}"
+            )
+            _add_alarm(sql, event, ALARM, detail, now_ms)
+        elif not pattern:
+            detail = (
+                f"the parent of {event.child} ({event.kindergarten}) reported {len(days)} days of "
+                f"{day:%Y-%m}, the most a month allows; further reports refused: audit the month as a whole"
+            )
+            _add_alarm(sql, event, PATTERN, detail, now_ms)
+    if refused:
+        first = dt.datetime(day.year + day.month // 12, day.month % 12 + 1, 1, tzinfo=zone)
+        raise TooManyReports(
+            f"at most {max_days} days of one month can be reported; the auditors are told",
+            retry_after=max(86_400, int(first.timestamp() - now_ms / 1000)),  # a past month: a day
+        )
+    return True
+
+
+def _local_day(time_ms: int, zone: zoneinfo.ZoneInfo) -> dt.date:
+    return dt.datetime.fromtimestamp(time_ms / 1000, dt.UTC).astimezone(zone).date()
+
+
+def _add_alarm(sql: Sql, event: Event, kind: str, detail: str, now_ms: int) -> None:
+    sql.run(
+        "INSERT INTO alarms (device_id, time_ms, kind, idx, detail, evidence) VALUES (?, ?, ?, ?, ?, ?)",
+        (event.device_id, now_ms, kind, event.index, detail, event.data),
+    )
 
 
 def report_flags(store: Store, kindergarten: str, days: list[dt.date], zone: dt.tzinfo) -> list[Flag]:

@@ -15,14 +15,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
+from register.console import client_address
 from register.errors import BadCredentials, LockedOut
+from register.notify.errors import TooManyReports
 from register.notify.messages import local_time
 from register.notify.report import find_event, report_not_there
 
 MAX_FORM: Final = 4096
 _HEADERS: Final = {
     "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; form-action 'self'",
+    "Content-Security-Policy": "default-src 'none'; form-action 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
@@ -79,12 +81,20 @@ def report_router() -> APIRouter:
                 console.store,
                 key,
                 code,
-                address=request.client.host if request.client else "unknown",
+                address=client_address(request),
                 now_ms=console.now_ms(),
                 policy=console.policy,
             )
         except LockedOut as exc:
             page = _page("<p>Too many attempts; try later.</p>", status=429)
+            page.headers["Retry-After"] = str(exc.retry_after)
+            return page
+        except TooManyReports as exc:
+            page = _page(
+                "<p>Слишком много сообщений за месяц; проверяющие уведомлены · Бір айға тым көп хабарлама; "
+                "тексерушілерге хабарланды · Too many reports this month; the auditors are told</p>",
+                status=429,
+            )
             page.headers["Retry-After"] = str(exc.retry_after)
             return page
         except BadCredentials:

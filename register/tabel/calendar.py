@@ -1,8 +1,9 @@
 """Each kindergarten's time zone, opening hours, per-child-day rate and calendar, and absences with reasons.
 
 Defaults (no settings stored): ``Asia/Almaty`` (UTC+5 since March 2024), open 07:00–19:00, rate 0 tiyn,
-Monday–Friday working, Saturday and Sunday closed. A day set in ``tabel_days`` (``working``, ``holiday``
-or ``closed``) overrides the weekday rule. See docs/tabel.md.
+Monday–Friday working, Saturday and Sunday closed, Kazakhstan's public holidays (the ``holidays``
+package, transfers included) holidays. A day set in ``tabel_days`` (``working``, ``holiday`` or
+``closed``) overrides both. See docs/tabel.md.
 """
 
 from __future__ import annotations
@@ -171,15 +172,33 @@ def parse_calendar_csv(raw: bytes) -> list[tuple[dt.date, str, str]]:
     return out
 
 
+def national_holidays(days: list[dt.date]) -> tuple[dict[dt.date, str], set[dt.date]]:
+    """Kazakhstan's public holidays among ``days`` (name in Kazakh; days off moved by a transfer and
+    holidays on a weekend carried to the next working day included) and the weekend days a transfer made
+    working, from the ``holidays`` package's calendar for KZ."""
+    import holidays  # noqa: PLC0415 - only the табель needs the calendar
+
+    wanted = set(days)
+    kz = holidays.country_holidays("KZ", years=sorted({d.year for d in days}), language="kk")
+    off = {d: str(name) for d, name in kz.items() if d in wanted}
+    return off, {d for d in kz.weekend_workdays if d in wanted}
+
+
 def day_kinds(store: Store, kindergarten: str, days: list[dt.date]) -> dict[dt.date, str]:
-    """The kind of each day: stored, else working Monday–Friday and closed at weekends."""
+    """The kind of each day: the kindergarten's own (stored), else a national holiday of Kazakhstan, else
+    working Monday–Friday (and on a weekend day a transfer made working) and closed at weekends."""
     with store._tx(write=False) as sql:
         rows = sql.all(
             "SELECT day, kind FROM tabel_days WHERE kindergarten = ? AND day >= ? AND day <= ?",
             (kindergarten, days[0].isoformat(), days[-1].isoformat()),
         )
     stored = {dt.date.fromisoformat(str(d)): str(k) for d, k in rows}
-    return {d: stored.get(d, "working" if d.weekday() < 5 else "closed") for d in days}
+    off, moved = national_holidays(days)
+    return {
+        d: stored.get(d)
+        or ("holiday" if d in off else "working" if d.weekday() < 5 or d in moved else "closed")
+        for d in days
+    }
 
 
 def add_absence(

@@ -51,13 +51,35 @@ def _write(data: bytes, out: str | None) -> None:
         raise TabelError(f"cannot write {out}: {exc.strerror}") from None
 
 
+def _teachers(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        group, sep, name = pair.partition("=")
+        if not sep or not group.strip() or not name.strip():
+            raise TabelError(f"--teacher {pair!r}: expected GROUP=NAME")
+        out[group.strip()] = name.strip()
+    return out
+
+
 def cmd_tabel(args: argparse.Namespace) -> int:
     from register.store import open_store  # noqa: PLC0415
-    from register.tabel import approval  # noqa: PLC0415
+    from register.tabel import approval, export, form, status  # noqa: PLC0415
+    from register.tabel.errors import NotFound  # noqa: PLC0415
 
+    teachers = _teachers(args.teacher)
     with open_store(args.db) as store:
         _known(store, args.kindergarten)
-        data, changed = approval.document(store, args.kindergarten, args.month, args.format, now_ms=_now_ms())
+        if args.format == "csv":
+            data, changed = approval.document(store, args.kindergarten, args.month, "csv", now_ms=_now_ms())
+        else:  # the printed form: the current month (the approved CSV stays what was approved)
+            tabel = status.build(store, args.kindergarten, args.month)
+            if not tabel.rows:
+                raise NotFound(f"no roster and no entries for {args.kindergarten!r}")
+            changed = approval.check(
+                store, args.kindergarten, args.month, export.to_csv(tabel), now_ms=_now_ms(), tabel=tabel
+            )
+            render = form.to_pdf if args.format == "pdf" else form.to_xlsx
+            data = render(tabel, args.lang, organisation=args.organisation, teachers=teachers)
     if changed:
         print(f"kgate: ALARM: {changed}; printing the approved табель", file=sys.stderr)
     _write(data, args.out)
@@ -201,9 +223,23 @@ def add_commands(sub: Any) -> None:
     from register.tabel.audit import RULES  # noqa: PLC0415
     from register.tabel.calendar import DAY_KINDS, REASONS  # noqa: PLC0415
 
-    tabel = sub.add_parser("tabel", help="the month's табель: CSV (long form) or XLSX (paper layout)")
+    tabel = sub.add_parser(
+        "tabel", help="the month's табель: CSV (long form), or the printed form as XLSX or PDF"
+    )
     _common(tabel)
-    tabel.add_argument("--format", choices=("csv", "xlsx"), default="csv", help="(default %(default)s)")
+    tabel.add_argument(
+        "--format", choices=("csv", "xlsx", "pdf"), default="csv", help="(default %(default)s)"
+    )
+    tabel.add_argument(
+        "--lang",
+        choices=("ru", "kk"),
+        default="ru",
+        help="the form's language (XLSX, PDF; default %(default)s)",
+    )
+    tabel.add_argument("--organisation", metavar="NAME", help="the form's organisation (default: the id)")
+    tabel.add_argument(
+        "--teacher", metavar="GROUP=NAME", action="append", default=[], help="a group's teacher (repeatable)"
+    )
     tabel.add_argument("--out", metavar="FILE", help="write here (default: stdout)")
     tabel.set_defaults(func=cmd_tabel)
 

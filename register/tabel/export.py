@@ -1,38 +1,27 @@
-"""The табель as CSV (long form, the contract's columns) and as XLSX in the paper layout.
+"""The табель as CSV (long form, the contract's columns); the XLSX and PDF forms are in :mod:`.form`.
 
-Both are byte-identical for the same database: rows are sorted, the CSV has fixed line endings, and the
-workbook's document properties (creation time) are fixed. Money is integer tiyn, never a float.
+Each is byte-identical for the same database: rows are sorted, the CSV has fixed line endings, and the
+workbook's and the PDF's document properties (creation time) are fixed. Money in the CSV is integer
+tiyn (the rate × payable), never a float; the forms print tenge.
 
-Neither holds a formula, whatever a name in the roster says: every CSV cell goes through
-:func:`register.csvfile.text_cell` (a ``'`` before a formula character where a cell starts), and every
-text cell of the workbook is written with ``write_string`` (a shared string is never evaluated), those
-that begin with a formula character with Excel's quote prefix too, so editing the cell keeps it text.
+The CSV holds no formula, whatever a name in the roster says: every cell goes through
+:func:`register.csvfile.text_cell` (a ``'`` before a formula character where a cell starts); the
+workbook's rule is in :mod:`register.tabel.form`.
 """
 
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
-from collections import defaultdict
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-from register.csvfile import starts_formula, text_cell
+from register.csvfile import text_cell
 from register.tabel.status import Row, Tabel
-
-if TYPE_CHECKING:
-    from xlsxwriter.format import Format
-    from xlsxwriter.worksheet import Worksheet
 
 COLUMNS: Final = (
     "kindergarten", "group", "child", "name", "date", "status",
     "first_in", "last_out", "method", "absence_reason", "flags", "payable",
 )  # fmt: skip
-
-#: The mark in a day cell of the paper табель (docs/tabel.md).
-MARKS: Final = {"present": "+", "absent": "н", "closed": "в", "not_enrolled": "-"}
-_FIXED_TIME: Final = dt.datetime(2000, 1, 1)
 
 
 def to_csv(t: Tabel) -> bytes:
@@ -67,6 +56,10 @@ def _csv_bytes(rows: list[list[str]]) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
+#: The mark in a day cell of the console's табель page (docs/tabel.md); a future day is blank.
+MARKS: Final = {"present": "+", "absent": "н", "closed": "в", "not_enrolled": "-", "future": ""}
+
+
 def _mark(r: Row) -> str:
     if r.status == "present" and not r.payable:
         return "+?"  # present, payment held by a flag
@@ -76,71 +69,7 @@ def _mark(r: Row) -> str:
 
 
 def to_xlsx(t: Tabel) -> bytes:
-    """One sheet per group: children × days with a mark each, totals per child and for the group."""
-    import xlsxwriter  # noqa: PLC0415 - only the XLSX export needs it
+    """The printed form in Russian (:func:`register.tabel.form.to_xlsx`; the console's download)."""
+    from register.tabel.form import to_xlsx as form_xlsx  # noqa: PLC0415 - XlsxWriter only for the XLSX
 
-    out = io.BytesIO()
-    # Nothing is guessed from a string's look (formulas, URLs, numbers); each cell says what it is.
-    options = {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
-    book = xlsxwriter.Workbook(out, options)
-    book.set_properties({"created": _FIXED_TIME, "title": f"Табель {t.kindergarten} {t.month}"})
-    bold = book.add_format({"bold": True})
-    plain = _Cells(book.add_format({"quote_prefix": True}))
-    heading = _Cells(book.add_format({"bold": True, "quote_prefix": True}), bold)
-    groups: dict[str, dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
-    for r in t.rows:
-        groups[r.group][r.child].append(r)
-    used: set[str] = set()
-    for group in sorted(groups):
-        sheet = book.add_worksheet(_sheet_name(group or "(no group)", used))
-        children = groups[group]
-        days = sorted({r.date for rows in children.values() for r in rows})
-        heading.write(sheet, 0, 0, [t.kindergarten, group, t.month, "rate_tiyn", t.rate_tiyn])
-        header = ["child", "name", *[str(d.day) for d in days], "present", "payable", "amount_tiyn"]
-        heading.write(sheet, 2, 0, header)
-        row = 3
-        total_present = total_payable = 0
-        for child in sorted(children):
-            rows = {r.date: r for r in children[child]}
-            present = sum(r.status == "present" for r in rows.values())
-            payable = sum(r.payable for r in rows.values())
-            total_present += present
-            total_payable += payable
-            marks = [_mark(rows[d]) if d in rows else "" for d in days]
-            plain.write(sheet, row, 0, [child, rows[days[0]].name, *marks])
-            plain.write(sheet, row, 2 + len(days), [present, payable, payable * t.rate_tiyn])
-            row += 1
-        per_day = [sum(children[c][i].status == "present" for c in children) for i in range(len(days))]
-        heading.write(sheet, row, 0, ["total", "", *per_day])
-        heading.write(sheet, row, 2 + len(days), [total_present, total_payable, total_payable * t.rate_tiyn])
-        sheet.set_column(1, 1, 28)
-    book.close()
-    return out.getvalue()
-
-
-class _Cells:
-    """Writes a row of cells with one look: text with ``write_string``, numbers with ``write_number``."""
-
-    def __init__(self, quoted: Format, normal: Format | None = None) -> None:
-        self._quoted, self._normal = quoted, normal
-
-    def write(self, sheet: Worksheet, row: int, col: int, cells: Sequence[str | int]) -> None:
-        for i, cell in enumerate(cells):
-            if cell == "":
-                sheet.write_blank(row, col + i, None, self._normal)
-            elif isinstance(cell, str):
-                look = self._quoted if starts_formula(cell) else self._normal
-                sheet.write_string(row, col + i, cell, look)
-            else:
-                sheet.write_number(row, col + i, cell, self._normal)
-
-
-def _sheet_name(group: str, used: set[str]) -> str:
-    """Excel's sheet name rules: ≤ 31 characters, none of ``[]:*?/\\``, unique (case-insensitive)."""
-    base = "".join("_" if c in "[]:*?/\\" else c for c in group)[:31] or "_"
-    name, n = base, 2
-    while name.lower() in used:
-        suffix = f" ({n})"
-        name, n = base[: 31 - len(suffix)] + suffix, n + 1
-    used.add(name.lower())
-    return name
+    return form_xlsx(t)

@@ -1,7 +1,8 @@
 """Child-day status for a kindergarten and month, from verified entries only (docs/tabel.md).
 
 ``present``: at least one accepted, unvoided ``in`` that local day; ``closed``: not a working day;
-``not_enrolled``: not on the roster that day; ``absent`` otherwise, with the reason staff gave. A present
+``not_enrolled``: not on the roster that day; ``future``: a day after today with none of these;
+``absent`` otherwise, with the reason staff gave. A present
 day is payable unless an uncleared flag of a holding rule touches it (or it is closed / not enrolled).
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,9 +96,16 @@ def flags(store: Store, ctx: audit.Context) -> list[audit.Flag]:
     return found
 
 
-def build(store: Store, kindergarten: str, month: str, data: Dataset | None = None) -> Tabel:
-    """The табель of ``kindergarten`` for ``month`` (YYYY-MM)."""
+def build(
+    store: Store, kindergarten: str, month: str, data: Dataset | None = None, *, now_ms: int | None = None
+) -> Tabel:
+    """The табель of ``kindergarten`` for ``month`` (YYYY-MM) as of ``now_ms`` (default: now).
+
+    A day after today (local) that would be ``absent`` is ``future``: not yet an absence, blank on the form.
+    """
     ctx = context(store, kindergarten, month, data)
+    now = time.time() if now_ms is None else now_ms / 1000
+    today = dt.datetime.fromtimestamp(now, ctx.zone).date()
     found = flags(store, ctx)
     present = ctx.present()
     reasons = absences(store, kindergarten, ctx.days)
@@ -126,6 +135,8 @@ def build(store: Store, kindergarten: str, month: str, data: Dataset | None = No
                 status = "closed"
             elif not enrolled:
                 status = "not_enrolled"
+            elif day > today:
+                status = "future"
             else:
                 status = "absent"
             payable = int(status == "present" and enrolled and ctx.kinds[day] == "working" and not holding)

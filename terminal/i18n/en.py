@@ -17,6 +17,8 @@ MESSAGES: Final[dict[str, str]] = {
     "direction.in": "checked in",
     "direction.out": "checked out",
     "card.group": "{group} group",
+    "card.child": "Child: {name}",
+    "card.guardian": "Adult: {name}",
     "card.already_in": "Already checked in",
     "card.already_out": "Already checked out",
     # refused card
@@ -32,8 +34,8 @@ MESSAGES: Final[dict[str, str]] = {
     "refused.closed": "Outside opening hours",
     "refused.hours": "Open {opens}–{closes}",
     "refused.hint": "Please ask a member of staff",
-    # authorized pickup (the card names the child under the message)
-    "pickup.unauthorized": "This adult is not authorized to pick up",
+    # authorized pickup (the card names the child and the adult under the message)
+    "pickup.unauthorized": "Not an authorised guardian for this child",
     "pickup.guardian_revoked": "This adult's badge is revoked: no pickup",
     "pickup.show_child": "Now show the child's badge too",
     "pickup.needs_guardian": "Pickup needs the guardian's badge",

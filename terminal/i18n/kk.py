@@ -17,6 +17,8 @@ MESSAGES: Final[dict[str, str]] = {
     "direction.in": "кірді",
     "direction.out": "шықты",
     "card.group": "«{group}» тобы",
+    "card.child": "Бала: {name}",
+    "card.guardian": "Ересек: {name}",
     "card.already_in": "Бүгін кірді деп белгіленген",
     "card.already_out": "Бүгін шықты деп белгіленген",
     # refused card
@@ -32,8 +34,8 @@ MESSAGES: Final[dict[str, str]] = {
     "refused.closed": "Қазір жұмыс уақыты емес",
     "refused.hours": "Жұмыс уақыты: {opens}–{closes}",
     "refused.hint": "Тәрбиешіге жүгініңіз",
-    # authorized pickup (the card names the child under the message)
-    "pickup.unauthorized": "Бұл ересектің баланы алып кетуге рұқсаты жоқ",
+    # authorized pickup (the card names the child and the adult under the message)
+    "pickup.unauthorized": "Бұл ересек осы баланың уәкілетті өкілі емес",
     "pickup.guardian_revoked": "Ересектің бейджігінің күші жойылған",
     "pickup.show_child": "Енді баланың бейджігін де көрсетіңіз",
     "pickup.needs_guardian": "Баланы алып кету үшін ересектің бейджігі керек",

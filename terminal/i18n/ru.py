@@ -17,10 +17,12 @@ MESSAGES: Final[dict[str, str]] = {
     "prompt.face_guide": "Лицо в рамку",
     # accepted card
     "greeting": "Привет, {name}!",
-    "farewell": "Пока, {name}!",
+    "farewell": "До свидания, {name}!",
     "direction.in": "приход",
     "direction.out": "уход",
     "card.group": "группа «{group}»",
+    "card.child": "Ребёнок: {name}",
+    "card.guardian": "Взрослый: {name}",
     "card.already_in": "Приход уже отмечен",
     "card.already_out": "Уход уже отмечен",
     # refused card
@@ -36,8 +38,8 @@ MESSAGES: Final[dict[str, str]] = {
     "refused.closed": "Сейчас нерабочее время",
     "refused.hours": "Часы работы: {opens}–{closes}",
     "refused.hint": "Обратитесь к воспитателю",
-    # authorized pickup (the card names the child under the message)
-    "pickup.unauthorized": "Этот взрослый не вправе забирать ребёнка",
+    # authorized pickup (the card names the child and the adult under the message)
+    "pickup.unauthorized": "Этот взрослый не вправе забирать этого ребёнка",
     "pickup.guardian_revoked": "Бейдж взрослого отозван: забрать нельзя",
     "pickup.show_child": "Теперь покажите и бейдж ребёнка",
     "pickup.needs_guardian": "Чтобы забрать ребёнка, нужен бейдж взрослого",

@@ -25,7 +25,7 @@ from terminal.screen.preview import draw_face_guide, draw_guide, frame_to_image
 from terminal.screen.state import IDLE_PROMPTS, ResultCard, ScreenState, StatusInfo, TodayList
 from terminal.screen.status import render_alerts, render_status
 from terminal.screen.text import FontPair, draw_lines, fit, line_height
-from terminal.screen.today import render_today
+from terminal.screen.today import render_today, today_pages
 
 # Everything the screen may draw besides catalogue text: digits, time and card symbols.
 EXTRA_GLYPHS = "0123456789:–—…·«»✓✗⚠%/+-() v"
@@ -99,10 +99,15 @@ class GateScreen:
     def render_today(
         self, today: TodayList, lang: str | None = None, status: StatusInfo | None = None, page: int = 0
     ) -> Image.Image:
-        """The staff "today" list (read-only), ``GROUPS_PER_PAGE`` groups per page."""
+        """Page ``page`` (modulo :meth:`today_page_count`) of the staff "today" list (read-only)."""
         code = check_lang(lang or self.config.lang)
         bar = self._status(_to_minute(status or StatusInfo()), code)
         return render_today(today, code, self.layout, self.faces, status_bar=bar, page=page)
+
+    def today_page_count(self, today: TodayList, lang: str | None = None) -> int:
+        """How many pages the "today" list takes on this screen (every child by name on one of them)."""
+        code = check_lang(lang or self.config.lang)
+        return len(today_pages(today, code, self.layout, self.faces))
 
     def _draw_background(self) -> Image.Image:
         image = Image.new("RGB", self.size, theme.BACKGROUND)

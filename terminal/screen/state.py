@@ -27,8 +27,10 @@ class CardKind(StrEnum):
 class ResultCard:
     """The big card after a scan. ``message_key`` overrides the default line (e.g. ``card.already_in``).
 
-    Accepted: greeting with ``name``, group, time and direction. Refused: ``message_key`` such as
-    ``refused.unknown_badge``. Error: ``message_key`` such as ``error.not_recorded``.
+    Accepted: greeting (check-in) or farewell (check-out) with ``name``, group, time and direction.
+    Refused: ``message_key`` such as ``refused.unknown_badge``; a pickup refusal names the child
+    (``name``) and the adult whose badge was shown (``guardian``, when the roster knows it). Error:
+    ``message_key`` such as ``error.not_recorded``.
     """
 
     kind: CardKind
@@ -38,6 +40,7 @@ class ResultCard:
     time: dt.time | None = None
     direction: Direction | None = None
     message_key: str | None = None
+    guardian: str | None = None
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from register.keys import RegisterKeys, load_or_create_keys
 from register.limits import Limits
 from register.service import Register
 from register.store import Store, open_store
-from tests.conftest import free_port
+from tests.conftest import READY_S, free_port, wait_until
 
 REGISTER_NAME = "reg.e2e"
 ORIGIN = f"{REGISTER_NAME}/kgate/gate-1"
@@ -224,26 +224,30 @@ class ThreadedRegister:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="e2e-register", daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("register did not start")
-            time.sleep(0.005)
+        server, thread = self._server, self._thread
+        wait_until(
+            lambda: server.started or not thread.is_alive(),
+            f"the register on port {self.port}",
+            interval=0.005,
+        )
+        if not server.started:
+            pytest.fail(f"the register's thread ended before it listened on port {self.port}", pytrace=False)
         return self
 
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
-            self._thread.join(15)
-            assert not self._thread.is_alive(), "register did not stop"
+            self._thread.join(READY_S)
+            assert not self._thread.is_alive(), (
+                f"readiness deadline passed: register not stopped in {READY_S:g} s"
+            )
         if self._store is not None:
             self._store.close()
         self._server = self._thread = self._store = None
 
-    def restart(self, down_s: float = 0.0) -> None:
-        """Stop the server, stay down ``down_s`` seconds, start a new one on the same db and port."""
+    def restart(self) -> None:
+        """Stop the server and start a new one on the same db and port."""
         self.stop()
-        time.sleep(down_s)
         self.start()
         self.restarts += 1
 
@@ -266,7 +270,7 @@ def make_register(work: Path) -> Iterator[Callable[..., ThreadedRegister]]:
 # -- kgate as a process -----------------------------------------------------------------------------
 
 
-def kgate(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def kgate(*args: str, timeout: float = 3 * READY_S) -> subprocess.CompletedProcess[str]:
     """Run ``kgate ARGS`` to completion (captured output)."""
     return subprocess.run(
         [sys.executable, "-m", "kgate", *args],
@@ -286,26 +290,28 @@ def spawn(*args: str, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
-    """Wait until ``url`` answers over HTTP (any status)."""
+def wait_http(url: str, timeout: float = READY_S, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Wait until ``url`` answers over HTTP (any status); fails naming the URL after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            requests.get(url, timeout=1)
+            requests.get(url, timeout=5)
             return
         except requests.RequestException:
             pass
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+            pytest.fail(f"the process exited with {proc.returncode} before {url} answered", pytrace=False)
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{url} did not answer within {timeout} s")
+            pytest.fail(
+                f"readiness deadline passed: {url} did not answer within {timeout:g} s", pytrace=False
+            )
         time.sleep(0.05)
 
 
 def kill9(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(10)
+    proc.wait(READY_S)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> int:
@@ -313,7 +319,7 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
     if proc.poll() is None:
         proc.terminate()
         try:
-            return proc.wait(15)
+            return proc.wait(READY_S)
         except subprocess.TimeoutExpired:
             kill9(proc)
     return int(proc.returncode)

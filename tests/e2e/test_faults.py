@@ -21,22 +21,44 @@ from register.verify import verify_register
 from sync_agent.agent import Backoff, SyncAgent, run_forever
 from sync_agent.client import RegisterClient
 from sync_agent.state import SyncState
+from tests.conftest import READY_S
 from tests.e2e.conftest import BIG, ThreadedRegister, assert_exactly, device_entries, enrol, stored_size
 from tests.e2e.proxy import FAULTS, FaultProxy
 
 RESTART_AT = (2_500, 6_500)  # restart the register once it holds this many entries
 
 
-def _restarter(reg: ThreadedRegister, db: Path, done: threading.Event) -> None:
+def _restarter(reg: ThreadedRegister, proxy: FaultProxy, db: Path, done: threading.Event) -> None:
     for threshold in RESTART_AT:
         while stored_size(db) < threshold:
             if done.wait(0.005):
                 return
-        reg.restart(down_s=0.3)
+        # Down until a request has met the stopped register (not for a fixed time: on a loaded machine
+        # the agent may not send one in any given fraction of a second), then up on the same db and port.
+        reg.stop()
+        down = proxy.upstream_down
+        deadline = time.monotonic() + READY_S
+        while proxy.upstream_down == down and time.monotonic() < deadline and not done.wait(0.005):
+            pass
+        reg.start()
+        reg.restarts += 1
+
+
+def _stall_guard(db: Path, stop: threading.Event, stalled: list[int], stall: float = 2 * READY_S) -> None:
+    """Stop the agent if the register's size does not move for ``stall`` seconds (a deadline on
+    progress, not on the whole run: a loaded machine is slow, a broken agent is stuck)."""
+    last, moved = -1, time.monotonic()
+    while not stop.wait(0.05):
+        size = stored_size(db)
+        if size != last:
+            last, moved = size, time.monotonic()
+        elif time.monotonic() - moved > stall:
+            stalled.append(size)
+            stop.set()
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)  # 32 s beside two CPU hogs; progress is bounded by _stall_guard
 def test_faults_and_register_restarts_deliver_exactly_the_device_entries(
     big_ledger: Path, work: Path, make_register: Callable[..., ThreadedRegister]
 ) -> None:
@@ -49,24 +71,26 @@ def test_faults_and_register_restarts_deliver_exactly_the_device_entries(
     agent = SyncAgent(
         reader,
         SyncState(work / "sync"),
-        RegisterClient(proxy.url, load_key(big_ledger.with_name("device.key")), timeout=(1.0, 3.0)),
+        RegisterClient(proxy.url, load_key(big_ledger.with_name("device.key")), timeout=(5.0, 30.0)),
         reg.keys.cosigner.verifier(),
         heartbeat=lambda pending: {"pending": pending, "software_version": "e2e"},
         batch_size=64,
     )
     stop, done = threading.Event(), threading.Event()
     agent.on_batch = lambda: stop.set() if agent.state.read().cosigned_size == BIG else None
-    restarter = threading.Thread(target=_restarter, args=(reg, db, done), daemon=True)
+    restarter = threading.Thread(target=_restarter, args=(reg, proxy, db, done), daemon=True)
     restarter.start()
-    timer = threading.Timer(120, stop.set)
-    timer.start()
+    stalled: list[int] = []
+    guard = threading.Thread(target=_stall_guard, args=(db, stop, stalled), daemon=True)
+    guard.start()
     started = time.monotonic()
     try:
         assert run_forever(agent, Backoff(0.005, 0.05), stop, poll_interval=0.01) == 0
     finally:
-        timer.cancel()
+        stop.set()
+        guard.join(READY_S)
         done.set()
-        restarter.join(20)
+        restarter.join(READY_S)
         proxy.close()
         agent.client.close()
         agent.state.close()
@@ -76,10 +100,11 @@ def test_faults_and_register_restarts_deliver_exactly_the_device_entries(
         f"delivered {BIG} entries in {elapsed:.1f} s; faults applied {proxy.applied}, "
         f"drawn {proxy.drawn}; down {proxy.upstream_down}"
     )
+    assert not stalled, f"readiness deadline passed: the register stayed at {stalled[0]} entries"
     assert reg.restarts == len(RESTART_AT), "the register was not restarted mid-run"
     assert proxy.upstream_down > 0, "no request met the register while it was down"
     assert all(proxy.applied.get(f, 0) > 0 for f in set(FAULTS)), proxy.applied
-    assert stored_size(db) == BIG, f"not delivered within the time limit ({elapsed:.1f} s)"
+    assert stored_size(db) == BIG, f"not delivered ({elapsed:.1f} s)"
     assert_exactly(db, device_entries(big_ledger))
     with SyncState(work / "sync", readonly=True) as state:
         snap = state.read()

@@ -39,7 +39,7 @@ def test_captured_agent_requests_replayed_moved_or_expired_are_refused(
     reg = make_register()
     tap = FaultProxy(("127.0.0.1", reg.port), seed=0, faults=("pass",), capture=True)
     with open_reader(ledger) as reader, SyncState(work / "sync") as state:
-        client = RegisterClient(tap.url, load_key(ledger.with_name("device.key")), timeout=(2.0, 5.0))
+        client = RegisterClient(tap.url, load_key(ledger.with_name("device.key")), timeout=(5.0, 30.0))
         agent = SyncAgent(
             reader, state, client, reg.keys.cosigner.verifier(), heartbeat=lambda p: {}, batch_size=16
         )

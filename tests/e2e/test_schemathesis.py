@@ -112,7 +112,7 @@ def test_no_server_errors(
                 session.auth = auth
                 if isinstance(auth, DeviceSignature) and auth.own_origin and isinstance(body, dict):
                     case.body = {**body, "origin": signer.name}  # past the 403, into the checks
-                response = case.call(base_url=reg.url, session=session, timeout=10)
+                response = case.call(base_url=reg.url, session=session, timeout=60)
             sent.append(response.status_code)
             assert response.status_code < 500, (response.status_code, response.text)
             case.validate_response(response, checks=[not_a_server_error])

@@ -15,7 +15,13 @@ from ledger.note import Ed25519Signer
 from ledger.store import open_reader
 from ledger.tileclient import fetch_log
 from sync_agent.pull import PullServer, PullService
+from tests.conftest import READY_S, wait_until
 from tests.e2e.conftest import new_ledger
+
+
+def free_slots(server: PullServer) -> int:
+    """The server's free connection slots (its semaphore's count: the readiness signal here)."""
+    return int(server._slots._value)
 
 
 def test_connections_beyond_the_cap_get_503_and_a_slot_frees_up(work: Path) -> None:
@@ -29,9 +35,9 @@ def test_connections_beyond_the_cap_get_503_and_a_slot_frees_up(work: Path) -> N
     port = server.server_address[1]
     url = f"http://127.0.0.1:{port}/log/checkpoint"
     try:
-        idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
-        time.sleep(0.2)  # both accepted, each holding a thread that waits for a request
-        extra = socket.create_connection(("127.0.0.1", port), timeout=5)
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=READY_S) for _ in range(2)]
+        wait_until(lambda: free_slots(server) == 0, "both idle connections holding a slot")
+        extra = socket.create_connection(("127.0.0.1", port), timeout=READY_S)
         answer = extra.recv(4096)
         extra.close()
         assert answer.startswith(b"HTTP/1.1 503") and b"too many connections" in answer
@@ -40,9 +46,9 @@ def test_connections_beyond_the_cap_get_503_and_a_slot_frees_up(work: Path) -> N
         with pytest.raises(FetchUnreachable, match="HTTP 503, retry later"):
             fetch_log(f"http://127.0.0.1:{port}/log", key, 0, 5, device_vkey=reader.vkey)
         idle[0].close()
-        time.sleep(0.2)
+        wait_until(lambda: free_slots(server) == 1, "the closed connection's slot freed")
         headers = sign_request("GET", url, {}, b"", key, now=int(time.time()))
-        r = requests.get(url, headers=headers, timeout=5)
+        r = requests.get(url, headers=headers, timeout=READY_S)
         assert r.status_code == 200 and r.text.startswith("reg.e2e/kgate/gate-1\n10\n")
         idle[1].close()
     finally:

@@ -16,6 +16,7 @@ from hardware.feedback import (
     NullFeedback,
     open_feedback,
 )
+from tests.conftest import READY_S, wait_until
 
 mock = pytest.importorskip("gpiozero.pins.mock")
 
@@ -29,12 +30,9 @@ FAST = FeedbackConfig(
 )
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.005)
+def wait_for(condition: Callable[[], bool], timeout: float = READY_S) -> None:
+    """Until ``condition()`` (gpiozero's threads run late on a loaded machine)."""
+    wait_until(condition, "the feedback's pins or buttons", timeout, interval=0.005)
 
 
 class Clock:

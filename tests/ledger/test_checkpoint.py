@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.checkpoint import MAX_TREE_SIZE, Checkpoint, open_checkpoint, sign_checkpoint
+from ledger.checkpoint import MAX_TREE_SIZE, Checkpoint, CheckpointSigner, open_checkpoint, sign_checkpoint
 from ledger.errors import CheckpointError, InvalidSignatureError, MalformedNoteError, UnverifiedNoteError
 from ledger.note import (
     CosignatureSigner,
@@ -222,3 +222,21 @@ def test_arbitrary_text_only_raises_checkpoint_error(text: str) -> None:
     except CheckpointError:
         return
     assert cp.body() == text
+
+
+@settings(max_examples=200)
+@given(st.integers(0, MAX_TREE_SIZE), st.binary(min_size=32, max_size=32))
+def test_a_checkpoint_signer_writes_what_sign_checkpoint_writes(size: int, root: bytes) -> None:
+    signer = Ed25519Signer.generate("example.com/log-7")
+    fast = CheckpointSigner("example.com/log-7", signer)
+    assert fast.sign(size, root) == sign_checkpoint(Checkpoint("example.com/log-7", size, root), signer)
+
+
+def test_a_checkpoint_signer_refuses_what_sign_checkpoint_refuses() -> None:
+    signer = Ed25519Signer.generate("example.com/log-7")
+    fast = CheckpointSigner("example.com/log-7", signer)
+    for size, root in ((-1, bytes(32)), (MAX_TREE_SIZE + 1, bytes(32)), (True, bytes(32)), (5, bytes(31))):
+        with pytest.raises(CheckpointError):
+            fast.sign(size, root)
+    with pytest.raises(CheckpointError):
+        CheckpointSigner("bad\norigin", signer)

@@ -517,3 +517,15 @@ def test_append_work_is_o_log_n(million: MemoryHashStore) -> None:
     assert len(created) <= math.log2(MILLION) + 1
     assert created[-1] == ((19, 0), million.read_hashes([(19, 0)])[0])
     assert rng.root() == tree_hash(2**19, million)
+
+
+def test_push_hands_the_sink_what_append_returns() -> None:
+    pushed, appended = CompactRange(), CompactRange()
+    got: list[tuple[tuple[int, int], bytes]] = []
+    for leaf in LEAVES[:70]:
+        got.clear()
+        pushed.push(leaf, lambda level, index, h: got.append(((level, index), h)))
+        assert got == appended.append(leaf)
+        assert pushed.size == appended.size and pushed.root() == appended.root()
+    with pytest.raises(ValueError, match="32 bytes"):
+        pushed.push(b"short", lambda level, index, h: None)

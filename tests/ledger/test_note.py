@@ -36,6 +36,7 @@ from ledger.note import (
     open_note,
     parse_note,
     sign_note,
+    verify_note,
 )
 from tests.conftest import shared_path
 
@@ -496,3 +497,23 @@ def test_a_signature_line_must_match_the_key_name_not_only_the_key_hash() -> Non
     log = Ed25519Signer.generate("reg.example/kgate/dev1")
     with pytest.raises(UnverifiedNoteError):
         open_note(relabelled, [witness.verifier(), log.verifier()])
+
+
+def test_cosigning_an_opened_note_appends_what_cosigning_the_text_appends() -> None:
+    """``add_signatures(note, opened=open_note(note))`` skips the parse and writes the same bytes."""
+    log = Ed25519Signer.generate("example.com/log")
+    witness = CosignatureSigner.generate("witness.example", clock=lambda: 1_790_000_000)
+    note = sign_note("example.com/log\n16\n" + base64.b64encode(bytes(32)).decode() + "\n", log)
+    opened = open_note(note, [log.verifier()])
+    assert add_signatures(note, witness, opened=opened) == add_signatures(note, witness)
+    other = sign_note("example.com/log\n17\n" + base64.b64encode(bytes(32)).decode() + "\n", log)
+    with pytest.raises(MalformedNoteError, match="not this note"):
+        add_signatures(other, witness, opened=opened)
+
+
+def test_verify_note_is_open_note_after_parse_note() -> None:
+    log = Ed25519Signer.generate("example.com/log")
+    note = sign_note("hello\n", log)
+    assert verify_note(*parse_note(note), [log.verifier()]) == open_note(note, [log.verifier()])
+    with pytest.raises(InvalidSignatureError):
+        verify_note("hullo\n", parse_note(note)[1], [log.verifier()])

@@ -180,3 +180,39 @@ def test_cli_prints_checkpoint_that_verifies_under_cli_vkey(
     blob = base64.b64decode(line.split(" ")[2])
     assert blob[:4].hex() == hash_hex
     Ed25519PublicKey.from_public_bytes(key[1:]).verify(blob[4:], text.encode())
+
+
+def test_two_writers_on_one_file_each_continue_the_stored_log(ledger_path: Path) -> None:
+    """A second writer's appends are noticed by the first (its insert finds the log longer than its
+    tree and reloads), so neither overwrites nor skips an index and the file verifies."""
+    clock = FakeClock(1_790_000_000_000)
+    with open_ledger(ledger_path, origin=ORIGIN, clock=clock) as first:
+        first.append("boot")
+        with open_ledger(ledger_path, clock=clock) as second:
+            for i in range(1, 40):
+                writer = second if i % 3 == 0 or i % 7 == 0 else first
+                assert writer.append("in", child=f"C{i}", method="qr").index == i
+        assert first.append("note", reason="after the second writer closed").index == 40
+    assert main(["verify", str(ledger_path)]) == 0
+
+
+def test_a_writer_whose_file_was_swapped_for_a_shorter_copy_continues_the_stored_log(
+    ledger_path: Path, tmp_path: Path
+) -> None:
+    """The file behind a running writer rolled back (restored from a copy): no gap is written."""
+    clock = FakeClock(1_790_000_000_000)
+    make(ledger_path, 5)
+    copy = tmp_path / "copy.db"
+    src = sqlite3.connect(ledger_path)
+    src.execute("VACUUM INTO ?", (str(copy),))
+    src.close()
+    with open_ledger(ledger_path, clock=clock) as writer:
+        for _ in range(4):
+            writer.append("boot")
+        restore = sqlite3.connect(ledger_path)
+        back = sqlite3.connect(copy)
+        back.backup(restore)
+        back.close()
+        restore.close()
+        assert writer.append("boot").index == 5
+    assert main(["verify", str(ledger_path)]) == 0

@@ -317,3 +317,35 @@ def test_monotonic_time_going_back_within_a_boot_is_not_refused(
         ledger.append("out", child="C1", method="qr")
     code, err = run_verify(db, capsys)
     assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        # an interior hash (entries 4..7) is wrong and a later entry cannot be decoded
+        ("UPDATE hashes SET hash = zeroblob(32) WHERE id = ?", "entry 4: entries 4..7 do not match"),
+        # an interior hash is missing: named before the later bad entry too
+        ("DELETE FROM hashes WHERE id = ?", "entry 4: the stored Merkle tree lacks the hash of level 2 node"),
+    ],
+)
+def test_the_first_bad_entry_is_named_when_the_tree_is_compared_in_runs(
+    ledger_copy: Path, capsys: pytest.CaptureFixture[str], change: str, named: str
+) -> None:
+    """Stored hashes are compared a run at a time; the error still names the earliest damage."""
+    sql(ledger_copy, change, (hash_id(2, 1),))
+    sql(ledger_copy, "UPDATE entries SET data = ? WHERE idx = 9", (b"not an entry",))
+    code, err = run_verify(ledger_copy, capsys)
+    assert code == 1
+    assert named in err, err
+
+
+def test_a_wrong_leaf_is_named_before_a_wrong_parent_of_an_earlier_range(
+    ledger_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The leaf of entry 8 is compared (when entry 8 is replayed) before the hash of entries 0..15
+    is even computed (when entry 15 is): in one run, the order in which they are produced wins."""
+    sql(ledger_copy, "UPDATE hashes SET hash = zeroblob(32) WHERE id = ?", (hash_id(4, 0),))
+    sql(ledger_copy, "UPDATE hashes SET hash = zeroblob(32) WHERE id = ?", (hash_id(0, 8),))
+    code, err = run_verify(ledger_copy, capsys)
+    assert code == 1
+    assert "entry 8: its bytes do not match the stored leaf hash" in err, err

@@ -37,7 +37,7 @@ from register.app import create_app
 from register.limits import Limits
 from register.service import Register
 from register.store import Store, open_store
-from tests.conftest import free_port
+from tests.conftest import READY_S, free_port, wait_until
 
 REGISTER = "reg.test"
 ORIGIN = f"{REGISTER}/kgate/dev1"
@@ -79,13 +79,29 @@ def pg_server() -> Iterator[str]:
         capture_output=True,
     )
     opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-    subprocess.run(
+    # -t: pg_ctl's own readiness wait (it polls the server), long enough for a loaded machine
+    started = subprocess.run(
         _as_postgres(
-            [str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(base / "log"), "-w", "start"]
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                opts,
+                "-l",
+                str(base / "log"),
+                "-w",
+                "-t",
+                "300",
+                "start",
+            ]
         ),
-        check=True,
+        check=False,
         capture_output=True,
     )
+    if started.returncode != 0:
+        log = (base / "log").read_text(errors="replace")[-2000:] if (base / "log").exists() else ""
+        pytest.fail(f"the throwaway PostgreSQL did not start on port {port}: {log}", pytrace=False)
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}"
     finally:
@@ -188,7 +204,7 @@ class Server:
             stamp = int(time.time()) if now is None else now
             hdrs.update(sign_request(method, self.url + path, hdrs, data, signer, now=stamp))
         hdrs.update(headers or {})
-        return self.session.request(method, self.url + path, data=data, headers=hdrs, timeout=10)
+        return self.session.request(method, self.url + path, data=data, headers=hdrs, timeout=READY_S)
 
     def push(self, signer: Ed25519Signer | None, body: Any, **kw: Any) -> requests.Response:
         return self.send("POST", "/v1/push", signer, body, **kw)
@@ -211,18 +227,15 @@ def make_server(db_url: str) -> Iterator[Callable[..., Server]]:
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("register did not start")
-            time.sleep(0.01)
+        wait_until(lambda: server.started or not thread.is_alive(), f"the register on port {port}")
+        assert server.started, f"the register's thread ended before it listened on port {port}"
         started.append((server, thread, store))
         return Server(f"http://127.0.0.1:{port}", store, cosigner, register)
 
     yield start
     for server, thread, store in started:
         server.should_exit = True
-        thread.join(10)
+        thread.join(READY_S)
         store.close()
 
 

@@ -44,8 +44,10 @@ class Console:
         return requests.Session()
 
 
-def _start(store: Store, *, console: bool) -> tuple[str, Callable[[], None]]:
-    app = create_app(Register(store, CosignatureSigner.generate("other.test")))
+def _start(
+    store: Store, *, console: bool, cosigner: CosignatureSigner | None = None
+) -> tuple[str, Callable[[], None]]:
+    app = create_app(Register(store, cosigner or CosignatureSigner.generate("other.test")))
     if console:
         mount_console(app, store, secure=False, policy=POLICY)
     port = free_port()
@@ -75,7 +77,7 @@ def console(built: Built) -> Iterator[Console]:  # noqa: F811
     add_user(store, "dist", "district", "Bostandyk", PASSWORD, now_ms=0, language="kk")
     add_user(store, "aud", "auditor", None, PASSWORD, now_ms=0, language="en")
     code = create_parent_code(store, "K1", "A", now_ms=0)
-    url, stop = _start(store, console=True)
+    url, stop = _start(store, console=True, cosigner=built.cosigner)  # it signs the parents' statements
     # This server's Register recorded its own new key; the logs were cosigned by the fixture's.
     store.set_meta("cosigner_vkey", built.register_vkey)
     yield Console(url, store, built.register_vkey, code, built.db)

@@ -141,3 +141,52 @@ def test_a_parent_reports_a_day_and_the_auditors_get_the_entries(console: Consol
 def test_pages_need_a_login(console: Console, page: str) -> None:  # noqa: F811
     r = requests.get(f"{console.url}{page}", allow_redirects=False, timeout=10)
     assert r.status_code == 303 and r.headers["Location"] == "/console/login"
+
+
+def test_a_post_outside_the_users_scope_is_404_and_changes_nothing(console: Console) -> None:  # noqa: F811
+    """Catches POST forms that check the role but not the scope: K1's director may not enter absences
+    for or submit K2's month, the Bostandyk official (K2) may not approve Almaly's K1."""
+    own = f"/console/k/K1/tabel?month={MONTH}"
+    director, _ = _login(console, "dir1")
+    for action, form in (
+        ("absence", {"child": "A", "date": f"{MONTH}-03", "reason": "child_ill"}),
+        ("submit", {}),
+    ):
+        r = _post(director, console, own, f"/console/k/K2/tabel/{action}", month=MONTH, **form)
+        assert r.status_code == 404, (action, r.status_code, r.text[:200])
+    assert _post(director, console, own, "/console/k/K1/tabel/submit", month=MONTH).status_code == 303
+    district, _ = _login(console, "dist")
+    theirs = f"/console/k/K2/tabel?month={MONTH}"
+    r = _post(district, console, theirs, "/console/k/K1/tabel/approve", month=MONTH)
+    assert r.status_code == 404, (r.status_code, r.text[:200])
+    with console.store._tx(write=False) as sql:
+        absences = sql.all("SELECT kindergarten, child FROM tabel_absences")
+        steps = sql.all("SELECT kindergarten, step FROM tabel_approvals ORDER BY id")
+    assert absences == [] and steps == [("K1", "submitted")], steps
+    actions = [(a.actor, a.action, a.detail.split()[0]) for a in audit_log(console.store) if "/" in a.action]
+    assert actions == [("dir1", "tabel/submit", "K1")], actions
+
+
+def test_every_console_page_forbids_framing(console: Console) -> None:  # noqa: F811
+    """Issue 17: the parent report page's CSP lacked ``frame-ancestors`` (clickjacking of its one-step
+    form); every console page, answer and redirect must carry ``frame-ancestors 'none'``."""
+    anonymous = requests.Session()
+    director, _ = _login(console, "dir1")
+    answers = [
+        anonymous.get(f"{console.url}{path}", allow_redirects=False, timeout=30)
+        for path in ("/console/login", "/console/parent", "/console/parent/report?e=nothing", "/console/")
+    ]
+    answers.append(
+        anonymous.post(
+            f"{console.url}/console/parent/report", data={"e": "nothing", "code": "AAAA-BBBB-CCCC-DDDD"},
+            timeout=30,
+        )
+    )  # fmt: skip
+    answers.append(anonymous.post(f"{console.url}/console/login", data={"name": "x"}, timeout=30))
+    for path in ("/console/", "/console/overview", f"/console/k/K1/tabel?month={MONTH}", "/console/k/K2/day"):
+        answers.append(director.get(f"{console.url}{path}", allow_redirects=False, timeout=30))
+    assert {r.status_code for r in answers} >= {200, 303, 401, 403, 404}
+    for r in answers:
+        policy = r.headers.get("Content-Security-Policy", "")
+        assert "frame-ancestors 'none'" in policy, (r.url, r.status_code, policy)
+        assert r.headers.get("X-Content-Type-Options") == "nosniff", r.url

@@ -22,7 +22,7 @@ from register.notify.channels.smtp import EmailChannel
 from register.notify.channels.telegram import TelegramChannel
 from register.notify.channels.webhook import WebhookChannel
 from register.notify.contacts import import_contacts, list_contacts, parse_contacts
-from register.notify.dispatcher import Dispatcher, Policy, retry, status
+from register.notify.dispatcher import Dispatcher, Outcome, Policy, retry, status
 from register.notify.errors import ContactsImportError
 from register.notify.outbox import notification_key
 from register.store import Store
@@ -247,3 +247,103 @@ def test_failures_back_off_then_die_and_an_operator_retries(server: Server, live
     assert status(server.store)["counts"] == {"webhook": {"sent": 2}}
     keys = [c["headers"]["Idempotency-Key"] for c in hook.requests]
     assert len(set(keys)) == 2 and len(keys) == 5  # each retry carries the same key
+
+
+# -- the mail carries only what the register knows -------------------------------------------------
+
+HOSTILE = "send your access code to this WhatsApp number +7 701 000 00 00"
+
+
+def test_forged_pickup_evidence_never_reaches_the_mail(server: Server, tmp_path: Path) -> None:
+    """A forged check-out, signed by a real device key and ingested by the normal push, whose guardian
+    evidence is hostile text, another family's guardian, or the child's own guardian: the mails name
+    only the roster's guardian; the others say "not on the roster" in the guardian's language."""
+    dev = device_at(tmp_path / "forged", int(time.time() * 1000))
+    server.store.add_device(dev.ledger.vkey, kindergarten="K1", gate="north", now_ms=0)
+    subscribe(server.store)
+    for guardian in (HOSTILE, "g-2", "g-0"):  # free text; Jane (C2's), not C0's; C0's own guardian
+        dev.ledger.append("out", child="C0", method="qr", evidence={"guardian": guardian})
+        dev.clock.advance(60)
+    dev.ledger.append("out", child="C2", method="qr", evidence={"guardian": HOSTILE, "note": HOSTILE})
+    assert server.push(dev.signer, dev.body(0, dev.ledger.size)).status_code == 200
+    with smtp_sink() as sink:
+        d = Dispatcher(
+            server.store, {"email": EmailChannel(sink.host, sink.port, "k@reg.test")}, parent_url="http://x"
+        )
+        assert d.run_once().sent == 4  # C0's three (kk, g-0) and C2's one (en, g-2)
+        mails = sink.messages
+    dev.ledger.close()
+    with server.store._tx(write=False) as sql:
+        payloads = [p for (p,) in sql.all("SELECT payload FROM notify_outbox")]
+    for text in [m.as_string() for m in mails] + [m.get_content() for m in mails] + payloads:
+        assert "WhatsApp" not in text and "access code" not in text
+    kk = [m.get_content() for m in mails if m["To"] == "serik@example.kz"]
+    (en,) = [m.get_content() for m in mails if m["To"] == "jane@example.com"]
+    assert sum("Алып кеткен: баланың тізімінде жоқ адам." in t for t in kk) == 2  # hostile text, g-2
+    assert sum("Алып кеткен: Серік Ахметов." in t for t in kk) == 1
+    assert not any("Jane" in t for t in kk)  # another family's guardian is not named as a pickup
+    assert "Picked up by someone not on the roster." in en
+
+
+# -- the dispatcher's lease and dead letters --------------------------------------------------------
+
+
+def test_a_leased_row_is_not_claimed_again_before_its_lease_ends(server: Server, live: Device) -> None:
+    """Two dispatchers on one outbox: the second finds nothing while the first holds the lease (no
+    duplicate); once the lease has run out (the first died), the second sends, and the first's late
+    result cannot overwrite the second's."""
+    assert server.push(live.signer, live.body(0, live.ledger.size)).status_code == 200
+    now = [time.time()]
+    policy = Policy(lease_s=60)
+    with smtp_sink() as sink:
+
+        def dispatcher() -> Dispatcher:
+            channel = EmailChannel(sink.host, sink.port, "k@reg.test")
+            return Dispatcher(server.store, {"email": channel}, parent_url="http://x", policy=policy,
+                              clock=lambda: now[0])  # fmt: skip
+
+        first, second = dispatcher(), dispatcher()
+        token, items = first.claim()
+        assert len(items) == 3  # the three email rows, now leased to `first`
+        now[0] += 59.999
+        assert second.run_once() == Outcome()  # the lease holds: nothing to claim, nothing sent
+        assert sink.messages == []
+        for item in items[:2]:
+            assert first.deliver(token, item) == "sent"  # `first` delivers two, then "dies"
+        now[0] += 0.001  # the lease of the third has run out
+        assert second.run_once().sent == 1
+        assert first.deliver(token, items[2]) == "sent"  # too late: its record must not apply
+        assert second.run_once() == Outcome()
+        ids = sink.message_ids()
+        first.close()
+        second.close()
+    assert len(ids) == 4 and len(set(ids)) == 3  # one at-least-once repeat, only of the expired lease
+    with server.store._tx(write=False) as sql:
+        rows = sql.all("SELECT attempts, state FROM notify_outbox WHERE channel = 'email' ORDER BY idx")
+    assert sorted((int(a), s) for a, s in rows) == [(1, "sent"), (1, "sent"), (2, "sent")]
+
+
+def test_retryable_failures_dead_letter_after_max_attempts(server: Server, live: Device) -> None:
+    """A gateway that answers 503 for ever: the row is retried with backoff, then dead after
+    max_attempts, and never tried again until an operator retries it."""
+    assert server.push(live.signer, live.body(0, live.ledger.size)).status_code == 200
+    with server.store._tx(write=True) as sql:
+        sql.run("DELETE FROM notify_outbox WHERE NOT (channel = 'webhook' AND idx = 0)")
+    now = [time.time()]
+    key = Ed25519Signer.generate("reg.test")
+    with http_receiver(signer=key) as hook:
+        hook.replies = [(503, {})] * 10
+        d = Dispatcher(
+            server.store, {"webhook": WebhookChannel({"sms": hook.url}, key)}, parent_url="https://r.test",
+            policy=Policy(max_attempts=3, base_s=10, cap_s=20), clock=lambda: now[0], rng=lambda: 1.0,
+        )  # fmt: skip
+        outcomes = []
+        for _ in range(6):
+            outcomes.append(d.run_once())
+            now[0] += 20  # past any backoff (capped at 20 s)
+        d.close()
+        tries = len(hook.requests)
+    assert outcomes[:3] == [Outcome(retried=1), Outcome(retried=1), Outcome(dead=1)]
+    assert outcomes[3:] == [Outcome()] * 3 and tries == 3
+    (dead,) = status(server.store)["dead"]
+    assert dead["attempts"] == 3 and "503" in dead["last_error"]

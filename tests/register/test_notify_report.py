@@ -23,12 +23,15 @@ import requests
 import uvicorn
 
 from kgate.cli import main
+from ledger.entry import decode_entry
 from ledger.note import CosignatureSigner
 from register.app import create_app
-from register.console import mount_console
+from register.console import mount_console, views
 from register.ingest import Batch
 from register.notify.channels.smtp import EmailChannel
 from register.notify.dispatcher import Dispatcher
+from register.notify.errors import TooManyReports
+from register.notify.report import MAX_REPORTED_DAYS, Event, find_event, record_report
 from register.parent_codes import create_parent_code
 from register.service import Register
 from register.store import Store, open_store
@@ -49,6 +52,8 @@ class World:
     store: Store
     dev: Device
     db_url: str
+    register: Register
+    device_id: int
 
 
 @pytest.fixture
@@ -74,11 +79,11 @@ def world(db_url: str, tmp_path: Path) -> Iterator[World]:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # a loaded machine: wait for the readiness flag, not a fixed time
     while not server.started:
         assert time.monotonic() < deadline and thread.is_alive(), "register did not start"
         time.sleep(0.01)
-    yield World(f"http://127.0.0.1:{port}", store, dev, db_url)
+    yield World(f"http://127.0.0.1:{port}", store, dev, db_url, register, row.id)
     server.should_exit = True
     thread.join(10)
     dev.ledger.close()
@@ -152,3 +157,101 @@ def test_parent_reports_an_event_alarm_holds_the_day_until_cleared(world: World)
 def test_unknown_link_is_404(world: World) -> None:
     assert requests.get(f"{world.url}/console/parent/report?e={'0' * 32}", timeout=10).status_code == 404
     assert requests.get(f"{world.url}/console/parent/report?e=x", timeout=10).status_code == 404
+
+
+# -- a report of every day of a month: rate-limited, one pattern for the auditors, hidden from directors --
+
+
+def _more_days(w: World, days: int) -> dict[tuple[dt.date, str], str]:
+    """C2 in at 08:xx and out at 17:xx (picked up by g-2) on the ``days`` days after MORNING, pushed; the
+    notification key of each (local day, kind) of C2 to g-2 by email."""
+    old = w.dev.ledger.size
+    for n in range(1, days + 1):
+        w.dev.clock.time_ms = int((MORNING + dt.timedelta(days=n)).timestamp() * 1000)
+        w.dev.ledger.append("in", child="C2", method="qr")
+        w.dev.clock.advance(9 * 3600)
+        w.dev.ledger.append("out", child="C2", method="qr", evidence={"guardian": "g-2"})
+    size = w.dev.ledger.size
+    cp = w.dev.ledger.checkpoint_at(size)
+    assert cp is not None
+    batch = Batch(w.dev.ledger.origin, old, tuple(w.dev.ledger.entries(old, size)), cp, old,
+                  tuple(w.dev.ledger.consistency_proof(old, size)))  # fmt: skip
+    row = w.store.device_by_origin(w.dev.ledger.origin)
+    assert row is not None
+    w.register.ingest(row, batch, evidence=b"")
+    with w.store._tx(write=False) as sql:
+        rows = sql.all(
+            "SELECT n.key, e.data FROM notify_outbox n JOIN entries e ON e.device_id = n.device_id "
+            "AND e.idx = n.idx WHERE n.guardian = 'g-2' AND n.channel = 'email'"
+        )
+    keys = {}
+    for key, data in rows:
+        entry = decode_entry(bytes(data))
+        keys[(dt.datetime.fromtimestamp(entry.time_ms / 1000, ALMATY).date(), entry.kind)] = str(key)
+    return keys
+
+
+def _held_on(store: Store, child: str, on: dt.date) -> bool:
+    """Whether a parent's report holds the child-day (weekends and holidays are not payable anyway)."""
+    t = status.build(store, "K1", f"{on:%Y-%m}")
+    row = next(r for r in t.rows if r.child == child and r.date == on)
+    return "parent_report" in row.flags.split(";")
+
+
+def test_reporting_every_day_is_limited_one_pattern_for_auditors_none_for_directors(world: World) -> None:
+    w = world
+    keys = _more_days(w, MAX_REPORTED_DAYS + 2)
+    code = create_parent_code(w.store, "K1", "C2", now_ms=0)
+    post = f"{w.url}/console/parent/report"
+    days = [MORNING.date() + dt.timedelta(days=n) for n in range(1, MAX_REPORTED_DAYS + 3)]
+
+    def report(on: dt.date, kind: str = "in") -> requests.Response:
+        return requests.post(post, data={"e": keys[(on, kind)], "code": code}, timeout=30)
+
+    for reported in days[:MAX_REPORTED_DAYS]:
+        assert report(reported).status_code == 200
+    assert report(days[0], "out").status_code == 200  # another entry of a day already reported: allowed
+    for late in days[MAX_REPORTED_DAYS:]:  # one day more than a month allows, twice
+        refused = report(late)
+        assert refused.status_code == 429 and "Too many reports this month" in refused.text
+        assert 0 < int(refused.headers["Retry-After"]) <= 31 * 86400
+    alarms = w.store.alarms()
+    assert len([a for a in alarms if a.kind == "parent_report"]) == MAX_REPORTED_DAYS + 1
+    (pattern,) = [a for a in alarms if a.kind == "parent_report_pattern"]  # one pattern, not one per try
+    assert "C2" in pattern.detail and f"{MAX_REPORTED_DAYS} days of 2026-03" in pattern.detail
+    assert [_held_on(w.store, "C2", d) for d in days] == [True] * MAX_REPORTED_DAYS + [False, False]
+    # the auditors see the reports and the pattern; a director or district official of K1 sees neither
+    now_ms = int(time.time() * 1000)
+    auditor = {a["kind"] for a in views.overview(w.store, None, page=0, apage=0, now_ms=now_ms)["alarms"]}
+    director = views.overview(w.store, {"K1"}, page=0, apage=0, now_ms=now_ms)["alarms"]
+    assert {"parent_report", "parent_report_pattern"} <= auditor
+    assert not any(a["kind"].startswith("parent_report") or "C2" in a["detail"] for a in director)
+
+
+def test_concurrent_reports_cannot_pass_the_limit_together(world: World) -> None:
+    w = world
+    keys = _more_days(w, MAX_REPORTED_DAYS + 3)
+    events = []
+    for (_day, kind), key in sorted(keys.items()):
+        if kind == "in":
+            event = find_event(w.store, key)
+            assert event is not None
+            events.append(event)
+    barrier = threading.Barrier(len(events))
+    results: list[str] = []
+
+    def report(event: Event) -> None:
+        barrier.wait(timeout=60)
+        try:
+            record_report(w.store, event, now_ms=int(time.time() * 1000))
+            results.append("ok")
+        except TooManyReports:
+            results.append("refused")
+
+    threads = [threading.Thread(target=report, args=(e,)) for e in events]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(results) == ["ok"] * MAX_REPORTED_DAYS + ["refused"] * (len(events) - MAX_REPORTED_DAYS)
+    assert len([a for a in w.store.alarms() if a.kind == "parent_report_pattern"]) == 1

@@ -16,6 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import cbor2
 import pytest
@@ -23,11 +24,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kgate.cli import main
 from ledger.clock import FakeClock
-from ledger.note import CosignatureSigner, Ed25519Signer
+from ledger.keys import write_secret
+from ledger.merkle import inclusion_proof
+from ledger.note import CosignatureSigner, Ed25519Signer, add_signatures
+from ledger.statement import month_bounds, sign_statement
 from ledger.store import open_ledger
 from register.ingest import Batch
 from register.roster_csv import Person
 from register.service import Register
+from register.statement import _Reader
 from register.store import open_store
 from register.store.roster import import_roster
 
@@ -49,6 +54,8 @@ EVENTS = [
     ("south", "2026-11-03T03:05:00", "in", "A"),
     ("south", "2026-11-03T12:30:00", "out", "A"),
     ("north", "2026-11-30T19:00:00", "in", "A"),  # Dec 1 local: not in November
+    ("north", "2026-12-31T18:30:00", "in", "A"),  # Dec 31 23:30 local: still December
+    ("north", "2026-12-31T19:00:00", "in", "A"),  # Jan 1 2027 00:00 local: not in December
     ("other", "2026-11-03T03:05:00", "in", "A"),  # a child A of another kindergarten
 ]
 NOVEMBER_A = 5
@@ -62,12 +69,17 @@ def _child(kid: str, name: str) -> Person:
 class Built:
     db: str
     register_vkey: str
+    cosigner: CosignatureSigner
+    state: Path  # the register's key directory (cosigner.key), as `kgate register serve --state`
 
 
 @pytest.fixture
 def built(db_url: str, tmp_path: Path) -> Built:
     """Three device ledgers (two gates of K1, one of K2), each pushed in two batches via Register.ingest."""
     cosigner = CosignatureSigner.generate(REG)
+    state = tmp_path / "state"
+    state.mkdir()
+    write_secret(state / "cosigner.key", cosigner.skey, "register key")
     with open_store(db_url) as store:
         import_roster(store, "K1", [_child("A", "Әлия Серікқызы"), _child("B", "Бекзат")], now_ms=0)
         import_roster(store, "K2", [_child("A", "Other A")], now_ms=0)
@@ -89,7 +101,7 @@ def built(db_url: str, tmp_path: Path) -> Built:
                         register.ingest(device, _batch(ledger, pushed), evidence=b"")
                         pushed = ledger.size
                 register.ingest(device, _batch(ledger, pushed), evidence=b"")
-    return Built(db_url, cosigner.vkey)
+    return Built(db_url, cosigner.vkey, cosigner, state)
 
 
 def _batch(ledger: Any, start: int) -> Batch:
@@ -104,23 +116,11 @@ def _batch(ledger: Any, start: int) -> Batch:
     )
 
 
-def _statement(built: Built, out: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+def _statement(built: Built, out: Path, capsys: pytest.CaptureFixture[str], month: str = "2026-11") -> Path:
     code = main(
-        [
-            "register",
-            "statement",
-            "--db",
-            built.db,
-            "--child",
-            "A",
-            "--month",
-            "2026-11",
-            "--kindergarten",
-            "K1",
-            "--out",
-            str(out),
-        ]
-    )
+        ["register", "statement", "--db", built.db, "--child", "A", "--month", month,
+         "--kindergarten", "K1", "--out", str(out), "--state", str(built.state)]
+    )  # fmt: skip
     assert code == 0, capsys.readouterr().err
     return out / "statement.json"
 
@@ -159,6 +159,27 @@ def _rfc9162_root(index: int, size: int, leaf: bytes, proof: list[bytes]) -> byt
 def independent_verify(doc: dict[str, Any], register_vkey: str) -> int:
     """Verify a statement from the specs alone; returns the number of entries proved."""
     reg_name, reg_id, reg_key = _vkey(register_vkey, 0x04)
+    # the register's statement note: a cosignature/v1-style signature over "kgate-statement/v2\n" + JSON
+    signed: str = doc["signed"]
+    split = signed.rindex("\n\n")
+    body, (line,) = signed[: split + 1], signed[split + 2 :].splitlines()
+    name, b64 = line.removeprefix("— ").split(" ")
+    raw = base64.b64decode(b64)
+    assert name == reg_name and raw[:4] == reg_id
+    reg_key.verify(raw[12:], b"cosignature/v1\ntime %d\n" % int.from_bytes(raw[4:12], "big") + body.encode())
+    header, commit_line = body.splitlines()
+    assert header == "kgate-statement/v2"
+    commit = json.loads(commit_line)
+    for label in ("kindergarten", "month", "timezone", "child"):
+        assert commit[label] == doc[label], label
+    assert [c["origin"] for c in commit["logs"]] == [log["origin"] for log in doc["logs"]]
+    for c, log in zip(commit["logs"], doc["logs"], strict=True):
+        assert c["device_vkey"] == log["device_vkey"]
+        assert c["checkpoint"]["sha256"] == hashlib.sha256(log["checkpoint"].encode()).hexdigest()
+        assert c["entries"] == [
+            [e["index"], hashlib.sha256(b"\x00" + base64.b64decode(e["data"])).hexdigest()]
+            for e in log["entries"]
+        ]
     proved = 0
     for log in doc["logs"]:
         dev_name, dev_id, dev_key = _vkey(log["device_vkey"], 0x01)
@@ -201,13 +222,13 @@ def test_statement_is_written_and_verifies(
 ) -> None:
     path = _statement(built, tmp_path / "out", capsys)
     doc = json.loads(path.read_bytes())
-    assert doc["format"] == "kgate-statement" and doc["version"] == 1
+    assert doc["format"] == "kgate-statement" and doc["version"] == 2
     assert doc["timezone"] == "Asia/Almaty" and doc["kindergarten"] == "K1"
     assert sorted(log["origin"] for log in doc["logs"]) == [f"{REG}/kgate/north", f"{REG}/kgate/south"]
     assert sum(len(log["entries"]) for log in doc["logs"]) == NOVEMBER_A
     code, out = _verify(path, built.register_vkey, capsys)
     assert code == 0, out
-    assert "valid: 5 entries of child A in 2026-11" in out
+    assert "valid: 5 entries of child A in 2026-11 (K1, Asia/Almaty), as the register signed them on " in out
     vkey_file = tmp_path / "out" / "register.vkey"  # written beside the statement
     assert vkey_file.read_text() == built.register_vkey + "\n"
     assert _verify(path, str(vkey_file), capsys)[0] == 0
@@ -331,13 +352,19 @@ def test_another_registers_key_is_invalid(
     built: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = _statement(built, tmp_path / "out", capsys)
-    other = CosignatureSigner.generate(REG).vkey  # same name, another key
+    impostor = CosignatureSigner.generate(REG)  # same name, another key
+    other = impostor.vkey
     code, out = _verify(path, other, capsys)
     assert code == 1 and "register key" in out
     doc = json.loads(path.read_bytes())
-    doc["register_vkey"] = other  # claiming the other key does not help: the cosignature is not by it
+    doc["register_vkey"] = other  # claiming the other key does not help: nothing is signed by it
     forged = path.with_name("forged.json")
     forged.write_text(json.dumps(doc))
+    code, out = _verify(forged, other, capsys)
+    assert code == 1 and "the statement note carries no signature by the register key" in out
+    # re-signing the statement note with it does not help either: the checkpoints are not cosigned by it
+    del doc["signed"]
+    forged.write_text(json.dumps(sign_statement(doc, impostor)))
     code, out = _verify(forged, other, capsys)
     assert code == 1 and "no cosignature by the register key" in out
 
@@ -386,6 +413,8 @@ def test_statement_of_an_unknown_child_is_one_line(
             "2026-11",
             "--out",
             str(tmp_path),
+            "--state",
+            str(built.state),
         ]
     )
     err = capsys.readouterr().err
@@ -403,9 +432,21 @@ def test_statement_of_an_unknown_child_is_one_line(
             "2026-11",
             "--out",
             str(tmp_path),
+            "--state",
+            str(built.state),
         ]
     )
     assert code != 0 and "several rosters" in capsys.readouterr().err
+    # without the register's key no statement can be signed: one line, nothing written
+    empty = tmp_path / "no-keys"
+    empty.mkdir()
+    args = ["register", "statement", "--db", built.db, "--child", "A", "--month", "2026-11",
+            "--kindergarten", "K1", "--out", str(tmp_path), "--state", str(empty)]  # fmt: skip
+    assert main(args) != 0
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"kgate: error: no register cosigner key {empty / 'cosigner.key'}: "
+                                        "--state must be the register's key directory"]  # fmt: skip
+    assert not (tmp_path / "statement.json").exists()
 
 
 def test_kindergarten_time_zone_moves_the_month(
@@ -420,3 +461,111 @@ def test_kindergarten_time_zone_moves_the_month(
         cbor2.loads(base64.b64decode(e["data"])[15:])["t"] for log in doc["logs"] for e in log["entries"]
     )
     assert times[0] == _ms("2026-11-02T03:11:00") and times[-1] == _ms("2026-11-30T19:00:00")
+
+
+# -- the register's signed statement note binds what the statement says ---------------------------------
+
+
+def _log(doc: dict[str, Any], gate: str) -> dict[str, Any]:
+    return next(log for log in doc["logs"] if log["origin"] == f"{REG}/kgate/{gate}")
+
+
+def _older_checkpoint(built: Built) -> Any:
+    """Swap north's checkpoint for its older cosigned one (size 3, the first push), with proofs made
+    honestly against it for the entries it covers: everything checks except the register's statement."""
+    with open_store(built.db, readonly=True) as store:
+        device = next(d for d in store.devices() if d.gate == "north")
+        old = min(store.checkpoints(device.id), key=lambda c: c.size)
+        reader = _Reader(store, device)
+        proofs = {
+            i: [base64.b64encode(h).decode() for h in inclusion_proof(i, old.size, reader)]
+            for i in range(old.size)
+        }
+    assert old.size == 3
+
+    def edit(doc: dict[str, Any]) -> None:
+        log = _log(doc, "north")
+        log["checkpoint"] = old.cosigned
+        log["entries"] = [dict(e, proof=proofs[e["index"]]) for e in log["entries"] if e["index"] < old.size]
+        assert log["entries"]  # Nov 1 00:00 local (index 2) is still there, proved against size 3
+
+    return edit
+
+
+def _second_device_key(doc: dict[str, Any]) -> None:
+    """Another key of the same name signs the cosigned checkpoint too, and the file names it."""
+    log = _log(doc, "north")
+    other = Ed25519Signer.generate(log["origin"])
+    log["checkpoint"] = add_signatures(log["checkpoint"], other)
+    log["device_vkey"] = other.vkey
+
+
+BINDING = {
+    "kindergarten label": (lambda d: d.update(kindergarten="K2"), "kindergarten 'K2' is not the 'K1'"),
+    "month label": (lambda d: d.update(month="2026-10"), "month '2026-10' is not the '2026-11'"),
+    "timezone label": (lambda d: d.update(timezone="UTC"), "timezone 'UTC' is not the 'Asia/Almaty'"),
+    "child label": (lambda d: d.update(child="B"), "child 'B' is not the 'A'"),
+    "dropped entry": (
+        lambda d: _log(d, "north")["entries"].pop(1),
+        "the entries differ from the 3 the register signed; missing index 4",
+    ),
+    "dropped log": (
+        lambda d: d["logs"].remove(_log(d, "south")),
+        f"not the ones the register signed (missing {REG}/kgate/south)",
+    ),
+    "device key the register did not name": (_second_device_key, "does not name this device key"),
+    "statement note signature": (
+        lambda d: d.update(signed=_flip_sig(d["signed"], f"{REG} ")),
+        "register's signature on the statement note does not verify",
+    ),
+    "statement note of another body": (
+        lambda d: d.update(signed=d["signed"].replace('"month":"2026-11"', '"month":"2026-10"')),
+        "register's signature on the statement note does not verify",
+    ),
+    "statement note dropped": (lambda d: d.update(signed="x\n"), "is not a signed note"),
+}
+
+
+@pytest.mark.parametrize("case", [*sorted(BINDING), "older checkpoint"])
+def test_what_the_statement_says_is_signed_by_the_register(
+    case: str, built: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each change keeps every entry's own proof and signatures valid; only the statement note says no."""
+    path = _statement(built, tmp_path / "out", capsys)
+    if case == "older checkpoint":
+        edit, expect = (
+            _older_checkpoint(built),
+            "checkpoint (size 3) is not the one the register signed the statement with (size 9)",
+        )
+    else:
+        edit, expect = BINDING[case]
+    code, out = _verify(_tampered(path, edit), built.register_vkey, capsys)
+    assert code == 1, out
+    assert expect in out and "Traceback" not in out, out
+    assert len(out.strip().splitlines()) == 1
+
+
+def test_a_statement_without_the_register_signature_is_refused(
+    built: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _statement(built, tmp_path / "out", capsys)
+    code, out = _verify(_tampered(path, lambda d: d.pop("signed")), built.register_vkey, capsys)
+    assert code == 2 and "lacks the field 'signed'" in out
+    code, out = _verify(_tampered(path, lambda d: d.update(version=1)), built.register_vkey, capsys)
+    assert code == 2 and "version 1 statements carry no register signature" in out
+
+
+def test_december_ends_at_new_year_local(
+    built: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """December's statement holds Dec 31 23:30 local and not Jan 1 00:00 (the month's end is Jan 1)."""
+    doc = json.loads(_statement(built, tmp_path / "dec", capsys, month="2026-12").read_bytes())
+    times = sorted(
+        cbor2.loads(base64.b64decode(e["data"])[15:])["t"] for log in doc["logs"] for e in log["entries"]
+    )
+    assert times == [_ms("2026-11-30T19:00:00"), _ms("2026-12-31T18:30:00")]
+    almaty = ZoneInfo("Asia/Almaty")
+    assert month_bounds("2026-12", almaty) == (
+        _ms("2026-11-30T19:00:00"), _ms("2026-12-31T19:00:00")
+    )  # fmt: skip
+    assert month_bounds("2026-12", UTC)[1] == _ms("2027-01-01T00:00:00")

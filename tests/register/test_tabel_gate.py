@@ -48,7 +48,13 @@ def d(day: int) -> dt.date:
     return dt.date(2025, 3, day)
 
 
-WORKING = [d(n) for n in range(3, 15) if d(n).weekday() < 5]  # 3-14 March, ten working days
+def working(days: list[dt.date]) -> list[dt.date]:
+    """Monday to Friday but Kazakhstan's public holidays (10 March 2025 is 8 March carried over)."""
+    national, _ = calendar.national_holidays(days)
+    return [x for x in days if x.weekday() < 5 and x not in national]
+
+
+WORKING = working([d(n) for n in range(3, 15)])  # 3-14 March: nine working days
 
 
 @pytest.fixture
@@ -227,20 +233,22 @@ def test_outside_hours_keeps_the_grace_at_both_ends(town: Town) -> None:
 
 
 def test_closed_day_and_no_checkout(town: Town) -> None:
+    # Days away from Kazakhstan's March holidays (8, 10, 21-25 March 2025): the 6th is made a holiday
+    # by hand, the 15th is a plain Saturday.
     gate, s = town.terminal("north", kindergarten="K1"), town.serials("K1")
-    calendar.set_days(town.store, "K1", [(d(7), "holiday", "8 March observed")])
-    holiday = gate.accepted(s["c-002"], at(7, "09:00"))
-    saturday = gate.accepted(s["c-001"], at(8, "09:00"))
-    gate.accepted(s["c-003"], at(10, "09:00"))
-    stayed = gate.accepted(s["c-004"], at(10, "09:05"))  # in, never out
-    gate.accepted(s["c-003"], at(10, "17:00"))  # in, then out: no flag
-    gate.deliver(at(10, "20:00"))
+    calendar.set_days(town.store, "K1", [(d(6), "holiday", "closed by the kindergarten")])
+    holiday = gate.accepted(s["c-002"], at(6, "09:00"))
+    gate.accepted(s["c-003"], at(13, "09:00"))
+    stayed = gate.accepted(s["c-004"], at(13, "09:05"))  # in, never out
+    gate.accepted(s["c-003"], at(13, "17:00"))  # in, then out: no flag
+    saturday = gate.accepted(s["c-001"], at(15, "09:00"))
+    gate.deliver(at(15, "20:00"))
     closed = {f.entries[0]: f.evidence["day_kind"] for f in town.flags("K1", "closed_day")}
     assert closed == {saturday: "closed", holiday: "holiday"}
     assert {f.entries[0] for f in town.flags("K1", "no_checkout")} == {saturday, holiday, stayed}
     t = town.tabel("K1")
-    assert (row(t, "c-001", d(8)).status, row(t, "c-001", d(8)).payable) == ("present", 0)
-    assert row(t, "c-004", d(10)).payable == 1  # no_checkout does not hold
+    assert (row(t, "c-001", d(15)).status, row(t, "c-001", d(15)).payable) == ("present", 0)
+    assert row(t, "c-004", d(13)).payable == 1  # no_checkout does not hold
 
 
 def test_future_dated_beyond_the_slack_and_not_within_it(town: Town) -> None:
@@ -339,7 +347,7 @@ def test_not_enrolled_reads_the_roster_in_force_that_day(town: Town) -> None:
         "present", 1, "",
     )  # fmt: skip
     assert (row(t, "c-012", d(7)).status, row(t, "c-012", d(7)).payable) == ("present", 0)
-    assert row(t, "c-012", d(10)).status == "not_enrolled"
+    assert row(t, "c-012", d(11)).status == "not_enrolled"  # a working day after leaving
 
 
 def test_unknown_child_from_a_forged_local_roster(town: Town) -> None:
@@ -390,7 +398,7 @@ def test_parent_report_holds_the_reported_day(town: Town) -> None:
 
 def test_high_rate(town: Town) -> None:
     gate, s = town.terminal("north", kindergarten="K1"), town.serials("K1")
-    for n, day in enumerate(x for x in calendar.month_days(MONTH) if x.weekday() < 5):
+    for n, day in enumerate(working(calendar.month_days(MONTH))):
         here = [(i, c) for i, c in enumerate(K1[:4]) if c == "c-001" or n % 4 == i]
         for i, child in here:
             gate.accepted(s[child], at(day.day, f"08:0{i}"))

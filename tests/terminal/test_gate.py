@@ -25,6 +25,7 @@ from terminal.decide import DecideConfig, Decider, Direction
 from terminal.gate import Gate, OutcomeKind
 from terminal.roster import Child, Roster, RosterData, open_roster
 from terminal.screen.state import CardKind
+from tests.conftest import READY_S, wait_until
 
 TZ = ZoneInfo("Asia/Almaty")
 GOOD = new_serial()
@@ -103,11 +104,9 @@ def forget(factory: MockFactory, *numbers: int) -> None:
         factory.pin(number).clear_states()
 
 
-def wait_for(condition: Any, timeout: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.005)
+def wait_for(condition: Any, timeout: float = READY_S) -> None:
+    """Until ``condition()`` (feedback runs in gpiozero's threads, late on a loaded machine)."""
+    wait_until(condition, "the feedback's pins", timeout, interval=0.005)
 
 
 def kinds(ledger: Ledger) -> list[str]:

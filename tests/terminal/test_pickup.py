@@ -33,6 +33,7 @@ from terminal.screen import CardKind, GateScreen, ResultCard, ScreenConfig, Scre
 from terminal.screen.samples import STATUS, synthetic_frame
 from terminal.screen.text import fit
 from terminal.today import today_from_ledger
+from tests.conftest import READY_S, wait_until
 
 TZ = ZoneInfo("Asia/Almaty")
 MORNING = dt.datetime(2026, 3, 2, 8, 0, tzinfo=TZ)
@@ -114,10 +115,8 @@ def make_gate(
         for child in (ARUZHAN, IVAN):
             assert gate.handle([badge(child)]).kind is OutcomeKind.ACCEPTED
         clock.advance(EVENING_HOURS)
-        deadline = time.monotonic() + 2.0
-        while any(factory.pin(n).state for n in (GREEN, RED)):  # let the morning's blink end
-            assert time.monotonic() < deadline
-            time.sleep(0.005)
+        # let the morning's blink end
+        wait_until(lambda: not any(factory.pin(n).state for n in (GREEN, RED)), "the morning's blink ending")
         for number in (GREEN, RED):
             factory.pin(number).clear_states()
         return gate
@@ -140,8 +139,11 @@ def evening(ledger: Ledger) -> list[Entry]:
     return entries(ledger)[2:]
 
 
-def lit(factory: MockFactory, number: int, wait: float = 1.0) -> bool:
-    """Whether the pin went high within ``wait`` seconds (feedback runs in gpiozero's threads)."""
+def lit(factory: MockFactory, number: int, wait: float = READY_S) -> bool:
+    """Whether the pin went high within ``wait`` seconds (feedback runs in gpiozero's threads).
+
+    Returns as soon as it did: the long default costs nothing when it lights; the checks that it
+    stays dark pass a short quiet window."""
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if any(bool(s.state) for s in factory.pin(number).states):

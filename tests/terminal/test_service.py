@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from terminal.screen import GateScreen, ScreenConfig
 from terminal.screen.theme import NO_CAMERA
 from terminal.service import TerminalService
 from terminal.today import Today, today_from_ledger
+from tests.conftest import READY_S, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL_DAY = DecideConfig(debounce_seconds=0, opens=dt.time(0), closes=dt.time(23, 59, 59, 999999))
@@ -95,8 +96,40 @@ def notify_socket(tmp_path: Path) -> Iterator[socket.socket]:
         yield sock
 
 
+def receive_until(
+    sock: socket.socket,
+    wanted: str,
+    what: str,
+    timeout: float = READY_S,
+    proc: subprocess.Popen[str] | None = None,
+) -> list[str]:
+    """Every datagram up to and including ``wanted`` (STATUS= lines kept); fails naming ``what`` when
+    the deadline passes or ``proc`` (the sender) exits first."""
+    deadline = time.monotonic() + timeout
+    seen: list[str] = []
+    while wanted not in seen:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            pytest.fail(f"readiness deadline passed: {what} not within {timeout:g} s ({seen})", pytrace=False)
+        if proc is not None and proc.poll() is not None:
+            _, err = proc.communicate()
+            pytest.fail(f"{what}: the process exited {proc.returncode}: {err.strip()[-500:]}", pytrace=False)
+        sock.settimeout(min(left, 1.0))
+        try:
+            seen.append(sock.recv(4096).decode())
+        except TimeoutError:
+            continue
+        finally:
+            sock.settimeout(5)
+    return seen
+
+
 def drain(sock: socket.socket, wait: float = 0.0) -> list[str]:
-    """Every datagram received so far (after ``wait`` seconds), STATUS= lines left out."""
+    """Every datagram received so far (after ``wait`` seconds), STATUS= lines left out.
+
+    ``wait`` is only for checking that nothing arrives during a quiet window; to wait for something
+    to arrive, use :func:`receive_until`.
+    """
     time.sleep(wait)
     sock.setblocking(False)
     out: list[str] = []
@@ -124,7 +157,25 @@ class Rig:
         return self.service.gate.ledger.size  # type: ignore[attr-defined, no-any-return]
 
 
-def make_rig(kit: Kit, tmp: Path, notify: str | None = None, decide: DecideConfig = ALL_DAY) -> Rig:
+class TickingClock:
+    """A monotonic clock that moves 10 ms each time it is read: ``run(max_seconds=…)`` then ends after
+    a fixed number of loop turns however slowly the machine runs them."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 0.01
+        return self.now
+
+
+def make_rig(
+    kit: Kit,
+    tmp: Path,
+    notify: str | None = None,
+    decide: DecideConfig = ALL_DAY,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Rig:
     roster = open_roster(tmp / "roster.db")
     roster.install(parse_roster(kit.roster_json.read_bytes()))
     ledger = open_ledger(tmp / "ledger.db", origin="reg.test/kgate/gate-1")
@@ -148,6 +199,7 @@ def make_rig(kit: Kit, tmp: Path, notify: str | None = None, decide: DecideConfi
         retry_max=0.05,
         ping_interval=0.0,
         closers=(ledger.close, roster.close),
+        monotonic=monotonic,
     )
     return Rig(service, camera, feedback, display, roster, tmp / "ledger.db")
 
@@ -178,29 +230,33 @@ def test_stalled_camera_stops_pings_shows_camera_lost_and_recovers(
     runner = threading.Thread(target=rig.service.run, daemon=True)
     runner.start()
     try:
-        assert notify_socket.recv(100) == b"STATUS=opening the camera"
-        assert drain(notify_socket, 0.5)[:2] == ["READY=1", "WATCHDOG=1"]
+        seen = receive_until(notify_socket, "WATCHDOG=1", "READY=1 and the first WATCHDOG=1")
+        assert seen[0] == "STATUS=opening the camera"
+        assert [m for m in seen if not m.startswith("STATUS=")] == ["READY=1", "WATCHDOG=1"]
 
         rig.camera.stall()
-        drain(notify_socket, 0.3)  # a frame already being handled may still ping
+        # The loop has seen the stall once the camera-lost screen is up (the last step of handling it).
+        wait_until(lambda: rig.service.stats.camera_losses == 1 and shows_camera_lost(rig), "camera lost")
+        drain(notify_socket)  # pings of frames handled before the stall
         size = rig.ledger_size()
         assert drain(notify_socket, 0.6) == []  # no frames: no pings, systemd would restart us
         assert shows_camera_lost(rig) and rig.service.stats.camera_losses == 1
         assert rig.ledger_size() == size and rig.feedback.calls[-1] == "fault"
 
         rig.camera.replug()
-        assert "WATCHDOG=1" in drain(notify_socket, 0.6)
-        assert not shows_camera_lost(rig) and rig.service.stats.recoveries == 1
+        receive_until(notify_socket, "WATCHDOG=1", "a WATCHDOG=1 after the replug")
+        wait_until(lambda: not shows_camera_lost(rig), "the gate screen back after the replug")
+        assert rig.service.stats.recoveries == 1
         assert rig.service.gate.status.camera_ok and "clear" in rig.feedback.calls
     finally:
         rig.service.stop()
-        runner.join(10)
+        runner.join(READY_S)
         rig.service.close()
     assert not runner.is_alive()
 
 
 def test_unplugged_camera_acknowledges_nothing_and_recovers(kit: Kit, tmp_path: Path) -> None:
-    rig = make_rig(kit, tmp_path)
+    rig = make_rig(kit, tmp_path, monotonic=TickingClock())  # 0.3 s below: ~30 reads of the clock
     with rig.service:
         rig.service.run(max_frames=3)
         size, calls = rig.ledger_size(), len(rig.feedback.calls)
@@ -303,14 +359,18 @@ def test_cli_run_notifies_systemd_and_stops_cleanly_on_sigterm(
         cwd=ROOT,
     )
     try:
-        seen = []
-        while "WATCHDOG=1" not in seen:
-            seen.append(notify_socket.recv(100).decode())
+        seen = receive_until(
+            notify_socket, "WATCHDOG=1", "`kgate terminal run`'s READY=1 and WATCHDOG=1", proc=proc
+        )
         assert [m for m in seen if not m.startswith("STATUS=")] == ["READY=1", "WATCHDOG=1"]
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=15)
+        try:
+            out, err = proc.communicate(timeout=READY_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"readiness deadline passed: no exit within {READY_S:g} s of SIGTERM", pytrace=False)
     finally:
         proc.kill()
+        proc.wait()
     assert proc.returncode == 0, err
     assert "SIGTERM received, stopping" in out and "accepted" in out
     assert err == ""

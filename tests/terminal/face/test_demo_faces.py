@@ -33,6 +33,7 @@ def is_image(path: Path) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # runs the whole demo (30 children)
 def test_demo_with_faces_leaves_no_image_or_descriptor(tmp_path: Path, pipeline: FacePipeline) -> None:
     if any(portrait_path(name) is None for name in PORTRAITS):
         pytest.skip("the demo portraits need scikit-image and matplotlib (pip install -e '.[demo]')")
