@@ -167,6 +167,8 @@ def pages_router() -> APIRouter:
             )
         except TabelError:  # nothing in the month for a kindergarten in scope: as if there were no page
             return _not_found(user)
+        if fmt == "csv":  # who reported is the auditors' to know (views.AUDITORS_ONLY_RULES)
+            data = views.mask_csv_for(user.role, data)
         headers = {**_HEADERS, "Content-Disposition": attachment(f"tabel-{kindergarten}-{m}.{fmt}")}
         return Response(data, media_type=DOWNLOADS[fmt], headers=headers)
 
@@ -257,7 +259,8 @@ def pages_router() -> APIRouter:
             return found
         session, user, m = found
         console = _console(request)
-        rows = await run_in_threadpool(views.flags, console.store, kindergarten, m)
+        found_flags = await run_in_threadpool(views.flags, console.store, kindergarten, m)
+        rows = views.flags_for(user.role, found_flags)
         return _render(
             "flags.html", session, user, title=f"{words(user.language)['flags']} {kindergarten} {m}",
             kindergarten=kindergarten, month=m, flags=rows,

@@ -25,7 +25,7 @@ from register.statement import _Reader
 from register.store.base import Device, Store
 from register.tabel import approval, status
 from register.tabel.calendar import REASONS, absences, get_settings
-from register.tabel.export import _mark, to_csv
+from register.tabel.export import _mark, csv_bytes, to_csv
 from register.tabel.form import alphabet_key, surname_first
 
 PAGE: Final = 100  # overview rows per page
@@ -273,6 +273,48 @@ def _now_ms() -> int:
     import time  # noqa: PLC0415
 
     return int(time.time() * 1000)
+
+
+# Flags whose source must not reach the kindergarten (docs/notifications.md, "Who sees reports"): a
+# director or district official sees such a hold only as ``held_for_audit``, with the child-day (the
+# табель shows it unpaid anyway) but not which rule, which entries, or what evidence; auditors see all.
+AUDITORS_ONLY_RULES = frozenset({"parent_report"})
+HELD_FOR_AUDIT = "held_for_audit"
+
+
+def flags_for(role: str, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``found`` (from :func:`flags`) as ``role`` may see it: auditor-only holds masked, cleared ones
+    dropped (a clearance's reason could name the family) for everyone but auditors."""
+    if role == "auditor":
+        return found
+    out = []
+    for f in found:
+        if f["rule"] not in AUDITORS_ONLY_RULES:
+            out.append(f)
+        elif not f["cleared"]:
+            out.append({**f, "id": "", "rule": HELD_FOR_AUDIT, "origin": None, "device": None,
+                        "entries": [], "evidence": ""})  # fmt: skip
+    return out
+
+
+def mask_csv_for(role: str, doc: bytes) -> bytes:
+    """The табель CSV as ``role`` may download it: auditor-only rules in the ``flags`` cell replaced by
+    ``held_for_audit``."""
+    if role == "auditor":
+        return doc
+    text = doc.decode("utf-8")
+    if not any(rule in text for rule in AUDITORS_ONLY_RULES):
+        return doc
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    column = rows[0].index("flags") if rows and "flags" in rows[0] else None
+    if column is None:
+        return doc
+    for row in rows[1:]:
+        if column < len(row) and row[column]:
+            ids = row[column].split(";")
+            masked = [HELD_FOR_AUDIT if i.split(":", 1)[0] in AUDITORS_ONLY_RULES else i for i in ids]
+            row[column] = ";".join(dict.fromkeys(masked))
+    return csv_bytes(rows)
 
 
 def flags(store: Store, kindergarten: str, month: str) -> list[dict[str, Any]]:

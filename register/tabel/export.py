@@ -30,7 +30,7 @@ def to_csv(t: Tabel) -> bytes:
         r.kindergarten, r.group, r.child, r.name, r.date.isoformat(), r.status, r.first_in,
         r.last_out, r.method, r.absence_reason, r.flags, r.payable,
     )] for r in t.rows]  # fmt: skip
-    return _csv_bytes([list(COLUMNS), *rows])
+    return csv_bytes([list(COLUMNS), *rows])
 
 
 def text_csv(doc: bytes) -> bytes:
@@ -41,10 +41,10 @@ def text_csv(doc: bytes) -> bytes:
     recorded digest, which is right: it is not the document that was approved).
     """
     text = doc.decode("utf-8", errors="replace")
-    return _csv_bytes(list(csv.reader(io.StringIO(text, newline=""))))
+    return csv_bytes(list(csv.reader(io.StringIO(text, newline=""))))
 
 
-def _csv_bytes(rows: list[list[str]]) -> bytes:
+def csv_bytes(rows: list[list[str]]) -> bytes:
     """Every cell through :func:`text_cell`; a row with a CR in a cell is quoted in full (Python 3.11's
     writer quotes a field for the line terminator's characters only, and a bare CR would end the row)."""
     buf = io.StringIO(newline="")

@@ -36,7 +36,7 @@ from register.parent_codes import create_parent_code
 from register.service import Register
 from register.store import Store, open_store
 from register.tabel import status
-from register.users import LoginPolicy
+from register.users import LoginPolicy, add_user
 from tests.conftest import free_port
 from tests.register.conftest import Device
 from tests.register.notify_fixtures import day, device_at, smtp_sink, subscribe
@@ -226,6 +226,33 @@ def test_reporting_every_day_is_limited_one_pattern_for_auditors_none_for_direct
     director = views.overview(w.store, {"K1"}, page=0, apage=0, now_ms=now_ms)["alarms"]
     assert {"parent_report", "parent_report_pattern"} <= auditor
     assert not any(a["kind"].startswith("parent_report") or "C2" in a["detail"] for a in director)
+    # the held days themselves: the director's flags page and табель CSV say only `held_for_audit`
+    # (no rule, no entry, no evidence); the auditor's name the reports
+    add_user(w.store, "dir1", "director", "K1", "a long enough password", now_ms=0)
+    add_user(w.store, "aud", "auditor", None, "a long enough password", now_ms=0)
+    month = f"{days[0]:%Y-%m}"
+    seen = {}
+    for who in ("dir1", "aud"):
+        browser = requests.Session()
+        form = browser.get(f"{w.url}/console/login", timeout=30)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf is not None
+        login = browser.post(
+            f"{w.url}/console/login", allow_redirects=False, timeout=30,
+            data={"csrf": csrf[1], "name": who, "password": "a long enough password"},
+        )  # fmt: skip
+        assert login.status_code == 303, login.text
+        page = browser.get(f"{w.url}/console/k/K1/flags", params={"month": month}, timeout=30)
+        download = browser.get(f"{w.url}/console/k/K1/tabel.csv", params={"month": month}, timeout=30)
+        assert page.status_code == download.status_code == 200
+        seen[who] = (page.text, download.text)
+    director_page, director_csv = seen["dir1"]
+    auditor_page, auditor_csv = seen["aud"]
+    assert "parent_report" not in director_page + director_csv
+    assert director_page.count("held_for_audit") == MAX_REPORTED_DAYS + 1  # day 1: its in and its out
+    assert director_csv.count("held_for_audit") == MAX_REPORTED_DAYS  # a row per child-day
+    assert auditor_csv.count("parent_report") == MAX_REPORTED_DAYS
+    assert "parent_report" in auditor_page and "held_for_audit" not in auditor_page + auditor_csv
 
 
 def test_concurrent_reports_cannot_pass_the_limit_together(world: World) -> None:
