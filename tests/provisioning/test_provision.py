@@ -113,6 +113,7 @@ def flow(target: Target, register: Register, technician: Path) -> Flow:
     segno.make("KG1-TEST", error="m").save(str(image), scale=8)
     args = ["provision", target.host, "--port", str(target.port), "--identity", str(target.identity),
             "--known-hosts", str(known_hosts), "--register", register.url,
+            "--display", "null", "--no-feedback",  # a container: no screen, no GPIO
             "--camera", f"replay:{image}"]  # fmt: skip
     (technician / "bad-token").write_text("kgt1-" + "A" * 27 + "\n")  # a file: never in ps or history
     bad = kgate(*args, "--token-file", str(technician / "bad-token"))
@@ -286,7 +287,7 @@ def test_decommission_syncs_destroys_the_keys_removes_the_units_and_revokes(
 
     again = kgate(*args)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert again.stdout.splitlines()[-1].endswith(": 0 changed, 7 unchanged"), again.stdout
+    assert again.stdout.splitlines()[-1].endswith(": 0 changed, 8 unchanged"), again.stdout
 
 
 def test_the_ansible_role_reprovisions_to_the_state_kgate_provision_makes(flow: Flow, tmp_path: Path) -> None:
@@ -303,6 +304,7 @@ def test_the_ansible_role_reprovisions_to_the_state_kgate_provision_makes(flow: 
         " -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes\n"
         "      ansible_python_interpreter: /usr/bin/python3\n"
         f"      kgate_register: {flow.register.url}\n      kgate_bundle: {bundle}\n"
+        '      kgate_display: "null"\n      kgate_feedback: false\n'  # as flow.args: no screen, no GPIO
         "      kgate_token: \"{{ lookup('ansible.builtin.env', 'KGATE_TEST_TOKEN') }}\"\n"
     )
     token = flow.register.token()
