@@ -574,11 +574,15 @@ SCREEN_SCRIPT = """
 import json, sys
 from pathlib import Path
 from kgate.errors import KgateError
-from terminal.config import load_config
+from terminal.config import ConfigError, load_config
 from terminal.screen import GateScreen
 from terminal.screen.state import ScreenState, StatusInfo
 try:
     c = load_config(sys.argv[1])
+except ConfigError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(3)
+try:
     state = ScreenState(status=StatusInfo(roster_version=json.loads(sys.argv[3])), lang=c.gate.language,
                         mode=c.gate.mode)
     GateScreen(c.screen).render(state).save(sys.argv[2], format="PNG")
@@ -597,6 +601,8 @@ def step_screen(run: Run) -> None:
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, env=env)
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines() or ["no output"]
+        if proc.returncode == 3:  # the terminal would refuse to start as well
+            raise StepFailed(f"{t.config / 'terminal.toml'} (with terminal.toml.d/) is refused: {lines[-1]}")
         run.report("screen", "warning", f"the idle screen was not drawn: {lines[-1]}")
         return
     drawn = json.loads(proc.stdout)

@@ -171,6 +171,18 @@ def test_a_local_display_setting_survives_a_second_provisioning_run(
         assert png.size == (1024, 600)
 
 
+def test_a_dropin_the_terminal_would_refuse_fails_the_self_test_naming_the_key(
+    register: LocalRegister, card: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "gate"
+    run(root, register, card, token(register, "gate-21"))
+    local = root / "etc/kgate/terminal.toml.d/local.toml"
+    local.write_text("[feedback]\nred_pin = 17\n", encoding="utf-8")
+    with pytest.raises(StepError, match=r"^step selftest failed: .*feedback\.red_pin: GPIO17 is already"):
+        run(root, register, card, None)
+    assert local.read_text(encoding="utf-8") == "[feedback]\nred_pin = 17\n"
+
+
 def test_gate_options_are_checked_before_anything_connects(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
