@@ -44,7 +44,13 @@ def _panel(text: str) -> list[int]:
     return [int(width), int(height)]
 
 
-def _pin(text: str) -> int | None:
+def _pin(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a BCM GPIO number (0-27)")
+    return int(text)
+
+
+def _relay_pin(text: str) -> int | None:
     if text.lower() == "none":
         return None
     if not text.isdigit():
@@ -86,7 +92,8 @@ def _gate_args(p: argparse.ArgumentParser) -> None:
                       ("relay_pin", "door relay"), ("in_button_pin", "In button"),
                       ("out_button_pin", "Out button")):  # fmt: skip
         default = "none" if D[pin] is None else D[pin]
-        g.add_argument("--" + pin.replace("_", "-"), dest=pin, type=_pin, metavar="GPIO",
+        g.add_argument("--" + pin.replace("_", "-"), dest=pin, metavar="GPIO",
+                       type=_relay_pin if pin == "relay_pin" else _pin,
                        help=f"BCM pin of the {what} (default {default}; hardware/README.md)")  # fmt: skip
 
 

@@ -386,8 +386,10 @@ def gate_settings(settings: dict[str, Any]) -> dict[str, Any]:
     if not (isinstance(panel, list) and len(panel) == 2 and all(type(v) is int for v in panel)):
         raise StepFailed(f"gate setting panel: expected [width, height], got {panel!r}")
     for pin in PINS:  # the terminal checks the numbers (hardware/feedback.py); here only the types
-        if gate[pin] is not None and type(gate[pin]) is not int:
-            raise StepFailed(f"gate setting {pin}: expected a BCM GPIO number or null, got {gate[pin]!r}")
+        if (gate[pin] is not None or pin != "relay_pin") and type(gate[pin]) is not int:
+            # only the relay is optional: TOML has no null, and a missing button pin means its default
+            also = " or null" if pin == "relay_pin" else ""
+            raise StepFailed(f"gate setting {pin}: expected a BCM GPIO number{also}, got {gate[pin]!r}")
     for key in ("display", "language", "pickup", "face_mode"):
         if not isinstance(gate[key], str) or not gate[key]:
             raise StepFailed(f"gate setting {key}: expected a non-empty string, got {gate[key]!r}")

@@ -112,9 +112,9 @@ def test_the_roles_gate_defaults_are_kgate_provisions(tmp_path: Path) -> None:
     changed = role_gate_settings(
         tmp_path / "b", "-e", "kgate_green_pin=18", "-e", "kgate_relay_pin=24",
         "-e", "kgate_panel=[1024,600]",
-        "-e", "kgate_in_button_pin=none", "-e", "kgate_feedback=false", "-e", "kgate_language=ru",
+        "-e", "kgate_in_button_pin=7", "-e", "kgate_feedback=false", "-e", "kgate_language=ru",
     )  # fmt: skip
     assert changed == {**GATE_DEFAULTS, "green_pin": 18, "relay_pin": 24, "panel": [1024, 600],
-                       "in_button_pin": None, "feedback": False, "language": "ru"}  # fmt: skip
+                       "in_button_pin": 7, "feedback": False, "language": "ru"}  # fmt: skip
     assert check_gate(changed) == changed
     assert role_gate_settings(tmp_path / "c", "-e", "kgate_panel=1280x720")["panel"] == [1280, 720]

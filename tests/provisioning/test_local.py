@@ -27,7 +27,7 @@ from kgate.errors import UsageError
 from ledger.store import open_ledger
 from provisioning import bundle
 from provisioning.decommission import decommission
-from provisioning.device import SCREEN_PNG
+from provisioning.device import GATE_DEFAULTS, SCREEN_PNG
 from provisioning.errors import StepError
 from provisioning.local import LocalRoot
 from provisioning.provision import StepResult, provision, shown, summary
@@ -193,6 +193,9 @@ def test_gate_options_are_checked_before_anything_connects(
         ({"language": "de"}, "--language: 'de' is not one of kk, ru, en"),
         ({"in_button_pin": 40}, "--in-button-pin: 40 is not a BCM GPIO number (0–27)"),
         ({"panel": [480, 800]}, "--panel: 480 must not be less than --panel (landscape)"),
+        ({"in_button_pin": None}, "gate setting in_button_pin: expected a BCM GPIO number, got None"),
+        ({"panel": "800x480"}, "gate setting panel: expected [width, height], got '800x480'"),
+        ({"screen": "big"}, "unknown gate setting 'screen' (known: " + ", ".join(GATE_DEFAULTS) + ")"),
     ):
         with pytest.raises(UsageError) as err:
             provision(LocalRoot(root), register="http://127.0.0.1:1", token=None, gate=gate)
@@ -203,9 +206,10 @@ def test_gate_options_are_checked_before_anything_connects(
         (["--panel", "800"], "argument --panel: '800': expected WIDTHxHEIGHT in pixels, e.g. 800x480"),
         (
             ["--buzzer-pin", "GPIO22"],
-            "argument --buzzer-pin: 'GPIO22': expected a BCM GPIO number (0-27) or none",
+            "argument --buzzer-pin: 'GPIO22': expected a BCM GPIO number (0-27)",
         ),
         (["--display", "hdmi"], "argument --display: invalid choice: 'hdmi'"),
+        (["--in-button-pin", "none"], "argument --in-button-pin: 'none': expected a BCM GPIO number"),
     ):
         with pytest.raises(SystemExit) as exit_:
             main([*argv, *extra])
