@@ -155,11 +155,20 @@ def content_hash(wheels: Path) -> str:
     return digest.hexdigest()
 
 
+#: The head of the provisioned ``terminal.toml``: whose file it is and where local changes go.
+HEADER = (
+    "# Written by kgate provision, which owns this file and rewrites it on every run",
+    "# (docs/provisioning.md; every setting: docs/terminal.md). Do not edit it here: put local",
+    "# changes in /etc/kgate/terminal.toml.d/NAME.toml, merged over this file by the terminal",
+    "# and never touched by provisioning. Options of kgate provision (--display, --panel, ...)",
+    "# set the gate's tables below.",
+)
+
+
 def terminal_toml(camera: str) -> str:
     """``/etc/kgate/terminal.toml``; ``@ORIGIN@`` is filled in on the device after enrolment."""
     backend = camera.split(":", 1)[0]
-    lines = ["# written by kgate provision (docs/terminal.md has every setting)", "[ledger]",
-             "origin = @ORIGIN@", "", "[camera]", f'backend = "{backend}"']  # fmt: skip
+    lines = [*HEADER, "[ledger]", "origin = @ORIGIN@", "", "[camera]", f'backend = "{backend}"']
     if backend == "replay":
         lines.append('paths = ["camera"]')  # /etc/kgate/camera, copied by the config step
     return "\n".join(lines) + "\n"

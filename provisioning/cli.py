@@ -31,10 +31,70 @@ def cmd_provision(args: argparse.Namespace) -> int:
     token = read_token(args.token, args.token_file)
     results = provision(
         _ssh(args), register=args.register, token=token, dry_run=args.dry_run, wheel=args.wheel,
-        camera=args.camera, ca=args.ca, on_step=show,
+        camera=args.camera, ca=args.ca, gate=gate_options(args), on_step=show,
     )  # fmt: skip
     print(f"{args.host}: {summary(results)}")
     return 0
+
+
+def _panel(text: str) -> list[int]:
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT in pixels, e.g. 800x480")
+    return [int(width), int(height)]
+
+
+def _pin(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a BCM GPIO number (0-27)")
+    return int(text)
+
+
+def _relay_pin(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a BCM GPIO number (0-27) or none")
+    return int(text)
+
+
+def gate_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The gate's settings given on the command line (the rest take provisioning.device.GATE_DEFAULTS)."""
+    from provisioning.device import GATE_DEFAULTS  # noqa: PLC0415
+
+    return {key: getattr(args, key) for key in GATE_DEFAULTS if hasattr(args, key)}  # given: SUPPRESS
+
+
+def _gate_args(p: argparse.ArgumentParser) -> None:
+    """The gate's display, panel, language, pickup, face mode and feedback pins (Raspberry Pi defaults)."""
+    from hardware.display import BACKENDS  # noqa: PLC0415
+    from provisioning.device import GATE_DEFAULTS as D  # noqa: PLC0415
+    from terminal.config import MODES, PICKUP_POLICIES  # noqa: PLC0415
+
+    g = p.add_argument_group(
+        "the gate (written to /etc/kgate/terminal.toml; docs/provisioning.md)",
+        argument_default=argparse.SUPPRESS,
+    )  # an option not given is no attribute
+    g.add_argument("--display", choices=tuple(BACKENDS), help=f"screen backend (default {D['display']}: the "
+                   "Pi's DSI/HDMI screen through /dev/fb0; null for a gate without a screen)")  # fmt: skip
+    g.add_argument("--panel", type=_panel, metavar="WxH",
+                   help="the panel in pixels (default 800x480, the official 7\" Touch Display)")  # fmt: skip
+    g.add_argument(
+        "--language", metavar="LANG", help=f"the gate's language: kk, ru or en (default {D['language']})"
+    )
+    g.add_argument("--pickup", choices=PICKUP_POLICIES,
+                   help="guardian: a check-out needs a guardian's badge (default off)")  # fmt: skip
+    g.add_argument("--face-mode", dest="face_mode", choices=MODES,
+                   help="how children are identified (default qr; docs/faces.md)")  # fmt: skip
+    g.add_argument("--no-feedback", dest="feedback", action="store_const", const=False,
+                   help="no LEDs, buzzer, relay or buttons wired (no [feedback] table)")  # fmt: skip
+    for pin, what in (("green_pin", "green LED"), ("red_pin", "red LED"), ("buzzer_pin", "buzzer"),
+                      ("relay_pin", "door relay"), ("in_button_pin", "In button"),
+                      ("out_button_pin", "Out button")):  # fmt: skip
+        default = "none" if D[pin] is None else D[pin]
+        g.add_argument("--" + pin.replace("_", "-"), dest=pin, metavar="GPIO",
+                       type=_relay_pin if pin == "relay_pin" else _pin,
+                       help=f"BCM pin of the {what} (default {default}; hardware/README.md)")  # fmt: skip
 
 
 def cmd_decommission(args: argparse.Namespace) -> int:
@@ -109,6 +169,7 @@ def add_commands(subparsers: Any) -> None:
         "--camera", default="picamera2", metavar="BACKEND",
         help="picamera2 (default), opencv, or replay:IMAGE for a gate without a camera",
     )  # fmt: skip
+    _gate_args(p)
     p.set_defaults(func=cmd_provision)
 
     d = subparsers.add_parser(

@@ -352,11 +352,69 @@ def _toml(value: object) -> str:
     return json.dumps(str(value), ensure_ascii=False)
 
 
+#: The gate's own settings (``settings["gate"]`` from ``kgate provision``'s options or the Ansible role's
+#: variables), with their Raspberry Pi defaults: the official 7" Touch Display (800x480) on the
+#: framebuffer, the pins of hardware/README.md's wiring, no door relay. Checked by kgate on the
+#: workstation (provisioning/provision.py) and again by ``--check-config`` in the self-test.
+GATE_DEFAULTS: dict[str, Any] = {
+    "display": "framebuffer",
+    "panel": [800, 480],
+    "language": "kk",
+    "pickup": "off",
+    "face_mode": "qr",
+    "feedback": True,
+    "green_pin": 17,
+    "red_pin": 27,
+    "buzzer_pin": 22,
+    "relay_pin": None,
+    "in_button_pin": 5,
+    "out_button_pin": 6,
+}
+PINS = ("green_pin", "red_pin", "buzzer_pin", "relay_pin", "in_button_pin", "out_button_pin")
+
+
+def gate_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings["gate"]`` over :data:`GATE_DEFAULTS`; unknown keys are refused."""
+    given = settings.get("gate") or {}
+    if not isinstance(given, dict):
+        raise StepFailed("the gate settings are not a JSON object")
+    unknown = sorted(set(given) - set(GATE_DEFAULTS))
+    if unknown:
+        raise StepFailed(f"unknown gate setting {unknown[0]!r} (known: {', '.join(GATE_DEFAULTS)})")
+    gate = {**GATE_DEFAULTS, **given}
+    panel = gate["panel"]
+    if not (isinstance(panel, list) and len(panel) == 2 and all(type(v) is int for v in panel)):
+        raise StepFailed(f"gate setting panel: expected [width, height], got {panel!r}")
+    for pin in PINS:  # the terminal checks the numbers (hardware/feedback.py); here only the types
+        if (gate[pin] is not None or pin != "relay_pin") and type(gate[pin]) is not int:
+            # only the relay is optional: TOML has no null, and a missing button pin means its default
+            also = " or null" if pin == "relay_pin" else ""
+            raise StepFailed(f"gate setting {pin}: expected a BCM GPIO number{also}, got {gate[pin]!r}")
+    for key in ("display", "language", "pickup", "face_mode"):
+        if not isinstance(gate[key], str) or not gate[key]:
+            raise StepFailed(f"gate setting {key}: expected a non-empty string, got {gate[key]!r}")
+    if not isinstance(gate["feedback"], bool):
+        raise StepFailed(f"gate setting feedback: expected true or false, got {gate['feedback']!r}")
+    return gate
+
+
+def gate_toml(gate: dict[str, Any]) -> str:
+    """The ``[gate]``, ``[screen]``, ``[display]`` and ``[feedback]`` tables of ``terminal.toml``."""
+    width, height = gate["panel"]
+    lines = ["", "[gate]", f"mode = {_toml(gate['face_mode'])}", f"language = {_toml(gate['language'])}",
+             f"pickup = {_toml(gate['pickup'])}", "", "[screen]", f"width = {int(width)}",
+             f"height = {int(height)}", "", "[display]", f"backend = {_toml(gate['display'])}"]  # fmt: skip
+    if gate["feedback"]:
+        lines += ["", "[feedback]"]
+        lines += [f"{pin} = {int(gate[pin])}" for pin in PINS if gate[pin] is not None]
+    return "\n".join(lines) + "\n"
+
+
 def config_texts(run: Run, ident: dict[str, Any]) -> dict[str, str]:
     """``terminal.toml`` (the bundle's, with the enrolled origin) and ``sync.toml`` (from the enrolment)."""
     t = run.target
     terminal = (run.bundle / "terminal.toml").read_text(encoding="utf-8")
-    terminal = terminal.replace("@ORIGIN@", _toml(ident["origin"]))
+    terminal = terminal.replace("@ORIGIN@", _toml(ident["origin"])) + gate_toml(gate_settings(run.settings))
     sync = [
         f"# written by kgate provision from the enrolment ({t.state / 'enrolment.json'})",
         f"ledger = {_toml(t.state / 'ledger.db')}",
@@ -407,6 +465,7 @@ def step_config(run: Run) -> None:
                 src = run.bundle / f"{name}.new"
                 src.write_text(texts[name], encoding="utf-8")
             install_file(src, config / name, 0o640, None if run.target.local else SERVICE_USER)
+        (config / "terminal.toml.d").mkdir(mode=0o755, exist_ok=True)  # local changes; never written here
 
     run.act("config", "write " + ", ".join(f"{config}/{n}" for n in stale), apply)
 
@@ -508,12 +567,59 @@ def check_register(run: Run) -> None:
     run.report("register", "unchanged", f"{register} reachable from the device (HTTP {code})")
 
 
+SCREEN_PNG = "selftest-screen.png"  # under the state directory: the idle screen the self-test drew
+
+#: Run by the service user with kgate's Python: the idle screen as the terminal draws it, from its own
+#: configuration (drop-ins merged), into a PNG. No clock in the status bar, so a second run draws the
+#: same bytes (provisioning stays idempotent).
+SCREEN_SCRIPT = """
+import json, sys
+from pathlib import Path
+from kgate.errors import KgateError
+from terminal.config import ConfigError, load_config
+from terminal.screen import GateScreen
+from terminal.screen.state import ScreenState, StatusInfo
+try:
+    c = load_config(sys.argv[1])
+except ConfigError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(3)
+try:
+    state = ScreenState(status=StatusInfo(roster_version=json.loads(sys.argv[3])), lang=c.gate.language,
+                        mode=c.gate.mode)
+    GateScreen(c.screen).render(state).save(sys.argv[2], format="PNG")
+except (KgateError, OSError) as exc:
+    sys.exit(str(exc))
+print(json.dumps({"size": list(c.screen.size), "display": c.display.backend, "lang": c.gate.language}))
+"""
+
+
+def step_screen(run: Run) -> None:
+    """Draw the configured idle screen into ``/var/lib/kgate/selftest-screen.png`` and name the file."""
+    t = run.target
+    png = t.state / SCREEN_PNG
+    argv, env = t.service(t.python, "-c", SCREEN_SCRIPT, str(t.config / "terminal.toml"), str(png),
+                          json.dumps(roster_version(t)))  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, env=env)
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines() or ["no output"]
+        if proc.returncode == 3:  # the terminal would refuse to start as well
+            raise StepFailed(f"{t.config / 'terminal.toml'} (with terminal.toml.d/) is refused: {lines[-1]}")
+        run.report("screen", "warning", f"the idle screen was not drawn: {lines[-1]}")
+        return
+    drawn = json.loads(proc.stdout)
+    width, height = drawn["size"]
+    run.report("screen", "unchanged", f"idle screen {width}x{height} ({drawn['lang']}) for the "
+               f"{drawn['display']} display drawn to {png}")  # fmt: skip
+
+
 def selftest_local(run: Run) -> None:
     """A local root's gate is not running: its configuration is checked the way the terminal reads it."""
     t = run.target
     argv, env = t.kgate("terminal", "run", "--check-config", "--config", str(t.config / "terminal.toml"))
     sh(*argv, timeout=120, env=env)
     run.report("camera", "skipped", f"not running; {t.config / 'terminal.toml'} passes --check-config")
+    step_screen(run)
     size = ledger_size(t)
     if size is None:
         run.report("ledger", "skipped", "no ledger yet: the gate appends its boot entry when it starts")
@@ -531,10 +637,11 @@ def selftest_local(run: Run) -> None:
 
 
 def step_selftest(run: Run) -> None:
-    """The four checks a technician would make by hand, one line each; changes nothing on the device."""
+    """The checks a technician would make by hand, one line each; changes nothing on the device but the
+    self-test's picture of the idle screen (``/var/lib/kgate/selftest-screen.png``)."""
     t = run.target
     if run.dry_run:
-        for check in ("camera", "ledger", "register", "roster"):
+        for check in ("camera", "screen", "ledger", "register", "roster"):
             run.report(check, "unchanged", "self-test skipped in a dry run")
         return
     if t.local:
@@ -550,6 +657,7 @@ def step_selftest(run: Run) -> None:
         run.report("camera", "unchanged", "the terminal is running: the camera delivered a frame")
     else:
         run.report("camera", "warning", f"no camera frame: the terminal is {term} (journalctl -u {UNITS[0]})")
+    step_screen(run)
 
     # The terminal appends its `boot` entry through its own ledger path each time it starts.
     size = ledger_size(t)

@@ -13,15 +13,17 @@ import json
 import re
 import shlex
 import tempfile
+import tomllib
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from kgate.errors import UsageError
 from kgate.text import REFUSED_CATEGORIES
 from kgate.urls import check_url
-from provisioning import bundle
+from provisioning import bundle, device
 from provisioning.errors import StepError
 
 RUN_TIMEOUT_S = 1800  # apt + pip on a Pi's SD card
@@ -89,6 +91,33 @@ def device_facts(ssh: Transport) -> tuple[bundle.DeviceFacts, bool]:
     return bundle.DeviceFacts(arch, (int(version[0]), int(version[1]))), lines[1].strip() == "0"
 
 
+#: ``terminal.toml`` key → the ``kgate provision`` option that sets it, for the option's error message.
+GATE_OPTIONS = {
+    "display.backend": "--display", "screen.width": "--panel", "screen.height": "--panel",
+    "gate.language": "--language", "screen.lang": "--language", "gate.pickup": "--pickup",
+    "gate.mode": "--face-mode", **{f"feedback.{p}": "--" + p.replace("_", "-") for p in device.PINS},
+}  # fmt: skip
+
+
+def check_gate(gate: dict[str, Any]) -> dict[str, Any]:
+    """The gate's settings (:data:`provisioning.device.GATE_DEFAULTS`' keys) over the defaults, checked
+    by the terminal's own config reader; :class:`~kgate.errors.UsageError` naming the option otherwise."""
+    from terminal.config import ConfigError, parse_config  # noqa: PLC0415
+
+    try:
+        merged = device.gate_settings({"gate": gate})
+        text = device.gate_toml(merged)
+        parse_config(tomllib.loads(text), base=Path("/"), state=Path("/var/lib/kgate"))
+    except device.StepFailed as exc:
+        raise UsageError(str(exc)) from None
+    except ConfigError as exc:
+        message = str(exc)
+        for key, option in GATE_OPTIONS.items():
+            message = re.sub(rf"\b{re.escape(key)}\b", option, message)
+        raise UsageError(message) from None
+    return merged
+
+
 def provision(
     ssh: Transport,
     *,
@@ -98,11 +127,16 @@ def provision(
     wheel: Path | None = None,
     camera: str = "picamera2",
     ca: Path | None = None,
+    gate: dict[str, Any] | None = None,
     on_step: Callable[[StepResult], None] = lambda r: None,
 ) -> list[StepResult]:
-    """Provision the device behind ``ssh``; raises :class:`StepError` naming the step that failed."""
+    """Provision the device behind ``ssh``; raises :class:`StepError` naming the step that failed.
+
+    ``gate``: the gate's display, panel, language, pickup, face mode and feedback pins (keys of
+    :data:`provisioning.device.GATE_DEFAULTS`; missing ones take the Raspberry Pi defaults), checked
+    here before anything connects."""
     register = check_url(register, "--register")
-    settings: dict[str, Any] = {"register": register, "token": token}
+    settings: dict[str, Any] = {"register": register, "token": token, "gate": check_gate(gate or {})}
     if ca is not None:
         settings["ca_pem"] = ca.read_text(encoding="utf-8")
     flags = ["--dry-run"] if dry_run else []

@@ -5,6 +5,10 @@ Every section and key is documented in ``docs/terminal.md``. Errors are :class:`
 ``camera.size: expected [width, height]``. Relative ledger and roster paths are resolved against the
 state directory (``$STATE_DIRECTORY``, systemd's ``StateDirectory=``, else ``/var/lib/kgate``); relative
 replay paths against the config file's folder.
+
+Local changes live in drop-ins: every ``*.toml`` in ``terminal.toml.d/`` beside the file (by name order)
+is merged over it, table by table and key by key (:func:`merge_dropins`), before validation. Provisioning
+owns ``terminal.toml`` and rewrites it; it never touches ``terminal.toml.d/`` (docs/provisioning.md).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ MAX_CONFIG_BYTES = 256 * KiB
 DEFAULT_STATE_DIR = Path("/var/lib/kgate")
 DEFAULT_CONFIG_DIR = Path("/etc/kgate")
 CONFIG_FILE = "terminal.toml"
+DROPIN_SUFFIX = ".d"  # terminal.toml.d/*.toml: local changes merged over terminal.toml
 MODES = ("qr", "qr+face", "face")  # the face modes: terminal/face/check.py, docs/faces.md
 PICKUP_POLICIES = ("off", "guardian")  # terminal.pickup.POLICIES
 
@@ -368,12 +373,42 @@ def parse_config(
     )
 
 
-def load_config(path: Path | str | None = None) -> TerminalConfig:
-    """Read and validate the TOML file at ``path`` (default ``$CONFIGURATION_DIRECTORY/terminal.toml``)."""
-    file = Path(path) if path is not None else default_config_path()
+def dropin_dir(file: Path) -> Path:
+    """Where the local drop-ins of ``file`` live: ``terminal.toml.d/`` beside ``terminal.toml``."""
+    return file.with_name(file.name + DROPIN_SUFFIX)
+
+
+def merge_dropins(doc: Mapping[str, Any], dropin: Mapping[str, Any]) -> dict[str, Any]:
+    """``doc`` with ``dropin`` merged over it: tables merge key by key (recursively), any other value
+    (a string, number, list) replaces the one below. Neither argument is changed."""
+    merged = dict(doc)
+    for key, value in dropin.items():
+        below = merged.get(key)
+        if isinstance(value, dict) and isinstance(below, dict):
+            merged[key] = merge_dropins(below, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_toml(file: Path) -> dict[str, Any]:
     try:
-        doc = loads_toml_limited(read_limited(file, MAX_CONFIG_BYTES, "config"), f"config {file}")
+        doc: dict[str, Any] = loads_toml_limited(
+            read_limited(file, MAX_CONFIG_BYTES, "config"), f"config {file}"
+        )
     except InputError as exc:
         raise ConfigError(str(exc)) from None
+    return doc
+
+
+def load_config(path: Path | str | None = None) -> TerminalConfig:
+    """Read and validate the TOML file at ``path`` (default ``$CONFIGURATION_DIRECTORY/terminal.toml``),
+    with its drop-ins (``terminal.toml.d/*.toml``, in name order) merged over it."""
+    file = Path(path) if path is not None else default_config_path()
+    doc = _read_toml(file)
+    dropins = dropin_dir(file)
+    if dropins.is_dir():
+        for extra in sorted(dropins.glob("*.toml")):
+            doc = merge_dropins(doc, _read_toml(extra))
     config = parse_config(doc, base=file.parent.resolve())
     return replace(config, source=file)

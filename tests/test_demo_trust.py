@@ -96,10 +96,10 @@ def test_the_gate_is_provisioned_with_kgate_provisions_steps(demo: tuple[Path, d
     out, summary = demo
     status = {s["step"]: s["status"] for s in summary["provision_steps"]}
     assert list(status) == ["os", "packages", "user", "venv", "enrol", "config", "units",
-                            "camera", "ledger", "register", "roster"]  # fmt: skip
+                            "camera", "screen", "ledger", "register", "roster"]  # fmt: skip
     assert {k for k, v in status.items() if v == "changed"} == {"user", "enrol", "config", "units"}
     assert status["roster"] == "skipped"  # published: the agent's first update (from sync.toml) delivers it
-    assert summary["provisioned"] == f"{out / 'gate'}: 4 changed, 1 unchanged, 6 skipped"
+    assert summary["provisioned"] == f"{out / 'gate'}: 4 changed, 2 unchanged, 6 skipped"
     assert (out / "gate" / "var" / "lib" / "kgate").resolve() == (out / "device").resolve()
     # The agent's configuration the provisioning wrote is what pushed the day and fetched the roster.
     sync_toml = (out / "gate" / "etc" / "kgate" / "sync.toml").read_text(encoding="utf-8")

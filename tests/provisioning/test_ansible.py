@@ -6,12 +6,17 @@ decommissioned gate of that module's flow).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from provisioning.device import GATE_DEFAULTS
+from provisioning.provision import check_gate
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE = ROOT / "provisioning" / "ansible"
@@ -76,3 +81,40 @@ def test_provision_bundle_refuses_bad_input_with_one_line(tmp_path: Path) -> Non
                            capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert taken.returncode == 2 and "is not a kgate bundle" in taken.stderr
     assert len(taken.stderr.splitlines()) == 1 and (tmp_path / "mine" / "notes.txt").exists()
+
+
+def role_gate_settings(tmp_path: Path, *extra: str) -> dict[str, object]:
+    """``kgate_gate_settings`` as the role's defaults (and ``-e`` overrides) make it, through Ansible."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    out = tmp_path / "gate.json"
+    play = tmp_path / "play.yml"
+    play.write_text(
+        "- hosts: localhost\n  connection: local\n  gather_facts: false\n"
+        f"  vars_files: [{ANSIBLE / 'roles' / 'kgate_gate' / 'defaults' / 'main.yml'}]\n"
+        "  tasks:\n    - ansible.builtin.copy:\n"
+        f'        dest: {out}\n        content: "{{{{ kgate_gate_settings | to_json }}}}"\n'
+    )
+    env = {**os.environ, "ANSIBLE_LOCAL_TEMP": str(tmp_path / "t"), "ANSIBLE_HOME": str(tmp_path)}
+    here = f"ansible_python_interpreter={sys.executable}"  # the copy module runs in this Python
+    proc = subprocess.run([ansible_playbook(), "-i", "localhost,", "-e", here, str(play), *extra],
+                          capture_output=True, text=True, timeout=120, check=False, env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    settings: dict[str, object] = json.loads(out.read_text())
+    return settings
+
+
+def test_the_roles_gate_defaults_are_kgate_provisions(tmp_path: Path) -> None:
+    """The role passes device.py the same gate settings, with the same Raspberry Pi defaults, as the CLI."""
+    assert role_gate_settings(tmp_path / "a") == GATE_DEFAULTS
+    tasks = (ANSIBLE / "roles" / "kgate_gate" / "tasks" / "main.yml").read_text()
+    assert "'gate': kgate_gate_settings" in tasks
+    # -e gives strings: numbers and switches are converted, and the result passes the terminal's check.
+    changed = role_gate_settings(
+        tmp_path / "b", "-e", "kgate_green_pin=18", "-e", "kgate_relay_pin=24",
+        "-e", "kgate_panel=[1024,600]",
+        "-e", "kgate_in_button_pin=7", "-e", "kgate_feedback=false", "-e", "kgate_language=ru",
+    )  # fmt: skip
+    assert changed == {**GATE_DEFAULTS, "green_pin": 18, "relay_pin": 24, "panel": [1024, 600],
+                       "in_button_pin": 7, "feedback": False, "language": "ru"}  # fmt: skip
+    assert check_gate(changed) == changed
+    assert role_gate_settings(tmp_path / "c", "-e", "kgate_panel=1280x720")["panel"] == [1280, 720]

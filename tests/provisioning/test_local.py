@@ -19,11 +19,15 @@ from pathlib import Path
 
 import pytest
 import segno
+from PIL import Image
 
+from hardware.feedback import FeedbackConfig
 from kgate.cli import main
+from kgate.errors import UsageError
 from ledger.store import open_ledger
 from provisioning import bundle
 from provisioning.decommission import decommission
+from provisioning.device import GATE_DEFAULTS, SCREEN_PNG
 from provisioning.errors import StepError
 from provisioning.local import LocalRoot
 from provisioning.provision import StepResult, provision, shown, summary
@@ -47,6 +51,7 @@ LINES = [
     "config",
     "units",
     "camera",
+    "screen",
     "ledger",
     "register",
     "roster",
@@ -95,8 +100,8 @@ def test_provisions_a_local_root_and_a_second_run_changes_nothing(
     assert [r.step for r in first] == LINES
     assert {r.step: r.status for r in first} == {
         "os": "skipped", "packages": "skipped", "user": "changed", "venv": "skipped", "enrol": "changed",
-        "config": "changed", "units": "changed", "camera": "skipped", "ledger": "skipped",
-        "register": "unchanged", "roster": "unchanged",
+        "config": "changed", "units": "changed", "camera": "skipped", "screen": "unchanged",
+        "ledger": "skipped", "register": "unchanged", "roster": "unchanged",
     }  # fmt: skip
     state, etc = root / "var/lib/kgate", root / "etc/kgate"
     ident = json.loads((state / "enrolment.json").read_text(encoding="utf-8"))
@@ -112,6 +117,21 @@ def test_provisions_a_local_root_and_a_second_run_changes_nothing(
     assert terminal.ledger.origin == ident["origin"]
     assert terminal.camera.backend == "replay" and terminal.camera.paths == (etc / "camera",)
     assert (etc / "camera" / card.name).read_bytes() == card.read_bytes()
+    # Default options: a Raspberry Pi gate with the official 7" panel on the framebuffer and the pins
+    # of hardware/README.md, in Kazakh, checking badges only, no pickup rule.
+    assert terminal.display.backend == "framebuffer"
+    assert terminal.screen.size == (800, 480) and terminal.screen.lang == "kk"
+    assert terminal.feedback == FeedbackConfig(green_pin=17, red_pin=27, buzzer_pin=22, relay_pin=None,
+                                               in_button_pin=5, out_button_pin=6)  # fmt: skip
+    assert (terminal.gate.language, terminal.gate.mode, terminal.gate.pickup) == ("kk", "qr", "off")
+    assert "owns this file" in (etc / "terminal.toml").read_text(encoding="utf-8").splitlines()[0]
+    assert (etc / "terminal.toml.d").is_dir()
+    screen = next(r for r in first if r.step == "screen")
+    assert (
+        screen.detail == f"idle screen 800x480 (kk) for the framebuffer display drawn to {state / SCREEN_PNG}"
+    )
+    with Image.open(state / SCREEN_PNG) as png:
+        assert png.size == (800, 480) and png.format == "PNG"
     for unit in UNITS:  # enabled as systemd would find them when the root boots
         enabled = subprocess.run(["systemctl", f"--root={root}", "is-enabled", unit], capture_output=True,
                                  text=True, timeout=60, check=False)  # fmt: skip
@@ -119,8 +139,85 @@ def test_provisions_a_local_root_and_a_second_run_changes_nothing(
 
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     second = run(root, register, card, None)
-    assert summary(second) == "0 changed, 6 unchanged, 5 skipped"
+    assert summary(second) == "0 changed, 7 unchanged, 5 skipped"
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+
+
+def test_a_local_display_setting_survives_a_second_provisioning_run(
+    register: LocalRegister, card: Path, tmp_path: Path
+) -> None:
+    """Provisioning owns terminal.toml and rewrites it; the technician's drop-in is never touched and the
+    terminal (and the self-test's picture) reads it merged over the provisioned file."""
+    root = tmp_path / "gate"
+    run(root, register, card, token(register, "gate-20"))
+    etc, state = root / "etc/kgate", root / "var/lib/kgate"
+    local = etc / "terminal.toml.d" / "local.toml"
+    text = '# an HDMI panel\n[display]\nbackend = "null"\n[screen]\nwidth = 1024\nheight = 600\n'
+    local.write_text(text, encoding="utf-8")
+    again = provision(LocalRoot(root), register=register.url, token=None, camera=f"replay:{card}",
+                      gate={"language": "ru", "relay_pin": 24})  # fmt: skip
+    assert {r.step: r.status for r in again}["config"] == "changed"  # terminal.toml rewritten ...
+    provisioned = (etc / "terminal.toml").read_text(encoding="utf-8")
+    assert 'backend = "framebuffer"' in provisioned and "relay_pin = 24" in provisioned
+    assert local.read_text(encoding="utf-8") == text  # ... the drop-in untouched
+    terminal = load_terminal_config(etc / "terminal.toml")
+    assert terminal.display.backend == "null" and terminal.screen.size == (1024, 600)
+    assert (
+        terminal.gate.language == "ru" and terminal.feedback is not None and terminal.feedback.relay_pin == 24
+    )
+    screen = next(r for r in again if r.step == "screen")
+    assert screen.detail.startswith("idle screen 1024x600 (ru) for the null display")
+    with Image.open(state / SCREEN_PNG) as png:
+        assert png.size == (1024, 600)
+
+
+def test_a_dropin_the_terminal_would_refuse_fails_the_self_test_naming_the_key(
+    register: LocalRegister, card: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "gate"
+    run(root, register, card, token(register, "gate-21"))
+    local = root / "etc/kgate/terminal.toml.d/local.toml"
+    local.write_text("[feedback]\nred_pin = 17\n", encoding="utf-8")
+    with pytest.raises(StepError, match=r"^step selftest failed: .*feedback\.red_pin: GPIO17 is already"):
+        run(root, register, card, None)
+    assert local.read_text(encoding="utf-8") == "[feedback]\nred_pin = 17\n"
+
+
+def test_gate_options_are_checked_before_anything_connects(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "gate"
+    for gate, message in (
+        ({"red_pin": 17}, "--red-pin: GPIO17 is already --green-pin"),
+        ({"panel": [100, 480]}, "--panel: 100 must be an integer in [320, 3840]"),
+        ({"language": "de"}, "--language: 'de' is not one of kk, ru, en"),
+        ({"in_button_pin": 40}, "--in-button-pin: 40 is not a BCM GPIO number (0–27)"),
+        ({"panel": [480, 800]}, "--panel: 480 must not be less than --panel (landscape)"),
+        ({"in_button_pin": None}, "gate setting in_button_pin: expected a BCM GPIO number, got None"),
+        ({"panel": "800x480"}, "gate setting panel: expected [width, height], got '800x480'"),
+        ({"screen": "big"}, "unknown gate setting 'screen' (known: " + ", ".join(GATE_DEFAULTS) + ")"),
+    ):
+        with pytest.raises(UsageError) as err:
+            provision(LocalRoot(root), register="http://127.0.0.1:1", token=None, gate=gate)
+        assert str(err.value) == message
+    assert not root.exists()
+    argv = ["provision", "root@127.0.0.1", "--port", "1", "--register", "http://127.0.0.1:1", "--token", "t"]
+    for extra, message in (  # argparse's own errors: its usage, then one error line
+        (["--panel", "800"], "argument --panel: '800': expected WIDTHxHEIGHT in pixels, e.g. 800x480"),
+        (
+            ["--buzzer-pin", "GPIO22"],
+            "argument --buzzer-pin: 'GPIO22': expected a BCM GPIO number (0-27)",
+        ),
+        (["--display", "hdmi"], "argument --display: invalid choice: 'hdmi'"),
+        (["--in-button-pin", "none"], "argument --in-button-pin: 'none': expected a BCM GPIO number"),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            main([*argv, *extra])
+        last = capsys.readouterr().err.splitlines()[-1]
+        assert exit_.value.code == 2 and last.startswith("kgate provision: error: " + message), last
+    # Checked by the terminal's config reader, named by option (port 1 would refuse a connection).
+    assert main([*argv, "--out-button-pin", "5"]) == 2
+    assert capsys.readouterr().err == "kgate: error: --out-button-pin: GPIO5 is already --in-button-pin\n"
 
 
 def test_a_dry_run_writes_nothing(register: LocalRegister, card: Path, tmp_path: Path) -> None:

@@ -113,6 +113,7 @@ def flow(target: Target, register: Register, technician: Path) -> Flow:
     segno.make("KG1-TEST", error="m").save(str(image), scale=8)
     args = ["provision", target.host, "--port", str(target.port), "--identity", str(target.identity),
             "--known-hosts", str(known_hosts), "--register", register.url,
+            "--display", "null", "--no-feedback",  # a container: no screen, no GPIO
             "--camera", f"replay:{image}"]  # fmt: skip
     (technician / "bad-token").write_text("kgt1-" + "A" * 27 + "\n")  # a file: never in ps or history
     bad = kgate(*args, "--token-file", str(technician / "bad-token"))
@@ -207,7 +208,7 @@ def test_second_run_and_dry_run_change_nothing(flow: Flow) -> None:
     second = kgate(*flow.args)
     TIMINGS["second provision"] = time.monotonic() - start
     assert second.returncode == 0, second.stderr
-    assert second.stdout.splitlines()[-1].endswith(": 0 changed, 11 unchanged"), second.stdout
+    assert second.stdout.splitlines()[-1].endswith(": 0 changed, 12 unchanged"), second.stdout
     dry = kgate(*flow.args, "--dry-run")
     assert dry.returncode == 0 and "would change" not in dry.stdout, dry.stdout
 
@@ -303,6 +304,7 @@ def test_the_ansible_role_reprovisions_to_the_state_kgate_provision_makes(flow: 
         " -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes\n"
         "      ansible_python_interpreter: /usr/bin/python3\n"
         f"      kgate_register: {flow.register.url}\n      kgate_bundle: {bundle}\n"
+        '      kgate_display: "null"\n      kgate_feedback: false\n'  # as flow.args: no screen, no GPIO
         "      kgate_token: \"{{ lookup('ansible.builtin.env', 'KGATE_TEST_TOKEN') }}\"\n"
     )
     token = flow.register.token()
@@ -322,7 +324,7 @@ def test_the_ansible_role_reprovisions_to_the_state_kgate_provision_makes(flow: 
         assert flow.target.run("systemctl", "is-active", unit).stdout.strip() == "active", unit
     after = kgate(*flow.args)
     assert after.returncode == 0, after.stdout + after.stderr
-    assert after.stdout.splitlines()[-1].endswith(": 0 changed, 11 unchanged"), after.stdout
+    assert after.stdout.splitlines()[-1].endswith(": 0 changed, 12 unchanged"), after.stdout
 
 
 def test_a_changed_host_key_is_refused(flow: Flow) -> None:
