@@ -125,14 +125,30 @@ def check_zone(zone: str) -> str:
     return zone
 
 
+def check_name(name: str) -> str:
+    """A kindergarten's display name for messages: 1-120 printable characters, or the error."""
+    name = name.strip()
+    if not name or len(name) > 120 or not name.isprintable():
+        raise ContactsImportError("--name must be 1-120 printable characters")
+    return name
+
+
 def import_contacts(
-    store: Store, kindergarten: str, guardians: Sequence[Guardian], *, zone: str | None = None
+    store: Store,
+    kindergarten: str,
+    guardians: Sequence[Guardian],
+    *,
+    zone: str | None = None,
+    name: str | None = None,
 ) -> int:
     """Replace the kindergarten's contacts in one transaction; every guardian must be in its roster.
 
-    Returns the number of guardians who opted in. ``zone`` (the kindergarten's time zone) is kept
-    when None.
+    Returns the number of guardians who opted in. ``zone`` (the kindergarten's time zone) and ``name``
+    (what messages call the kindergarten; its id when never given) are kept when None. Unsubscriptions
+    (register/notify/unsubscribe.py) are kept: an import does not subscribe an address again.
     """
+    if name is not None:
+        name = check_name(name)
     with store._tx(write=True) as sql:
         known = {
             str(r[0])
@@ -164,6 +180,12 @@ def import_contacts(
                 "INSERT INTO notify_zones (kindergarten, zone) VALUES (?, ?) "
                 "ON CONFLICT (kindergarten) DO UPDATE SET zone = excluded.zone",
                 (kindergarten, check_zone(zone)),
+            )
+        if name is not None:
+            sql.run(
+                "INSERT INTO notify_zones (kindergarten, zone, name) VALUES (?, ?, ?) "
+                "ON CONFLICT (kindergarten) DO UPDATE SET name = excluded.name",
+                (kindergarten, DEFAULT_ZONE, name),
             )
     return sum(g.opt_in for g in guardians)
 

@@ -10,6 +10,7 @@ refusal) the row is ``dead`` until an operator retries it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -23,6 +24,7 @@ from register.notify.channels.base import Channel, Outgoing
 from register.notify.errors import ChannelError
 from register.notify.messages import render
 from register.notify.outbox import DEAD, PENDING, SENDING, SENT
+from register.notify.unsubscribe import unsubscribe_key, unsubscribe_url
 from register.store.base import Store
 from register.store.schema import POSTGRES
 
@@ -76,6 +78,7 @@ class Dispatcher:
         self.policy = policy or Policy()
         self._clock = clock
         self._rng = rng
+        self._unsubscribe_key = unsubscribe_key(store)
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -113,7 +116,10 @@ class Dispatcher:
         for r in rows:
             payload: dict[str, Any] = json.loads(r[7])
             message = render(payload, str(payload.get("lang", "ru")), self.parent_url, str(r[1]))
-            out.append(Outgoing(int(r[0]), r[1], r[2], r[3], r[4], r[5], int(r[6]), message))
+            link = None
+            if r[2] == "email":
+                link = unsubscribe_url(self.parent_url, self._unsubscribe_key, str(r[1]))
+            out.append(Outgoing(int(r[0]), r[1], r[2], r[3], r[4], r[5], int(r[6]), message, 0, link))
         return token, out
 
     def _record(self, token: str, results: Sequence[tuple[Outgoing, str, str, Sequence[Any]]]) -> None:
@@ -136,6 +142,7 @@ class Dispatcher:
 
     def send(self, item: Outgoing) -> tuple[Outgoing, str, str, Sequence[Any]]:
         """Send one claimed row; the outcome to record: ``(item, new state, SET clause, parameters)``."""
+        item = dataclasses.replace(item, now_ms=self.now_ms())  # the time of sending: an email's Date
         try:
             remote = self.channels[item.channel].send(item)
         except ChannelError as exc:

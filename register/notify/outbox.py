@@ -22,6 +22,7 @@ from register.store.base import Device, Sql
 
 LATE_AFTER_MS: Final = 10 * 60_000  # an entry stored this much after its gate time is delivered "late"
 PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
+CANCELLED: Final = "cancelled"  # pending when its address unsubscribed (register/notify/unsubscribe.py)
 
 
 def notification_key(origin: str, index: int, guardian: str) -> str:
@@ -86,8 +87,15 @@ def enqueue(sql: Sql, device: Device, entries: Sequence[tuple[int, bytes, bytes]
         (k, *children),
     ):
         allowed.setdefault(str(child), set()).add(str(guardian))
-    zone_row = sql.one("SELECT zone FROM notify_zones WHERE kindergarten = ?", (k,))
+    zone_row = sql.one("SELECT zone, name FROM notify_zones WHERE kindergarten = ?", (k,))
     zone = DEFAULT_ZONE if zone_row is None else str(zone_row[0])
+    k_name = k if zone_row is None or zone_row[1] is None else str(zone_row[1])
+    gone = {
+        (str(g), str(c), str(a))
+        for g, c, a in sql.all(
+            "SELECT guardian, channel, address FROM notify_unsubscribed WHERE kindergarten = ?", (k,)
+        )
+    }
     rows: list[tuple[Any, ...]] = []
     for idx, entry in events:
         assert entry.child is not None
@@ -96,6 +104,8 @@ def enqueue(sql: Sql, device: Device, entries: Sequence[tuple[int, bytes, bytes]
             continue  # not on the roster: nothing the register knows to tell (subs come from the roster)
         pickup_name, pickup_unknown = _pickup(entry, allowed.get(entry.child, set()), adults)
         for guardian, channel, address, target in subs.get(entry.child, []):
+            if (guardian, channel, address) in gone:
+                continue  # unsubscribed with the one-click link (register/notify/unsubscribe.py)
             payload = {
                 "kind": entry.kind,
                 "child": entry.child,
@@ -103,6 +113,7 @@ def enqueue(sql: Sql, device: Device, entries: Sequence[tuple[int, bytes, bytes]
                 "time_ms": entry.time_ms,
                 "late": now_ms - entry.time_ms > LATE_AFTER_MS,
                 "kindergarten": k,
+                "kindergarten_name": k_name,
                 "gate": device.gate,
                 "zone": zone,
                 "lang": langs.get(guardian, "ru"),

@@ -310,6 +310,21 @@ def _notify_v1(d: Dialect) -> list[str]:
     ]
 
 
+def _notify_v2(d: Dialect) -> list[str]:
+    """A kindergarten's name for messages (kept with its zone), and the one-click unsubscriptions
+    (RFC 8058): an address listed here gets no more notifications, also after a contacts re-import."""
+    return [
+        "ALTER TABLE notify_zones ADD COLUMN name TEXT",
+        """CREATE TABLE notify_unsubscribed (
+            kindergarten TEXT NOT NULL,
+            guardian TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            address TEXT NOT NULL,
+            unsubscribed_ms BIGINT NOT NULL,
+            PRIMARY KEY (kindergarten, guardian, channel, address))""",
+    ]
+
+
 #: Every component and its migrations, in the order components are created.
 #: Features add a component here (their own key, their own steps); never reorder or edit a step.
 COMPONENTS: Final[Mapping[str, Sequence[Migration]]] = {
@@ -317,7 +332,7 @@ COMPONENTS: Final[Mapping[str, Sequence[Migration]]] = {
     "enrolment": (_enrolment_v1,),
     "roster": (_roster_v1,),
     "tabel": (_tabel_v1, _tabel_v2),
-    "notify": (_notify_v1,),
+    "notify": (_notify_v1, _notify_v2),
     "console": (_console_v1,),
 }
 
