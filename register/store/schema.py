@@ -311,8 +311,9 @@ def _notify_v1(d: Dialect) -> list[str]:
 
 
 def _notify_v2(d: Dialect) -> list[str]:
-    """A kindergarten's name for messages (kept with its zone), and the one-click unsubscriptions
-    (RFC 8058): an address listed here gets no more notifications, also after a contacts re-import."""
+    """A kindergarten's name for messages (kept with its zone), the one-click unsubscriptions (RFC 8058:
+    an address listed here gets no more notifications, also after a contacts re-import), and parents'
+    reports' comments and withdrawals (register/notify/report.py)."""
     return [
         "ALTER TABLE notify_zones ADD COLUMN name TEXT",
         """CREATE TABLE notify_unsubscribed (
@@ -322,6 +323,13 @@ def _notify_v2(d: Dialect) -> list[str]:
             address TEXT NOT NULL,
             unsubscribed_ms BIGINT NOT NULL,
             PRIMARY KEY (kindergarten, guardian, channel, address))""",
+        # a parent's report (the alarm of one entry): its optional comment and its withdrawal, if any
+        """CREATE TABLE parent_report_notes (
+            device_id BIGINT NOT NULL,
+            idx BIGINT NOT NULL,
+            comment TEXT,
+            withdrawn_ms BIGINT,
+            PRIMARY KEY (device_id, idx))""",
     ]
 
 
