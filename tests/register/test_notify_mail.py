@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -188,3 +190,21 @@ def test_one_click_unsubscribe_over_http(world: World) -> None:
 def test_sender_name_must_be_printable() -> None:
     with pytest.raises(NotifyConfigError, match="--smtp-from-name"):
         EmailChannel("127.0.0.1", 25, "k@reg.test", sender_name="a\r\nBcc: x@y.z")
+
+
+def test_bad_name_and_sender_name_are_one_line_errors(tmp_path: Path) -> None:
+    csv = tmp_path / "contacts.csv"
+    csv.write_text(CONTACTS, encoding="utf-8")
+    db = tmp_path / "r.db"
+    for argv, error in (
+        (["register", "contacts", "import", "--kindergarten", "K1", "--name", " ", "--db", str(db), str(csv)],
+         "kgate: error: --name must be 1-120 printable characters"),
+        (["register", "notify", "run", "--once", "--smtp", "127.0.0.1:25", "--smtp-from-name", "a\tb",
+          "--db", str(db)],
+         "kgate: error: --smtp-from-name must be printable text"),
+    ):  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-m", "kgate", *argv], capture_output=True, text=True, check=False, timeout=60
+        )
+        assert proc.returncode != 0 and proc.stderr.strip().splitlines() == [error], proc.stderr
+    assert not db.exists()  # nothing written
