@@ -2,7 +2,8 @@
 
 CSV for ``kgate register contacts import --kindergarten K FILE`` (UTF-8, header on line 1, any order):
 ``guardian`` (a guardian id of K's roster, required), ``lang`` (kk|ru|en, required), ``opt_in``
-(yes/no; empty = no), and the channels the guardian chose, each optional: ``email``, ``telegram`` (a
+(yes/no; empty = no), ``digest`` (yes/no; empty = no: one message a day instead of one per event),
+and the channels the guardian chose, each optional: ``email``, ``telegram`` (a
 chat id), ``sms_gateway`` (the name of an operator-run SMS webhook) with ``phone`` (E.164). The whole
 file is validated before anything is written; an import replaces the kindergarten's contacts.
 """
@@ -20,7 +21,7 @@ from register.notify.errors import ContactsImportError
 from register.roster_csv import _NO, _YES, MAX_BYTES, MAX_ROWS
 from register.store.base import Store
 
-COLUMNS: Final = ("guardian", "lang", "opt_in", "email", "telegram", "sms_gateway", "phone")
+COLUMNS: Final = ("guardian", "lang", "opt_in", "email", "telegram", "sms_gateway", "phone", "digest")
 LANGS: Final = ("kk", "ru", "en")
 DEFAULT_ZONE: Final = "Asia/Almaty"
 _EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
@@ -47,6 +48,7 @@ class Guardian:
     lang: str
     opt_in: bool
     contacts: tuple[Contact, ...]
+    digest: bool = False  # one message a day (at DIGEST_HOUR local) instead of one per event
 
 
 def parse_contacts(raw: bytes) -> list[Guardian]:
@@ -113,7 +115,10 @@ def _row(line: int, cells: dict[str, str], cols: list[str]) -> Guardian:
         raise ContactsImportError(f"line {line}: phone given without the sms_gateway that sends to it")
     if opt in _YES and not contacts:
         raise ContactsImportError(f"line {line}: opt_in is yes but no channel (email, telegram, sms_gateway)")
-    return Guardian(line, guardian, lang, opt in _YES, tuple(contacts))
+    digest = get("digest").lower()
+    if digest not in _YES | _NO:
+        raise ContactsImportError(f"{where('digest')}: must be yes or no")
+    return Guardian(line, guardian, lang, opt in _YES, tuple(contacts), digest in _YES)
 
 
 def check_zone(zone: str) -> str:
@@ -163,8 +168,9 @@ def import_contacts(
         sql.run("DELETE FROM notify_contacts WHERE kindergarten = ?", (kindergarten,))
         sql.run("DELETE FROM notify_guardians WHERE kindergarten = ?", (kindergarten,))
         sql.many(
-            "INSERT INTO notify_guardians (kindergarten, guardian, lang, opt_in) VALUES (?, ?, ?, ?)",
-            [(kindergarten, g.guardian, g.lang, g.opt_in) for g in guardians],
+            "INSERT INTO notify_guardians (kindergarten, guardian, lang, opt_in, digest) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(kindergarten, g.guardian, g.lang, g.opt_in, g.digest) for g in guardians],
         )
         sql.many(
             "INSERT INTO notify_contacts (kindergarten, guardian, channel, address, target) "

@@ -323,6 +323,7 @@ def _notify_v2(d: Dialect) -> list[str]:
             address TEXT NOT NULL,
             unsubscribed_ms BIGINT NOT NULL,
             PRIMARY KEY (kindergarten, guardian, channel, address))""",
+        "ALTER TABLE notify_guardians ADD COLUMN digest BOOLEAN NOT NULL DEFAULT FALSE",
         # a parent's report (the alarm of one entry): its optional comment and its withdrawal, if any
         """CREATE TABLE parent_report_notes (
             device_id BIGINT NOT NULL,

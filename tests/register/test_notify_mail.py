@@ -208,3 +208,37 @@ def test_bad_name_and_sender_name_are_one_line_errors(tmp_path: Path) -> None:
         )
         assert proc.returncode != 0 and proc.stderr.strip().splitlines() == [error], proc.stderr
     assert not db.exists()  # nothing written
+
+
+def test_a_digest_guardian_gets_one_mail_for_the_day_at_19(world: World) -> None:
+    # g-0 (Serik, the parent of C0) chose the digest; C0 came in and left on the pushed morning
+    digest = (
+        "guardian,lang,opt_in,email,digest\n"
+        "g-0,kk,yes,serik@example.kz,yes\n"
+        "g-1,ru,no,ivan@example.kz,\n"
+        "g-2,en,yes,jane@example.com,no\n"
+    )
+    import_contacts(world.store, "K1", parse_contacts(digest.encode()))
+    old = world.dev.ledger.size
+    world.dev.clock.time_ms = int((MORNING + dt.timedelta(days=1)).timestamp() * 1000)
+    world.dev.ledger.append("in", child="C0", method="qr")
+    world.dev.clock.advance(8 * 3600)
+    world.dev.ledger.append("out", child="C0", method="qr", evidence={"guardian": "g-0"})
+    world.dev.ledger.append("in", child="C2", method="qr")
+    world.now[0] = world.dev.clock.time_ms / 1000 + 30
+    _push_from(world, old)
+    # the day's first pass (the morning's rows were queued before the digest was chosen: sent one by one)
+    first = _deliver(world, world.now[0] + 1)
+    assert sorted(str(m["To"]) for m in first) == ["jane@example.com"] * 2 + ["serik@example.kz"] * 2
+    assert all("03.03.2026" not in m.get_content() for m in first if str(m["To"]) == "serik@example.kz")
+    seven = dt.datetime(2026, 3, 3, 19, 0, tzinfo=ALMATY).timestamp()
+    assert _deliver(world, seven - 5) == []  # not before 19:00
+    (digest,) = _deliver(world, seven)
+    text = digest.get_content()
+    assert str(digest["To"]) == "serik@example.kz"
+    assert "келді" in text and "кетті" in text and text.count("03.03.2026") == 2
+    with world.store._tx(write=False) as sql:
+        states = sql.all(
+            "SELECT state FROM notify_outbox WHERE guardian = 'g-0' AND channel = 'email' ORDER BY idx"
+        )
+    assert [s[0] for s in states] == ["sent"] * 4

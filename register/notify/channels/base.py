@@ -26,6 +26,7 @@ class Outgoing:
     message: Message
     now_ms: int = 0
     unsubscribe: str | None = None
+    also: tuple[int, ...] = ()  # a digest: the other outbox rows this one message delivers
 
 
 class Channel(Protocol):
