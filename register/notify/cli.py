@@ -167,7 +167,9 @@ def add_commands(sub: Any) -> None:
         "import", help="replace a kindergarten's contacts with a CSV (docs/notifications.md)"
     )
     imp.add_argument(
-        "file", metavar="FILE", help="CSV, UTF-8: guardian,lang,opt_in,email,telegram,sms_gateway,phone"
+        "file",
+        metavar="FILE",
+        help="CSV, UTF-8: guardian,lang,opt_in,email,telegram,sms_gateway,phone,digest",
     )
     imp.add_argument("--zone", help="the kindergarten's time zone for messages (default Asia/Almaty)")
     imp.add_argument("--name", help="the kindergarten's name in messages (default: its id)")

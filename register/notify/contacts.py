@@ -200,7 +200,8 @@ def list_contacts(store: Store, kindergarten: str) -> list[dict[str, object]]:
     """Each guardian's language, consent and channels (for ``kgate register contacts show``)."""
     with store._tx(write=False) as sql:
         rows = sql.all(
-            "SELECT guardian, lang, opt_in FROM notify_guardians WHERE kindergarten = ? ORDER BY guardian",
+            "SELECT guardian, lang, opt_in, digest FROM notify_guardians WHERE kindergarten = ? "
+            "ORDER BY guardian",
             (kindergarten,),
         )
         chans = sql.all(
@@ -215,6 +216,6 @@ def list_contacts(store: Store, kindergarten: str) -> list[dict[str, object]]:
             item["target"] = target
         by.setdefault(str(guardian), []).append(item)
     return [
-        {"guardian": g, "lang": lang, "opt_in": bool(opt), "channels": by.get(str(g), [])}
-        for g, lang, opt in rows
+        {"guardian": g, "lang": lang, "opt_in": bool(opt), "digest": bool(dg), "channels": by.get(str(g), [])}
+        for g, lang, opt, dg in rows
     ]
