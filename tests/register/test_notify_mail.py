@@ -212,13 +212,13 @@ def test_bad_name_and_sender_name_are_one_line_errors(tmp_path: Path) -> None:
 
 def test_a_digest_guardian_gets_one_mail_for_the_day_at_19(world: World) -> None:
     # g-0 (Serik, the parent of C0) chose the digest; C0 came in and left on the pushed morning
-    digest = (
+    csv = (
         "guardian,lang,opt_in,email,digest\n"
         "g-0,kk,yes,serik@example.kz,yes\n"
         "g-1,ru,no,ivan@example.kz,\n"
         "g-2,en,yes,jane@example.com,no\n"
     )
-    import_contacts(world.store, "K1", parse_contacts(digest.encode()))
+    import_contacts(world.store, "K1", parse_contacts(csv.encode()))
     old = world.dev.ledger.size
     world.dev.clock.time_ms = int((MORNING + dt.timedelta(days=1)).timestamp() * 1000)
     world.dev.ledger.append("in", child="C0", method="qr")
