@@ -27,6 +27,7 @@ SUBSCRIBED = 5  # children whose mother opts in
 LANGS = ("kk", "ru", "en")
 PARENT_URL = "https://register.demo.kgate.kz/console"  # the report link: /console/parent/report
 SENDER = "kgate@register.demo.kgate.kz"
+NAME = "№42 балабақша · детский сад №42"  # the kindergarten's name in messages and the sender's name
 ZONE = "Asia/Almaty"  # the contacts' default zone (register.notify.contacts.DEFAULT_ZONE)
 
 
@@ -64,7 +65,8 @@ def subscribe(register_dir: Path, kindergarten: str, children: Sequence[str]) ->
     path = register_dir / "contacts.csv"
     path.write_text(contacts_csv(sub), encoding="utf-8")
     db = f"sqlite:///{register_dir / 'register.db'}"
-    argv = ["register", "contacts", "import", "--kindergarten", kindergarten, "--db", db, str(path)]
+    argv = ["register", "contacts", "import", "--kindergarten", kindergarten, "--name", NAME, "--db", db]
+    argv.append(str(path))
     with contextlib.redirect_stdout(io.StringIO()):  # its one line would spoil `kgate demo --json`
         code = main(argv)
     if code != 0:
@@ -116,10 +118,12 @@ def month_end_s(on: dt.date) -> float:
 
 
 def deliver(out: Path, sub: Subscription, on: dt.date) -> dict[str, Any]:
-    """Run the dispatcher once over ``out/register/register.db`` into ``out/mail/``; the summary.
+    """Run the dispatcher over ``out/register/register.db`` into ``out/mail/``; the summary.
 
-    The month's register clock is simulated (kgate/month.py), so its notifications are due on days
-    that may still be ahead of the real clock: the dispatcher runs at the month's end or now, the later.
+    The month's register clock is simulated (kgate/month.py: each entry reaches the register 20 s after
+    the gate wrote it), so the dispatcher's clock is too: it steps through the times the notifications
+    became due and sends each batch then, so every mail's ``Date`` is when it would have been sent
+    (spread over the month, not one time for all). A second after each due time is its time of sending.
     """
     import importlib.util  # noqa: PLC0415
 
@@ -134,16 +138,21 @@ def deliver(out: Path, sub: Subscription, on: dt.date) -> dict[str, Any]:
         smtp_sink(out / "mail") as (port, sink),
         open_store(f"sqlite:///{out / 'register' / 'register.db'}") as store,
     ):
-        channel = EmailChannel("127.0.0.1", port, SENDER, domain=SENDER.rpartition("@")[2])
+        channel = EmailChannel("127.0.0.1", port, SENDER, domain=SENDER.rpartition("@")[2], sender_name=NAME)
         end = month_end_s(on)
-        dispatcher = Dispatcher(
-            store, {"email": channel}, parent_url=PARENT_URL, clock=lambda: max(time.time(), end)
-        )
+        with store._tx(write=False) as sql:
+            dues = sorted(
+                {int(r[0]) for r in sql.all("SELECT due_ms FROM notify_outbox WHERE state = 'pending'")}
+            )
+        now = [0.0]
+        dispatcher = Dispatcher(store, {"email": channel}, parent_url=PARENT_URL, clock=lambda: now[0])
         try:
-            while (outcome := dispatcher.run_once()).sent + outcome.retried + outcome.dead:
-                sent += outcome.sent
-                if outcome.retried or outcome.dead:
-                    raise UsageError(f"the demo's SMTP sink refused mail: {status(store)['dead']}")
+            for due_ms in dues:
+                now[0] = due_ms / 1000 + 1
+                while (outcome := dispatcher.run_once()).sent + outcome.retried + outcome.dead:
+                    sent += outcome.sent
+                    if outcome.retried or outcome.dead:
+                        raise UsageError(f"the demo's SMTP sink refused mail: {status(store)['dead']}")
         finally:
             dispatcher.close()
         received = sink.count

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import email.utils
 import io
 import json
 import sqlite3
@@ -143,3 +144,41 @@ def test_one_parents_not_there_report_is_an_alarm_with_the_entry(demo: Demo) -> 
     assert (origin, index) == (report["device"], report["index"])
     entry = decode_entry(bytes(evidence))
     assert bytes(evidence) == bytes(stored) and entry.kind == "in" and entry.child == report["child"]
+
+
+def test_mails_are_dated_when_sent_named_and_late_only_when_late(demo: Demo) -> None:
+    """Each mail's Date is when the dispatcher sent it (just after the register stored the entry, spread
+    over the month); it says "late" exactly when the entry reached the register > 10 min after the gate
+    wrote it; From and the text carry the kindergarten's name; each has RFC 8058 one-click unsubscribe."""
+    from kgate.mail_demo import NAME
+
+    out, _ = demo
+    db = sqlite3.connect(f"file:{out / 'register' / 'register.db'}?mode=ro", uri=True)
+    try:
+        rows = {
+            str(key): (int(created), decode_entry(bytes(data)).time_ms)
+            for key, created, data in db.execute(
+                "SELECT n.key, n.created_ms, e.data FROM notify_outbox n "
+                "JOIN entries e ON e.device_id = n.device_id AND e.idx = n.idx"
+            )
+        }
+    finally:
+        db.close()
+    late_words = ("Sent late", "с опозданием", "кешігіп")
+    days, on_time, late = set(), 0, 0
+    for m in mails(out):
+        created_ms, gate_ms = rows[str(m["Message-ID"]).strip("<>").partition("@")[0]]
+        sent = email.utils.parsedate_to_datetime(str(m["Date"])).timestamp()
+        assert created_ms // 1000 <= sent <= created_ms / 1000 + 5, (m["Date"], created_ms)  # whole seconds
+        days.add(dt.datetime.fromtimestamp(sent, ALMATY).date())
+        text = m.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        says_late = any(w in text for w in late_words)
+        assert says_late == (created_ms - gate_ms > 10 * 60_000), text
+        late, on_time = late + says_late, on_time + (not says_late)
+        assert m["From"].addresses[0].display_name == NAME and NAME in text
+        assert m["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert str(m["List-Unsubscribe"]).startswith(
+            "<https://register.demo.kgate.kz/console/parent/unsubscribe?t="
+        )
+    assert len(days) >= 10, "the month's mails are spread over its days"
+    assert on_time > late, (on_time, late)  # only the demo's own day, synced when the demo runs, is late

@@ -379,7 +379,7 @@ def console_router() -> APIRouter:
 
     @router.get("/parent/month")
     async def parent_month(
-        request: Request, month: str | None = None, reported: str | None = None
+        request: Request, month: str | None = None, reported: str | None = None, withdrawn: str | None = None
     ) -> Response:
         console = _console(request)
         session = await _session(request)
@@ -391,10 +391,17 @@ def console_router() -> APIRouter:
                 _parent_month, console.store, session.parent_kindergarten, session.parent_child, month,
                 console.signer,
             )  # fmt: skip
+            from register.console.report import withdrawable_days  # noqa: PLC0415 - notify imports the tabel
+
+            ctx["withdrawable"] = await run_in_threadpool(
+                withdrawable_days, console.store, session.parent_kindergarten, session.parent_child,
+                ctx["timezone"], now_ms=console.now_ms(),
+            )  # fmt: skip
         except RegisterError as exc:
             return _page("error.html", status=400, session=session, error=str(exc))
         page = _page(
             "parent_month.html",
+            withdrawn=withdrawn,
             session=session,
             lang=_visitor_lang(request),
             title=ctx["name"],

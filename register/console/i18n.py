@@ -75,6 +75,19 @@ _WORDS: Final[dict[str, tuple[str, str, str]]] = {
         "Сообщено: проверят аудиторы",
         "Reported: the auditors will check",
     ),
+    "confirm_report": (
+        "Балаңыз осы күні балабақшада болмағанын растайсыз ба? Аудиторлар тексереді; 24 сағат ішінде "
+        "кері қайтаруға болады.",
+        "Подтвердите, что ребёнка в этот день не было в саду. Проверят аудиторы; сообщение можно отозвать "
+        "в течение 24 часов.",
+        "Confirm that your child was not at kindergarten that day. The auditors will check; you can "
+        "withdraw the report within 24 hours.",
+    ),
+    "comment_optional": ("Түсініктеме (міндетті емес)", "Комментарий (необязательно)", "Comment (optional)"),
+    "confirm": ("Растау", "Подтвердить", "Confirm"),
+    "back": ("Артқа", "Назад", "Back"),
+    "withdraw_report": ("Хабарламаны кері қайтару", "Отозвать сообщение", "Withdraw the report"),
+    "report_withdrawn": ("Хабарлама кері қайтарылды", "Сообщение отозвано", "Report withdrawn"),
     "present_short": ("Кел.", "Прис.", "Pres."),
     "payable_short": ("Төл.", "Опл.", "Pay."),
     "reason_child_ill": ("бала ауырды", "болезнь ребёнка", "child ill"),

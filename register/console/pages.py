@@ -31,15 +31,16 @@ from register.console import (
     _this_month,
     _to,
     _user,
+    _visitor_lang,
     _who,
     views,
 )
 from register.console.i18n import words
-from register.console.report import report_day
+from register.console.report import report_day, withdraw_day
 from register.console.sessions import Session
 from register.errors import RegisterError
 from register.tabel import approval
-from register.tabel.calendar import add_absence
+from register.tabel.calendar import add_absence, get_settings
 from register.tabel.errors import TabelError
 from register.users import User, may_see, record, visible_kindergartens
 
@@ -299,6 +300,18 @@ def pages_router() -> APIRouter:
         }
         return Response(data, media_type="application/json", headers=headers)
 
+    @router.get("/parent/not-there")
+    async def parent_confirm(request: Request, date: str = "") -> Response:
+        """Step one of a report: the day, an optional comment, and an explicit confirmation."""
+        session = await _session(request)
+        if session is None or session.parent_child is None:
+            return _to("/console/parent")
+        try:
+            day = dt.date.fromisoformat(date)
+        except ValueError:
+            return _page("error.html", status=400, session=session, error=f"not a date: {date[:20]!r}")
+        return _page("parent_confirm.html", session=session, lang=_visitor_lang(request), day=day.isoformat())
+
     @router.post("/parent/not-there")
     async def parent_report(request: Request) -> Response:
         form = await _form(request)
@@ -308,11 +321,13 @@ def pages_router() -> APIRouter:
         if session.parent_child is None or session.parent_kindergarten is None:
             return _to("/console/parent")
         console = _console(request)
+        if form.get("confirm") != "yes":  # one tap is not a report: the confirmation page first
+            return _to("/console/parent/not-there?" + urllib.parse.urlencode({"date": form.get("date", "")}))
         try:
             day = dt.date.fromisoformat(form.get("date", ""))
             new = await run_in_threadpool(
                 report_day, console.store, session.parent_kindergarten, session.parent_child, day,
-                now_ms=console.now_ms(),
+                now_ms=console.now_ms(), comment=form.get("comment"),
             )  # fmt: skip
         except (RegisterError, ValueError) as exc:
             return _page("error.html", status=400, session=session, error=str(exc))
@@ -322,5 +337,30 @@ def pages_router() -> APIRouter:
             now_ms=console.now_ms(), address=_address(request),
         )  # fmt: skip
         return _to(f"/console/parent/month?month={day:%Y-%m}&reported={day}")
+
+    @router.post("/parent/withdraw")
+    async def parent_withdraw(request: Request) -> Response:
+        """Withdraw the day's reports made within 24 h: recorded, not deleted; the day no longer held."""
+        form = await _form(request)
+        session = await _session(request)
+        if session is None or not session.csrf_ok(form.get("csrf")):
+            return _refused_csrf()
+        if session.parent_child is None or session.parent_kindergarten is None:
+            return _to("/console/parent")
+        console = _console(request)
+        k, child = session.parent_kindergarten, session.parent_child
+        try:
+            day = dt.date.fromisoformat(form.get("date", ""))
+            zone = (await run_in_threadpool(get_settings, console.store, k)).zone.key
+            n = await run_in_threadpool(
+                withdraw_day, console.store, k, child, day, zone, now_ms=console.now_ms()
+            )
+        except (RegisterError, ValueError) as exc:
+            return _page("error.html", status=400, session=session, error=str(exc))
+        await run_in_threadpool(
+            record, console.store, f"parent:{k}/{child}", "parent/withdraw", f"{day}: {n} reports withdrawn",
+            now_ms=console.now_ms(), address=_address(request),
+        )  # fmt: skip
+        return _to(f"/console/parent/month?month={day:%Y-%m}&withdrawn={day}")
 
     return router

@@ -18,7 +18,7 @@ DB_HELP = "database: a path or sqlite:///PATH (SQLite), or postgresql://... (def
 
 
 def cmd_contacts_import(args: argparse.Namespace) -> int:
-    from register.notify.contacts import check_zone, import_contacts, parse_contacts  # noqa: PLC0415
+    from register.notify.contacts import check_name, check_zone, import_contacts, parse_contacts  # noqa: PLC0415
     from register.store import open_store  # noqa: PLC0415
 
     try:
@@ -27,8 +27,9 @@ def cmd_contacts_import(args: argparse.Namespace) -> int:
         raise NotifyConfigError(f"cannot read {args.file}: {exc.strerror}") from None
     guardians = parse_contacts(raw)  # the whole file is validated before the database is touched
     zone = None if args.zone is None else check_zone(args.zone)
+    name = None if args.name is None else check_name(args.name)
     with open_store(args.db) as store:
-        subscribed = import_contacts(store, args.kindergarten, guardians, zone=zone)
+        subscribed = import_contacts(store, args.kindergarten, guardians, zone=zone, name=name)
     print(f"{args.kindergarten}: contacts of {len(guardians)} guardians, {subscribed} opted in")
     return 0
 
@@ -60,6 +61,7 @@ def _channels(args: argparse.Namespace) -> dict[str, Any]:
             credentials=creds,
             ca=args.ca,
             domain=args.smtp_from.rpartition("@")[2],
+            sender_name=args.smtp_from_name,
         )
     if args.telegram_token:
         from register.notify.channels.telegram import TelegramChannel, read_token  # noqa: PLC0415
@@ -165,9 +167,12 @@ def add_commands(sub: Any) -> None:
         "import", help="replace a kindergarten's contacts with a CSV (docs/notifications.md)"
     )
     imp.add_argument(
-        "file", metavar="FILE", help="CSV, UTF-8: guardian,lang,opt_in,email,telegram,sms_gateway,phone"
+        "file",
+        metavar="FILE",
+        help="CSV, UTF-8: guardian,lang,opt_in,email,telegram,sms_gateway,phone,digest",
     )
     imp.add_argument("--zone", help="the kindergarten's time zone for messages (default Asia/Almaty)")
+    imp.add_argument("--name", help="the kindergarten's name in messages (default: its id)")
     show = csub.add_parser("show", help="print each guardian's contacts, one JSON object per line")
     for p in (imp, show):
         p.add_argument("--kindergarten", required=True, help="kindergarten id or name")
@@ -185,6 +190,9 @@ def add_commands(sub: Any) -> None:
     run.add_argument("--parent-url", default="http://127.0.0.1:8470", help="base URL of the parent page")
     run.add_argument("--smtp", metavar="HOST:PORT", help="email: the SMTP server (STARTTLS unless loopback)")
     run.add_argument("--smtp-from", default="kgate@kgate.invalid", help="email: the From address")
+    run.add_argument(
+        "--smtp-from-name", metavar="NAME", help="email: the sender's display name, e.g. the kindergarten's"
+    )
     run.add_argument("--smtp-credentials", type=Path, metavar="FILE", help="email: USER:PASSWORD, 0600")
     run.add_argument("--telegram-token", type=Path, metavar="FILE", help="Telegram: the bot token, 0600")
     run.add_argument("--telegram-api", default="https://api.telegram.org", help="Telegram: Bot API base URL")

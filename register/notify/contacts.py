@@ -2,7 +2,8 @@
 
 CSV for ``kgate register contacts import --kindergarten K FILE`` (UTF-8, header on line 1, any order):
 ``guardian`` (a guardian id of K's roster, required), ``lang`` (kk|ru|en, required), ``opt_in``
-(yes/no; empty = no), and the channels the guardian chose, each optional: ``email``, ``telegram`` (a
+(yes/no; empty = no), ``digest`` (yes/no; empty = no: one message a day instead of one per event),
+and the channels the guardian chose, each optional: ``email``, ``telegram`` (a
 chat id), ``sms_gateway`` (the name of an operator-run SMS webhook) with ``phone`` (E.164). The whole
 file is validated before anything is written; an import replaces the kindergarten's contacts.
 """
@@ -20,7 +21,7 @@ from register.notify.errors import ContactsImportError
 from register.roster_csv import _NO, _YES, MAX_BYTES, MAX_ROWS
 from register.store.base import Store
 
-COLUMNS: Final = ("guardian", "lang", "opt_in", "email", "telegram", "sms_gateway", "phone")
+COLUMNS: Final = ("guardian", "lang", "opt_in", "email", "telegram", "sms_gateway", "phone", "digest")
 LANGS: Final = ("kk", "ru", "en")
 DEFAULT_ZONE: Final = "Asia/Almaty"
 _EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
@@ -47,6 +48,7 @@ class Guardian:
     lang: str
     opt_in: bool
     contacts: tuple[Contact, ...]
+    digest: bool = False  # one message a day (at DIGEST_HOUR local) instead of one per event
 
 
 def parse_contacts(raw: bytes) -> list[Guardian]:
@@ -113,7 +115,10 @@ def _row(line: int, cells: dict[str, str], cols: list[str]) -> Guardian:
         raise ContactsImportError(f"line {line}: phone given without the sms_gateway that sends to it")
     if opt in _YES and not contacts:
         raise ContactsImportError(f"line {line}: opt_in is yes but no channel (email, telegram, sms_gateway)")
-    return Guardian(line, guardian, lang, opt in _YES, tuple(contacts))
+    digest = get("digest").lower()
+    if digest not in _YES | _NO:
+        raise ContactsImportError(f"{where('digest')}: must be yes or no")
+    return Guardian(line, guardian, lang, opt in _YES, tuple(contacts), digest in _YES)
 
 
 def check_zone(zone: str) -> str:
@@ -125,14 +130,30 @@ def check_zone(zone: str) -> str:
     return zone
 
 
+def check_name(name: str) -> str:
+    """A kindergarten's display name for messages: 1-120 printable characters, or the error."""
+    name = name.strip()
+    if not name or len(name) > 120 or not name.isprintable():
+        raise ContactsImportError("--name must be 1-120 printable characters")
+    return name
+
+
 def import_contacts(
-    store: Store, kindergarten: str, guardians: Sequence[Guardian], *, zone: str | None = None
+    store: Store,
+    kindergarten: str,
+    guardians: Sequence[Guardian],
+    *,
+    zone: str | None = None,
+    name: str | None = None,
 ) -> int:
     """Replace the kindergarten's contacts in one transaction; every guardian must be in its roster.
 
-    Returns the number of guardians who opted in. ``zone`` (the kindergarten's time zone) is kept
-    when None.
+    Returns the number of guardians who opted in. ``zone`` (the kindergarten's time zone) and ``name``
+    (what messages call the kindergarten; its id when never given) are kept when None. Unsubscriptions
+    (register/notify/unsubscribe.py) are kept: an import does not subscribe an address again.
     """
+    if name is not None:
+        name = check_name(name)
     with store._tx(write=True) as sql:
         known = {
             str(r[0])
@@ -147,8 +168,9 @@ def import_contacts(
         sql.run("DELETE FROM notify_contacts WHERE kindergarten = ?", (kindergarten,))
         sql.run("DELETE FROM notify_guardians WHERE kindergarten = ?", (kindergarten,))
         sql.many(
-            "INSERT INTO notify_guardians (kindergarten, guardian, lang, opt_in) VALUES (?, ?, ?, ?)",
-            [(kindergarten, g.guardian, g.lang, g.opt_in) for g in guardians],
+            "INSERT INTO notify_guardians (kindergarten, guardian, lang, opt_in, digest) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(kindergarten, g.guardian, g.lang, g.opt_in, g.digest) for g in guardians],
         )
         sql.many(
             "INSERT INTO notify_contacts (kindergarten, guardian, channel, address, target) "
@@ -165,6 +187,12 @@ def import_contacts(
                 "ON CONFLICT (kindergarten) DO UPDATE SET zone = excluded.zone",
                 (kindergarten, check_zone(zone)),
             )
+        if name is not None:
+            sql.run(
+                "INSERT INTO notify_zones (kindergarten, zone, name) VALUES (?, ?, ?) "
+                "ON CONFLICT (kindergarten) DO UPDATE SET name = excluded.name",
+                (kindergarten, DEFAULT_ZONE, name),
+            )
     return sum(g.opt_in for g in guardians)
 
 
@@ -172,7 +200,8 @@ def list_contacts(store: Store, kindergarten: str) -> list[dict[str, object]]:
     """Each guardian's language, consent and channels (for ``kgate register contacts show``)."""
     with store._tx(write=False) as sql:
         rows = sql.all(
-            "SELECT guardian, lang, opt_in FROM notify_guardians WHERE kindergarten = ? ORDER BY guardian",
+            "SELECT guardian, lang, opt_in, digest FROM notify_guardians WHERE kindergarten = ? "
+            "ORDER BY guardian",
             (kindergarten,),
         )
         chans = sql.all(
@@ -187,6 +216,6 @@ def list_contacts(store: Store, kindergarten: str) -> list[dict[str, object]]:
             item["target"] = target
         by.setdefault(str(guardian), []).append(item)
     return [
-        {"guardian": g, "lang": lang, "opt_in": bool(opt), "channels": by.get(str(g), [])}
-        for g, lang, opt in rows
+        {"guardian": g, "lang": lang, "opt_in": bool(opt), "digest": bool(dg), "channels": by.get(str(g), [])}
+        for g, lang, opt, dg in rows
     ]

@@ -10,6 +10,7 @@ refusal) the row is ``dead`` until an operator retries it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -21,8 +22,9 @@ from typing import Any
 
 from register.notify.channels.base import Channel, Outgoing
 from register.notify.errors import ChannelError
-from register.notify.messages import render
+from register.notify.messages import Message, render
 from register.notify.outbox import DEAD, PENDING, SENDING, SENT
+from register.notify.unsubscribe import unsubscribe_key, unsubscribe_url
 from register.store.base import Store
 from register.store.schema import POSTGRES
 
@@ -76,6 +78,7 @@ class Dispatcher:
         self.policy = policy or Policy()
         self._clock = clock
         self._rng = rng
+        self._unsubscribe_key = unsubscribe_key(store)
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -109,11 +112,24 @@ class Dispatcher:
                 f"FROM notify_outbox WHERE id IN ({id_marks}) ORDER BY due_ms, id",
                 ids,
             )
-        out = []
+        out: list[Outgoing] = []
+        days: dict[tuple[str, str, str, str], int] = {}  # digest (guardian, channel, address, day) -> index
         for r in rows:
             payload: dict[str, Any] = json.loads(r[7])
             message = render(payload, str(payload.get("lang", "ru")), self.parent_url, str(r[1]))
-            out.append(Outgoing(int(r[0]), r[1], r[2], r[3], r[4], r[5], int(r[6]), message))
+            link = None
+            if r[2] == "email":
+                link = unsubscribe_url(self.parent_url, self._unsubscribe_key, str(r[1]))
+            item = Outgoing(int(r[0]), r[1], r[2], r[3], r[4], r[5], int(r[6]), message, 0, link)
+            if isinstance(payload.get("digest"), str):  # one message for the day's rows of this contact
+                group = (str(r[5]), str(r[2]), str(r[3]), str(payload["digest"]))
+                if group in days:
+                    first = out[days[group]]
+                    merged = Message(first.message.subject, first.message.text + "\n" + message.text)
+                    out[days[group]] = dataclasses.replace(first, message=merged, also=(*first.also, item.id))
+                    continue
+                days[group] = len(out)
+            out.append(item)
         return token, out
 
     def _record(self, token: str, results: Sequence[tuple[Outgoing, str, str, Sequence[Any]]]) -> None:
@@ -126,7 +142,8 @@ class Dispatcher:
             return
         groups: dict[str, list[tuple[Any, ...]]] = {}
         for item, _state, sql_set, params in results:
-            groups.setdefault(sql_set, []).append((*params, item.id, token))
+            for row_id in (item.id, *item.also):  # a digest's rows share its outcome
+                groups.setdefault(sql_set, []).append((*params, row_id, token))
         with self.store._tx(write=True) as sql:
             for sql_set, rows in groups.items():
                 sql.many(
@@ -136,6 +153,7 @@ class Dispatcher:
 
     def send(self, item: Outgoing) -> tuple[Outgoing, str, str, Sequence[Any]]:
         """Send one claimed row; the outcome to record: ``(item, new state, SET clause, parameters)``."""
+        item = dataclasses.replace(item, now_ms=self.now_ms())  # the time of sending: an email's Date
         try:
             remote = self.channels[item.channel].send(item)
         except ChannelError as exc:

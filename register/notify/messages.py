@@ -70,7 +70,12 @@ def render(payload: dict[str, Any], lang: str, parent_url: str, key: str | None 
     first = t[str(payload["kind"])].format(
         child=payload["child_name"], time=when.strftime("%H:%M"), date=when.strftime("%d.%m.%Y")
     )
-    lines = [first, t["place"].format(kindergarten=payload["kindergarten"], gate=payload["gate"])]
+    lines = [
+        first,
+        t["place"].format(
+            kindergarten=payload.get("kindergarten_name", payload["kindergarten"]), gate=payload["gate"]
+        ),
+    ]
     # rows queued before 2026-12 carried "picked_up_by" (possibly the gate's free text): never shown
     if isinstance(payload.get("pickup_name"), str):
         lines.append(t["picked"].format(guardian=payload["pickup_name"]))

@@ -10,8 +10,10 @@ rolled-back ingest leaves no notification behind. The row carries everything the
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+import zoneinfo
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -20,8 +22,10 @@ from ledger.errors import EntryError
 from register.notify.contacts import DEFAULT_ZONE
 from register.store.base import Device, Sql
 
+DIGEST_HOUR: Final = 19  # local hour at which a digest guardian's day is sent
 LATE_AFTER_MS: Final = 10 * 60_000  # an entry stored this much after its gate time is delivered "late"
 PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
+CANCELLED: Final = "cancelled"  # pending when its address unsubscribed (register/notify/unsubscribe.py)
 
 
 def notification_key(origin: str, index: int, guardian: str) -> str:
@@ -97,6 +101,10 @@ def enqueue(
     if not subs:
         return 0
     langs = dict(sql.all("SELECT guardian, lang FROM notify_guardians WHERE kindergarten = ?", (k,)))
+    digests = {
+        str(r[0])
+        for r in sql.all("SELECT guardian FROM notify_guardians WHERE kindergarten = ? AND digest", (k,))
+    }
     names = dict(sql.all("SELECT id, name FROM roster_children WHERE kindergarten = ?", (k,)))
     adults = dict(sql.all("SELECT id, name FROM roster_guardians WHERE kindergarten = ?", (k,)))
     allowed: dict[str, set[str]] = {}  # child -> the guardians its roster lets pick it up
@@ -105,8 +113,15 @@ def enqueue(
         (k, *children),
     ):
         allowed.setdefault(str(child), set()).add(str(guardian))
-    zone_row = sql.one("SELECT zone FROM notify_zones WHERE kindergarten = ?", (k,))
+    zone_row = sql.one("SELECT zone, name FROM notify_zones WHERE kindergarten = ?", (k,))
     zone = DEFAULT_ZONE if zone_row is None else str(zone_row[0])
+    k_name = k if zone_row is None or zone_row[1] is None else str(zone_row[1])
+    gone = {
+        (str(g), str(c), str(a))
+        for g, c, a in sql.all(
+            "SELECT guardian, channel, address FROM notify_unsubscribed WHERE kindergarten = ?", (k,)
+        )
+    }
     rows: list[tuple[Any, ...]] = []
     for idx, entry in events:
         assert entry.child is not None
@@ -115,6 +130,18 @@ def enqueue(
             continue  # not on the roster: nothing the register knows to tell (subs come from the roster)
         pickup_name, pickup_unknown = _pickup(entry, allowed.get(entry.child, set()), adults)
         for guardian, channel, address, target in subs.get(entry.child, []):
+            if (guardian, channel, address) in gone:
+                continue  # unsubscribed with the one-click link (register/notify/unsubscribe.py)
+            due, digest = now_ms, None
+            if guardian in digests:  # due at DIGEST_HOUR of the entry's local day (or now, if later)
+                local = dt.datetime.fromtimestamp(entry.time_ms / 1000, zoneinfo.ZoneInfo(zone))
+                digest = local.date().isoformat()
+                due = max(
+                    now_ms,
+                    int(
+                        local.replace(hour=DIGEST_HOUR, minute=0, second=0, microsecond=0).timestamp() * 1000
+                    ),
+                )
             payload = {
                 "kind": entry.kind,
                 "child": entry.child,
@@ -122,16 +149,19 @@ def enqueue(
                 "time_ms": entry.time_ms,
                 "late": now_ms - entry.time_ms > LATE_AFTER_MS,
                 "kindergarten": k,
+                "kindergarten_name": k_name,
                 "gate": device.gate,
                 "zone": zone,
                 "lang": langs.get(guardian, "ru"),
                 "pickup_name": pickup_name,
                 "pickup_unknown": pickup_unknown,
             }
+            if digest is not None:
+                payload["digest"] = digest
             rows.append((
                 device.id, idx, guardian, channel, address, target,
                 notification_key(device.origin, idx, guardian),
-                json.dumps(payload, ensure_ascii=False, sort_keys=True), now_ms, PENDING, now_ms,
+                json.dumps(payload, ensure_ascii=False, sort_keys=True), now_ms, PENDING, due,
             ))  # fmt: skip
     sql.many(
         "INSERT INTO notify_outbox (device_id, idx, guardian, channel, address, target, key, payload, "

@@ -39,6 +39,8 @@ ALARM: Final = "parent_report"
 RULE: Final = "parent_report"
 PATTERN: Final = "parent_report_pattern"  # one alarm per child-month that hit the limit
 MAX_REPORTED_DAYS: Final = 5  # different days of one child that may be reported in one local month
+WITHDRAW_WINDOW_MS: Final = 24 * 3600_000  # a report can be withdrawn this long after it was made
+MAX_COMMENT: Final = 500  # characters of a parent's comment
 PARENT_ALARMS: Final = (ALARM, PATTERN)  # shown to auditors only (register/console/views.py)
 
 
@@ -93,7 +95,14 @@ def report_not_there(
     return event, record_report(store, event, now_ms=now_ms)
 
 
-def record_report(store: Store, event: Event, *, now_ms: int, max_days: int = MAX_REPORTED_DAYS) -> bool:
+def record_report(
+    store: Store,
+    event: Event,
+    *,
+    now_ms: int,
+    max_days: int = MAX_REPORTED_DAYS,
+    comment: str | None = None,
+) -> bool:
     """The alarm of a parent's report of ``event``, once per event; whether it is new.
 
     At most ``max_days`` different local days of the event's child and month may be reported; a report
@@ -102,8 +111,11 @@ def record_report(store: Store, event: Event, *, now_ms: int, max_days: int = MA
     child, so concurrent reports cannot pass the limit together.
 
     Also used by the console's parent page (register/console/report.py), where the parent's session
-    already holds the access code's child.
+    already holds the access code's child. ``comment`` (the parent's words, at most
+    :data:`MAX_COMMENT` characters) is kept with the report for the auditors. A withdrawn report is not
+    made again (one report per event; it stays withdrawn, and this returns False).
     """
+    comment = (comment or "").strip()[:MAX_COMMENT] or None
     zone = get_settings(store, event.kindergarten).zone  # the табель's month
     day = _local_day(event.time_ms, zone)
     with store._tx(write=True) as sql:
@@ -137,6 +149,11 @@ def record_report(store: Store, event: Event, *, now_ms: int, max_days: int = MA
                 f"at {dt.datetime.fromtimestamp(event.time_ms / 1000, dt.UTC).isoformat()}"
             )
             _add_alarm(sql, event, ALARM, detail, now_ms)
+            sql.run(
+                "INSERT INTO parent_report_notes (device_id, idx, comment) VALUES (?, ?, ?) "
+                "ON CONFLICT (device_id, idx) DO NOTHING",
+                (event.device_id, event.index, comment),
+            )
         elif not pattern:
             detail = (
                 f"the parent of {event.child} ({event.kindergarten}) reported {len(days)} days of "
@@ -164,11 +181,14 @@ def _add_alarm(sql: Sql, event: Event, kind: str, detail: str, now_ms: int) -> N
 
 
 def report_flags(store: Store, kindergarten: str, days: list[dt.date], zone: dt.tzinfo) -> list[Flag]:
-    """The holding flags of the parents' reports on ``kindergarten``'s child-days within ``days``."""
+    """The holding flags of the parents' reports on ``kindergarten``'s child-days within ``days``; a
+    withdrawn report (``parent_report_notes.withdrawn_ms``) holds nothing and is not a flag."""
     with store._tx(write=False) as sql:
         rows = sql.all(
             "SELECT d.origin, a.idx, a.evidence, a.time_ms FROM alarms a "
-            "JOIN devices d ON d.id = a.device_id WHERE a.kind = ? AND d.kindergarten = ? ORDER BY a.id",
+            "JOIN devices d ON d.id = a.device_id "
+            "LEFT JOIN parent_report_notes r ON r.device_id = a.device_id AND r.idx = a.idx "
+            "WHERE a.kind = ? AND d.kindergarten = ? AND r.withdrawn_ms IS NULL ORDER BY a.id",
             (ALARM, kindergarten),
         )
     out: list[Flag] = []

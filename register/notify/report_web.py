@@ -20,6 +20,7 @@ from register.errors import BadCredentials, LockedOut
 from register.notify.errors import TooManyReports
 from register.notify.messages import local_time
 from register.notify.report import find_event, report_not_there
+from register.notify.unsubscribe import unsubscribe
 
 MAX_FORM: Final = 4096
 _HEADERS: Final = {
@@ -53,7 +54,7 @@ def _form(key: str, what: str, error: str = "") -> str:
 
 
 def report_router() -> APIRouter:
-    """The two routes; they use the console's store, clock and login policy (``app.state.console``)."""
+    """The routes; they use the console's store, clock and login policy (``app.state.console``)."""
     router = APIRouter(prefix="/console", include_in_schema=False)
 
     @router.get("/parent/report")
@@ -104,5 +105,36 @@ def report_router() -> APIRouter:
             "Thank you, auditors are told"
         )
         return _page(f"<p>{html.escape(done)}</p>" + ("" if new else "<p>(already reported)</p>"))
+
+    @router.get("/parent/unsubscribe")
+    async def unsubscribe_form(t: str = "") -> HTMLResponse:
+        # a GET never unsubscribes (mail scanners open links): one button POSTs the RFC 8058 body
+        return _page(
+            "<h1>Отписаться · Жазылымнан бас тарту · Unsubscribe</h1>"
+            '<form method="post" action="/console/parent/unsubscribe?t='
+            + html.escape(urllib.parse.quote(t[:128], safe=""))
+            + '"><input type="hidden" name="List-Unsubscribe" value="One-Click">'
+            "<p><button>Больше не присылать письма · Хаттарды жібермеу · Stop these emails</button></p>"
+            "</form>"
+        )
+
+    @router.post("/parent/unsubscribe")
+    async def unsubscribe_post(request: Request, t: str = "") -> HTMLResponse:
+        """RFC 8058: the token is in the URL, the body is ``List-Unsubscribe=One-Click``; no login."""
+        console = request.app.state.console
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM:
+                return _page("<p>Too large.</p>", status=413)
+        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+        if form.get("List-Unsubscribe") != ["One-Click"]:
+            return _page("<p>Expected List-Unsubscribe=One-Click.</p>", status=400)
+        done = await run_in_threadpool(unsubscribe, console.store, t[:128], now_ms=console.now_ms())
+        if done is None:
+            return _page("<p>Unknown link.</p>", status=404)
+        return _page(
+            "<p>Вы отписаны · Жазылымнан шықтыңыз · You are unsubscribed: " + html.escape(done[1]) + "</p>"
+        )
 
     return router

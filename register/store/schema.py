@@ -316,6 +316,30 @@ def _approval_v1(d: Dialect) -> list[str]:
     return ["ALTER TABLE tabel_approvals ADD COLUMN reason TEXT NOT NULL DEFAULT ''"]
 
 
+def _notify_v2(d: Dialect) -> list[str]:
+    """A kindergarten's name for messages (kept with its zone), the one-click unsubscriptions (RFC 8058:
+    an address listed here gets no more notifications, also after a contacts re-import), and parents'
+    reports' comments and withdrawals (register/notify/report.py)."""
+    return [
+        "ALTER TABLE notify_zones ADD COLUMN name TEXT",
+        """CREATE TABLE notify_unsubscribed (
+            kindergarten TEXT NOT NULL,
+            guardian TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            address TEXT NOT NULL,
+            unsubscribed_ms BIGINT NOT NULL,
+            PRIMARY KEY (kindergarten, guardian, channel, address))""",
+        "ALTER TABLE notify_guardians ADD COLUMN digest BOOLEAN NOT NULL DEFAULT FALSE",
+        # a parent's report (the alarm of one entry): its optional comment and its withdrawal, if any
+        """CREATE TABLE parent_report_notes (
+            device_id BIGINT NOT NULL,
+            idx BIGINT NOT NULL,
+            comment TEXT,
+            withdrawn_ms BIGINT,
+            PRIMARY KEY (device_id, idx))""",
+    ]
+
+
 #: Every component and its migrations, in the order components are created.
 #: Features add a component here (their own key, their own steps); never reorder or edit a step.
 COMPONENTS: Final[Mapping[str, Sequence[Migration]]] = {
@@ -323,7 +347,7 @@ COMPONENTS: Final[Mapping[str, Sequence[Migration]]] = {
     "enrolment": (_enrolment_v1,),
     "roster": (_roster_v1,),
     "tabel": (_tabel_v1, _tabel_v2),
-    "notify": (_notify_v1,),
+    "notify": (_notify_v1, _notify_v2),
     "console": (_console_v1,),
     "approval": (_approval_v1,),  # after "tabel": it alters tabel_approvals
 }

@@ -153,7 +153,11 @@ def test_director_district_auditor_and_parent_in_a_browser(
     WebDriverWait(d, 10).until(lambda driver: "/parent/month" in driver.current_url)
     d.get(f"{url}/console/parent/month?month={MONTH}")
     d.find_element(By.CSS_SELECTOR, f'button.report[data-date="{MONTH}-02"]').click()
+    WebDriverWait(d, 10).until(lambda driver: "/parent/not-there" in driver.current_url)  # confirm first
+    d.find_element(By.NAME, "comment").send_keys("he stayed with his grandmother")
+    d.find_element(By.CSS_SELECTOR, "button.confirm").click()
     WebDriverWait(d, 10).until(lambda driver: "reported=" in driver.current_url)
+    assert d.find_elements(By.CSS_SELECTOR, f'button.withdraw[data-date="{MONTH}-02"]')
     d.save_screenshot(str(shots / "parent.png"))
     alarms = [a for a in console.store.alarms() if a.kind == "parent_report"]
     assert len(alarms) == 2  # the in and the out of that day

@@ -122,9 +122,18 @@ def test_a_parent_reports_a_day_and_the_auditors_get_the_entries(console: Consol
         ).status_code
         == 403
     )
+    confirm = s.get(f"{console.url}/console/parent/not-there", params={"date": f"{MONTH}-02"}, timeout=30)
+    assert month.ok and confirm.ok and 'name="comment"' in confirm.text
+    one_tap = s.post(
+        f"{console.url}/console/parent/not-there",
+        data={"csrf": _csrf(confirm.text), "date": f"{MONTH}-02"},
+        timeout=30,
+    )  # without the confirmation: back to the confirmation page, nothing reported
+    assert one_tap.status_code == 200 and "/console/parent/not-there?date=" in one_tap.url
+    assert not [a for a in console.store.alarms() if a.kind == "parent_report"]
     r = s.post(
         f"{console.url}/console/parent/not-there",
-        data={"csrf": _csrf(month.text), "date": f"{MONTH}-02"},
+        data={"csrf": _csrf(confirm.text), "date": f"{MONTH}-02", "confirm": "yes"},
         timeout=30,
     )
     assert r.status_code == 200 and "reported=" in r.url

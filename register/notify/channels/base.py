@@ -10,7 +10,11 @@ from register.notify.messages import Message
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One claimed outbox row: where to, the deterministic ``key``, and the rendered message."""
+    """One claimed outbox row: where to, the deterministic ``key``, and the rendered message.
+
+    ``now_ms``: when it is sent (the dispatcher's clock; an email's ``Date``); ``unsubscribe``: the
+    RFC 8058 one-click URL of an email (register/notify/unsubscribe.py), None for other channels.
+    """
 
     id: int
     key: str
@@ -20,6 +24,9 @@ class Outgoing:
     guardian: str
     attempts: int
     message: Message
+    now_ms: int = 0
+    unsubscribe: str | None = None
+    also: tuple[int, ...] = ()  # a digest: the other outbox rows this one message delivers
 
 
 class Channel(Protocol):

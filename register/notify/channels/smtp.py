@@ -44,7 +44,8 @@ def _text(value: bytes | str) -> str:
 
 
 class EmailChannel:
-    """Sends each message as a plain-text email from ``sender`` through ``host:port``."""
+    """Sends each message as a plain-text email from ``sender`` (shown as ``sender_name`` when given)
+    through ``host:port``."""
 
     name = "email"
 
@@ -58,8 +59,12 @@ class EmailChannel:
         ca: Path | None = None,
         timeout: float = 15.0,
         domain: str = "kgate.invalid",
+        sender_name: str | None = None,
     ) -> None:
         self.host, self.port, self.sender, self.domain = host, port, sender, domain
+        if sender_name is not None and (not sender_name.strip() or not sender_name.isprintable()):
+            raise NotifyConfigError("--smtp-from-name must be printable text")
+        self._from = email.utils.formataddr((sender_name, sender)) if sender_name else sender
         self._credentials = credentials
         self._timeout = timeout
         self._tls = ssl.create_default_context(cafile=None if ca is None else str(ca))
@@ -89,13 +94,22 @@ class EmailChannel:
 
         Written out directly (not with :class:`email.message.EmailMessage`, whose header parsing took
         most of a send's time). Addresses were validated at import (no CR/LF can reach a header).
+        ``Date`` is the time of sending (``item.now_ms``); an item with an unsubscribe URL gets the
+        RFC 8058 headers ``List-Unsubscribe`` and ``List-Unsubscribe-Post``.
         """
         message_id = f"<{item.key}@{self.domain}>"
         subject = email.header.Header(item.message.subject, "utf-8").encode(linesep="\r\n")
         head = (
-            f"From: {self.sender}\r\nTo: {item.address}\r\nSubject: {subject}\r\n"
-            f"Date: {email.utils.formatdate(localtime=False)}\r\nMessage-ID: {message_id}\r\n"
-            "Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
+            f"From: {self._from}\r\nTo: {item.address}\r\nSubject: {subject}\r\n"
+            f"Date: {email.utils.formatdate(item.now_ms / 1000 if item.now_ms else None)}\r\n"
+            f"Message-ID: {message_id}\r\n"
+            + (
+                f"List-Unsubscribe: <{item.unsubscribe}>\r\n"
+                "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+                if item.unsubscribe
+                else ""
+            )
+            + "Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
             'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
         )
         body = base64.encodebytes(item.message.text.encode("utf-8")).replace(b"\n", b"\r\n")
