@@ -22,6 +22,7 @@ import hashlib
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -241,21 +242,48 @@ def wait_ssh(machine: Machine, proc: subprocess.Popen[bytes], timeout: float) ->
         time.sleep(1)  # between polls; each poll itself waits up to ConnectTimeout
 
 
+def os_port() -> int:
+    """A free loopback port chosen by the kernel (the ephemeral range: free_port()'s fixed blocks are
+    shared with every other pytest run on the machine, and qemu cannot retry a taken port itself)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_qemu(pristine: Pristine, disk: Path, work: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """Start qemu with sshd forwarded to a free loopback port; another port if that one was taken."""
+    for _ in range(5):
+        port = os_port()
+        err = work / "qemu.err"
+        with open(err, "wb") as out:
+            proc = subprocess.Popen(
+                qemu_argv(pristine, disk, port, work / "console.log"),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=out,
+            )  # fmt: skip
+        # qemu binds the forwarded port before the guest runs: the port is ours once it listens
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            with socket.socket() as s:
+                s.settimeout(1)
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return proc, port
+            time.sleep(0.2)
+        if proc.poll() is None:
+            return proc, port
+        if "Could not set up host forwarding" not in err.read_text():
+            raise RuntimeError(f"qemu exited with {proc.returncode}: {err.read_text().strip()}")
+    raise RuntimeError(f"qemu could not forward a loopback port: {err.read_text().strip()}")
+
+
 @contextlib.contextmanager
-def booted(
-    pristine: Pristine, work: Path, port: int, identity: Path, register_port: int
-) -> Iterator[Machine]:
+def booted(pristine: Pristine, work: Path, identity: Path, register_port: int) -> Iterator[Machine]:
     """Boot a fresh disk of the pristine root; yield once root logs in over SSH; power off after."""
     disk, host_key = make_disk(pristine, work, identity.with_suffix(".pub").read_text(), register_port)
+    proc, port = start_qemu(pristine, disk, work)
     known_hosts = work / "known_hosts"
-    machine = Machine(port, identity, host_key, known_hosts, work / "console.log")
+    machine = Machine(port, identity, host_key, known_hosts, work / "console.log", proc)
     known_hosts.write_text(machine.known_hosts_line())
-    with open(work / "qemu.err", "wb") as err:
-        proc = subprocess.Popen(
-            qemu_argv(pristine, disk, port, machine.console),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-        )  # fmt: skip
-    machine.process = proc
     try:
         wait_ssh(machine, proc, BOOT_TIMEOUT_S)
         yield machine
