@@ -33,7 +33,8 @@ pytestmark = [
     pytest.mark.timeout(5400),
     pytest.mark.skipif(
         os.environ.get("KGATE_AARCH64") != "1",
-        reason="the aarch64 machine (qemu-system-aarch64 under TCG) takes about N minutes, far beyond the "
+        reason="the aarch64 machine (qemu-system-aarch64, TCG) takes about 10 min (30 more to build its root "
+        "once), far beyond the "
         "suite's time budget: set KGATE_AARCH64=1 to run it (docs/provisioning.md, 'The aarch64 machine')",
     ),
 ]
