@@ -2,6 +2,8 @@
 # Install the Debian / Raspberry Pi OS packages kgate needs. Idempotent: does nothing when all are present.
 #   provisioning/system-packages.sh dev      a developer machine or CI (tests, register, PostgreSQL, sshd)
 #   provisioning/system-packages.sh device   a gate terminal (Raspberry Pi OS Bookworm)
+#   provisioning/system-packages.sh aarch64  optional: the emulated arm64 machine of tests/provisioning/test_aarch64.py
+#                                            (not part of dev: CI does not run it; docs/provisioning.md)
 #   provisioning/system-packages.sh PROFILE --missing   only print the missing packages, one a line
 # The device list is the one `kgate provision` installs (provisioning/device.py runs this script).
 set -euo pipefail
@@ -18,7 +20,9 @@ case "$profile" in
           for p in python3-lgpio python3-picamera2; do
             if apt-cache show "$p" >/dev/null 2>&1; then packages+=("$p"); fi
           done ;;
-  *) echo "usage: $0 dev|device" >&2; exit 2 ;;
+  # qemu-user + binfmt run debootstrap's arm64 second stage; qemu-system-arm boots the machine
+  aarch64) packages=(debootstrap qemu-user-static binfmt-support qemu-system-arm e2fsprogs openssh-client) ;;
+  *) echo "usage: $0 dev|device|aarch64" >&2; exit 2 ;;
 esac
 
 missing=()
