@@ -312,27 +312,36 @@ def pages_router() -> APIRouter:
             return _page("error.html", status=400, session=session, error=f"not a date: {date[:20]!r}")
         return _page("parent_confirm.html", session=session, lang=_visitor_lang(request), day=day.isoformat())
 
-    @router.post("/parent/not-there")
-    async def parent_report(request: Request) -> Response:
+    async def _parent_form(request: Request) -> tuple[dict[str, str], Session, str, str] | Response:
+        """A parent's POST: the form, session, kindergarten and child, once its CSRF token and a parent
+        session (a child opened) check."""
         form = await _form(request)
         session = await _session(request)
         if session is None or not session.csrf_ok(form.get("csrf")):
             return _refused_csrf()
         if session.parent_child is None or session.parent_kindergarten is None:
             return _to("/console/parent")
+        return form, session, session.parent_kindergarten, session.parent_child
+
+    @router.post("/parent/not-there")
+    async def parent_report(request: Request) -> Response:
+        found = await _parent_form(request)
+        if isinstance(found, Response):
+            return found
+        form, session, k, child = found
         console = _console(request)
         if form.get("confirm") != "yes":  # one tap is not a report: the confirmation page first
             return _to("/console/parent/not-there?" + urllib.parse.urlencode({"date": form.get("date", "")}))
         try:
             day = dt.date.fromisoformat(form.get("date", ""))
             new = await run_in_threadpool(
-                report_day, console.store, session.parent_kindergarten, session.parent_child, day,
+                report_day, console.store, k, child, day,
                 now_ms=console.now_ms(), comment=form.get("comment"),
             )  # fmt: skip
         except (RegisterError, ValueError) as exc:
             return _page("error.html", status=400, session=session, error=str(exc))
         await run_in_threadpool(
-            record, console.store, f"parent:{session.parent_kindergarten}/{session.parent_child}",
+            record, console.store, f"parent:{k}/{child}",
             "parent/not-there", f"{day}: {new} entries newly reported",
             now_ms=console.now_ms(), address=_address(request),
         )  # fmt: skip
@@ -341,14 +350,11 @@ def pages_router() -> APIRouter:
     @router.post("/parent/withdraw")
     async def parent_withdraw(request: Request) -> Response:
         """Withdraw the day's reports made within 24 h: recorded, not deleted; the day no longer held."""
-        form = await _form(request)
-        session = await _session(request)
-        if session is None or not session.csrf_ok(form.get("csrf")):
-            return _refused_csrf()
-        if session.parent_child is None or session.parent_kindergarten is None:
-            return _to("/console/parent")
+        found = await _parent_form(request)
+        if isinstance(found, Response):
+            return found
+        form, session, k, child = found
         console = _console(request)
-        k, child = session.parent_kindergarten, session.parent_child
         try:
             day = dt.date.fromisoformat(form.get("date", ""))
             zone = (await run_in_threadpool(get_settings, console.store, k)).zone.key
